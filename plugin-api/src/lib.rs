@@ -1,0 +1,158 @@
+//! # aihub plugin API
+//!
+//! Provider adapters for the [aihub](https://example.invalid/aihub) gateway are `cdylib`
+//! libraries built against this crate. The host loads them at start, and loads a library
+//! dropped into its plugin directory while it runs.
+//!
+//! A plugin is a **pure translator**: the host owns all I/O (one pooled HTTP client,
+//! timeouts, retries, cancellation). The plugin turns an OpenAI-shaped call into an upstream
+//! HTTP request ([`Plugin::prepare`]), and the upstream's reply back into the OpenAI shape
+//! ([`Plugin::parse`] for whole bodies, a [`StreamDecoder`] for streams), classifying
+//! failures with an [`ErrorClass`] the host acts on (stop using a key, back off, retry).
+//!
+//! ## A complete minimal plugin
+//!
+//! `Cargo.toml`:
+//!
+//! ```toml
+//! [package]
+//! name = "my-provider"
+//! version = "0.1.0"
+//! edition = "2021"
+//!
+//! [lib]
+//! crate-type = ["cdylib"]
+//!
+//! [dependencies]
+//! aihub-plugin-api = "0.1"   # the lib is named `plugin_api`
+//! serde_json = "1"
+//!
+//! [profile.release]
+//! panic = "unwind"   # required: panics are caught at the boundary, never abort the host
+//! ```
+//!
+//! `src/lib.rs` — forwards chat calls to an OpenAI-compatible upstream:
+//!
+//! ```
+//! use plugin_api::sse::SseParser;
+//! use plugin_api::*;
+//!
+//! pub struct MyProvider {
+//!     base_url: String,
+//! }
+//!
+//! impl Plugin for MyProvider {
+//!     type Decoder = MyDecoder;
+//!
+//!     fn manifest() -> Manifest {
+//!         Manifest {
+//!             name: "my-provider".into(),
+//!             version: env!("CARGO_PKG_VERSION").into(),
+//!             description: "Example provider".into(),
+//!             abi_version: 0, // filled in by export_plugin!
+//!             providers: vec![ProviderSpec {
+//!                 prefix: "mine".into(),
+//!                 base_url: "https://api.example.com/v1".into(),
+//!                 auth: AuthScheme::Bearer,
+//!                 api_key_env: Some("MINE_API_KEY".into()),
+//!                 models: vec![ModelSpec::chat("small-1")],
+//!             }],
+//!         }
+//!     }
+//!
+//!     fn new(config: ProviderConfig) -> Result<Self, String> {
+//!         Ok(MyProvider { base_url: config.base_url })
+//!     }
+//!
+//!     fn prepare(&self, call: &Call<'_>) -> Result<Prepared, ProviderError> {
+//!         let mut body: serde_json::Value = call.json()?;
+//!         body["model"] = call.model.into();
+//!         let mut req = HttpRequest::post(format!("{}/chat/completions", self.base_url)).json(&body)?;
+//!         if let Some(key) = call.api_key {
+//!             req = req.header("authorization", format!("Bearer {key}"));
+//!         }
+//!         Ok(Prepared::Upstream(req))
+//!     }
+//!
+//!     fn parse(&self, _call: &Call<'_>, resp: &Response<'_>) -> Result<Reply, ProviderError> {
+//!         if !resp.is_success() {
+//!             let class = ProviderError::class_for_status(resp.status);
+//!             let text = String::from_utf8_lossy(resp.body).into_owned();
+//!             return Err(ProviderError::new(class, text).with_status(resp.status));
+//!         }
+//!         let v: serde_json::Value = serde_json::from_slice(resp.body)
+//!             .map_err(|e| ProviderError::upstream(format!("unreadable reply: {e}")))?;
+//!         let usage = v.get("usage").map(|u| Usage {
+//!             input_tokens: u["prompt_tokens"].as_u64().unwrap_or(0),
+//!             output_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
+//!             ..Usage::default()
+//!         });
+//!         Ok(Reply { body: resp.body.to_vec(), usage })
+//!     }
+//!
+//!     fn stream(&self, _call: &Call<'_>) -> Result<MyDecoder, ProviderError> {
+//!         Ok(MyDecoder { sse: SseParser::new() })
+//!     }
+//! }
+//!
+//! pub struct MyDecoder {
+//!     sse: SseParser,
+//! }
+//!
+//! impl StreamDecoder for MyDecoder {
+//!     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
+//!         for event in self.sse.feed(bytes) {
+//!             if event.data == "[DONE]" {
+//!                 out.done();
+//!             } else {
+//!                 out.raw_chunk(event.data.into_bytes());
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//!
+//!     fn finish(&mut self, _out: &mut StreamOutput) -> Result<(), ProviderError> {
+//!         Ok(())
+//!     }
+//! }
+//!
+//! plugin_api::export_plugin!(MyProvider);
+//! # fn main() {}
+//! ```
+//!
+//! Build it with `cargo build --release` and copy `target/release/libmy_provider.so` into
+//! the gateway's plugin directory; requests for `mine/small-1` then go to it. To replace a
+//! loaded plugin, write the new file under a temporary name and `mv` it over the old one:
+//! overwriting a loaded library in place can crash processes that map it.
+//!
+//! ## Compatibility
+//!
+//! The host checks the library's `aihub-plugin-api` version (same major, or same minor
+//! while 0.x), the layout of every type crossing the boundary, and [`ABI_VERSION`]. A
+//! library that fails any check is refused with a message; the host keeps serving.
+
+mod abi;
+mod convert;
+mod export;
+#[cfg(feature = "host")]
+pub mod host;
+pub mod openai;
+mod sdk;
+pub mod sse;
+mod types;
+
+pub use sdk::{Plugin, StreamDecoder, StreamOutput};
+pub use types::*;
+
+/// Version of the contract between host and plugins beyond type layouts: the meaning of
+/// fields, the JSON shapes exchanged. Bumped on any incompatible change.
+pub const ABI_VERSION: u32 = 1;
+
+/// Re-exported so a plugin needs no other dependency to read and write JSON.
+pub use serde;
+pub use serde_json;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::export::*;
+}

@@ -1,0 +1,411 @@
+//! Plain serde types of the SDK, shared by plugins and the host.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a plugin offers: read once when the library loads.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    /// Plugin name; `[[providers]] plugin = "..."` in the host config refers to it.
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    /// Filled in by [`crate::export_plugin!`]; what the plugin was built against.
+    #[serde(default)]
+    pub abi_version: u32,
+    /// Provider instances the host creates by default, one routing prefix each.
+    #[serde(default)]
+    pub providers: Vec<ProviderSpec>,
+}
+
+/// A default provider instance of a plugin.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ProviderSpec {
+    /// The routing prefix: `model = "<prefix>/<upstream model>"`.
+    pub prefix: String,
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub auth: AuthScheme,
+    /// Environment variable the host reads the key from when none is configured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key_env: Option<String>,
+    #[serde(default)]
+    pub models: Vec<ModelSpec>,
+}
+
+/// How the upstream authenticates; the plugin applies it, the host only needs to know
+/// whether a key is required.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthScheme {
+    /// No key (local or offline providers).
+    #[default]
+    None,
+    /// `Authorization: Bearer <key>`.
+    Bearer,
+    /// The key in the named header.
+    Header(String),
+    /// The key in the named query parameter.
+    Query(String),
+}
+
+impl AuthScheme {
+    pub fn needs_key(&self) -> bool {
+        !matches!(self, AuthScheme::None)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ModelSpec {
+    pub id: String,
+    #[serde(default)]
+    pub kind: ModelKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context_window: Option<u32>,
+    /// List price in USD per million input tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_price_per_mtok: Option<f64>,
+    /// List price in USD per million output tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_price_per_mtok: Option<f64>,
+}
+
+impl ModelSpec {
+    pub fn chat(id: impl Into<String>) -> Self {
+        ModelSpec {
+            id: id.into(),
+            kind: ModelKind::Chat,
+            context_window: None,
+            input_price_per_mtok: None,
+            output_price_per_mtok: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    #[default]
+    Chat,
+    Embedding,
+    Image,
+}
+
+/// A configured provider instance, given to [`crate::Plugin::new`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProviderConfig {
+    pub prefix: String,
+    pub base_url: String,
+    /// Free-form options from the operator's config.
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+/// Which consumer endpoint a call came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Chat,
+    Embeddings,
+    Images,
+}
+
+impl Endpoint {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            Endpoint::Chat => 0,
+            Endpoint::Embeddings => 1,
+            Endpoint::Images => 2,
+        }
+    }
+    pub(crate) fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Endpoint::Chat,
+            1 => Endpoint::Embeddings,
+            2 => Endpoint::Images,
+            _ => return None,
+        })
+    }
+}
+
+/// One consumer call as a plugin sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub endpoint: Endpoint,
+    /// The model with the routing prefix removed (`openrouter/openai/gpt-4o` -> `openai/gpt-4o`).
+    pub model: &'a str,
+    /// The client's request body (OpenAI JSON), as sent.
+    pub body: &'a [u8],
+    /// The credential to use, if the provider has one.
+    pub api_key: Option<&'a str>,
+    pub stream: bool,
+    /// The client asked for `stream_options.include_usage`: the decoder must then emit
+    /// a final chunk with `usage` and empty `choices`, as OpenAI does.
+    pub include_usage: bool,
+}
+
+impl<'a> Call<'a> {
+    /// Parses the body; a body that does not fit is the client's error.
+    pub fn json<T: Deserialize<'a>>(&self) -> Result<T, ProviderError> {
+        serde_json::from_slice(self.body)
+            .map_err(|e| ProviderError::bad_request(format!("invalid request body: {e}")))
+    }
+}
+
+/// What `prepare` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prepared {
+    /// Send this to the upstream.
+    Upstream(HttpRequest),
+    /// Answer without I/O, as if the upstream had sent this (offline providers).
+    Local(LocalReply),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LocalReply {
+    pub status: u16,
+    pub content_type: String,
+    pub body: Vec<u8>,
+}
+
+/// An upstream request; the host sends it with its pooled client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpRequest {
+    pub fn post(url: impl Into<String>) -> Self {
+        HttpRequest {
+            method: "POST".into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    pub fn get(url: impl Into<String>) -> Self {
+        HttpRequest {
+            method: "GET".into(),
+            ..Self::post(url)
+        }
+    }
+
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Sets a JSON body and its content type.
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Result<Self, ProviderError> {
+        self.body = serde_json::to_vec(body)
+            .map_err(|e| ProviderError::internal(format!("cannot encode request: {e}")))?;
+        Ok(self.header("content-type", "application/json"))
+    }
+}
+
+/// An upstream reply, as the plugin's `parse` sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Response<'a> {
+    pub status: u16,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub body: &'a [u8],
+}
+
+impl Response<'_> {
+    /// First header of that name, case-insensitive.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// A whole (non-streamed) reply in the OpenAI shape.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    /// OpenAI-shaped JSON (`chat.completion`, embeddings list, images response).
+    pub body: Vec<u8>,
+    pub usage: Option<Usage>,
+}
+
+impl Reply {
+    pub fn json<T: Serialize + ?Sized>(body: &T, usage: Option<Usage>) -> Result<Self, ProviderError> {
+        let body = serde_json::to_vec(body)
+            .map_err(|e| ProviderError::internal(format!("cannot encode reply: {e}")))?;
+        Ok(Reply { body, usage })
+    }
+}
+
+/// Token counts of one call. Cached and cache-write tokens are part of `input_tokens`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    #[serde(default)]
+    pub cached_input_tokens: u64,
+    #[serde(default)]
+    pub cache_write_tokens: u64,
+    #[serde(default)]
+    pub reasoning_tokens: u64,
+}
+
+impl Usage {
+    /// The OpenAI `usage` object.
+    pub fn to_openai(&self) -> serde_json::Value {
+        let mut u = serde_json::json!({
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+        });
+        if self.cached_input_tokens > 0 {
+            u["prompt_tokens_details"] = serde_json::json!({"cached_tokens": self.cached_input_tokens});
+        }
+        if self.reasoning_tokens > 0 {
+            u["completion_tokens_details"] =
+                serde_json::json!({"reasoning_tokens": self.reasoning_tokens});
+        }
+        u
+    }
+}
+
+/// What the host does about a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The credential was refused (401/403): the host stops using that key.
+    Auth,
+    /// Slow down; `retry_after_ms` says for how long when the upstream said.
+    RateLimited,
+    /// The client's request is wrong; never retried.
+    BadRequest,
+    /// The upstream failed or answered something unreadable.
+    Upstream,
+    Timeout,
+    /// A bug in the plugin (including a caught panic).
+    Internal,
+}
+
+impl ErrorClass {
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            ErrorClass::Auth => 0,
+            ErrorClass::RateLimited => 1,
+            ErrorClass::BadRequest => 2,
+            ErrorClass::Upstream => 3,
+            ErrorClass::Timeout => 4,
+            ErrorClass::Internal => 5,
+        }
+    }
+    pub(crate) fn from_u8(v: u8) -> Self {
+        match v {
+            0 => ErrorClass::Auth,
+            1 => ErrorClass::RateLimited,
+            2 => ErrorClass::BadRequest,
+            3 => ErrorClass::Upstream,
+            4 => ErrorClass::Timeout,
+            _ => ErrorClass::Internal,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::Auth => "auth",
+            ErrorClass::RateLimited => "rate_limited",
+            ErrorClass::BadRequest => "bad_request",
+            ErrorClass::Upstream => "upstream",
+            ErrorClass::Timeout => "timeout",
+            ErrorClass::Internal => "internal",
+        }
+    }
+}
+
+/// A failed call, classified. `message` keeps the provider's own words.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderError {
+    pub class: ErrorClass,
+    /// The upstream's HTTP status, when there was one.
+    pub status: Option<u16>,
+    pub retry_after_ms: Option<u64>,
+    pub message: String,
+    /// The provider's error code (`context_length_exceeded`, ...), passed to the client.
+    pub code: Option<String>,
+}
+
+impl ProviderError {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        ProviderError {
+            class,
+            status: None,
+            retry_after_ms: None,
+            message: message.into(),
+            code: None,
+        }
+    }
+    pub fn auth(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Auth, message)
+    }
+    pub fn rate_limited(message: impl Into<String>, retry_after_ms: Option<u64>) -> Self {
+        ProviderError {
+            retry_after_ms,
+            ..Self::new(ErrorClass::RateLimited, message)
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::BadRequest, message)
+    }
+    pub fn upstream(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Upstream, message)
+    }
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Timeout, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorClass::Internal, message)
+    }
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = Some(status);
+        self
+    }
+    pub fn with_code(mut self, code: impl Into<String>) -> Self {
+        self.code = Some(code.into());
+        self
+    }
+
+    /// The class an upstream HTTP status implies, for plugins that map statuses directly.
+    pub fn class_for_status(status: u16) -> ErrorClass {
+        match status {
+            401 | 403 => ErrorClass::Auth,
+            429 => ErrorClass::RateLimited,
+            408 | 504 => ErrorClass::Timeout,
+            400..=499 => ErrorClass::BadRequest,
+            _ => ErrorClass::Upstream,
+        }
+    }
+}
+
+impl fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.class.as_str(), self.message)
+    }
+}
+
+impl std::error::Error for ProviderError {}
+
+/// Parses a `Retry-After` header given in seconds (the form LLM providers use).
+pub fn retry_after_ms(value: Option<&str>) -> Option<u64> {
+    let v = value?.trim();
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(|s| (s * 1000.0) as u64)
+}
