@@ -1,1 +1,82 @@
-fn main() {}
+//! `aihub`: a self-hosted AI gateway. The binary only parses the command line and wires
+//! the modules together.
+
+mod config;
+mod error;
+mod http;
+mod plugin_list;
+mod plugins;
+mod proxy;
+mod routes;
+mod routing;
+mod serve;
+mod server;
+mod state;
+mod upstream;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "aihub", version, about = "Self-hosted AI gateway with hot-loaded provider plugins")]
+struct Cli {
+    /// Configuration file (default: ./aihub.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Inspect plugin libraries.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Print the version and the plugin ABI version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// What each library in DIR (default: the configured plugin dir) offers, or why it is refused.
+    List { dir: Option<PathBuf> },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!(
+            "aihub {} (plugin ABI {}, aihub-plugin-api {})",
+            env!("CARGO_PKG_VERSION"),
+            plugin_api::ABI_VERSION,
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let config = match config::Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("aihub: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve => serve::run(config),
+        Command::Plugins {
+            command: PluginsCommand::List { dir },
+        } => plugin_list::run(&config, dir),
+        Command::Version => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aihub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

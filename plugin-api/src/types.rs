@@ -112,6 +112,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
+    #[cfg_attr(not(feature = "host"), allow(dead_code))]
     pub(crate) fn to_u8(self) -> u8 {
         match self {
             Endpoint::Chat => 0,
@@ -306,6 +307,7 @@ impl ErrorClass {
             ErrorClass::Internal => 5,
         }
     }
+    #[cfg_attr(not(feature = "host"), allow(dead_code))]
     pub(crate) fn from_u8(v: u8) -> Self {
         match v {
             0 => ErrorClass::Auth,

@@ -1,1 +1,54 @@
+//! Test fixture: built for another ABI version (999); the host must refuse it.
 
+use plugin_api::*;
+
+pub struct OldAbi;
+
+impl Plugin for OldAbi {
+    type Decoder = Nothing;
+
+    fn manifest() -> Manifest {
+        Manifest {
+            name: "old-abi".into(),
+            version: "0.0.1".into(),
+            description: "claims a taken prefix".into(),
+            abi_version: 0,
+            providers: vec![ProviderSpec {
+                prefix: "oldabi".into(),
+                base_url: String::new(),
+                auth: AuthScheme::None,
+                api_key_env: None,
+                models: vec![],
+            }],
+        }
+    }
+
+    fn new(_config: ProviderConfig) -> Result<Self, String> {
+        Ok(OldAbi)
+    }
+
+    fn prepare(&self, _call: &Call<'_>) -> Result<Prepared, ProviderError> {
+        Err(ProviderError::internal("dupe must never be routed to"))
+    }
+
+    fn parse(&self, _call: &Call<'_>, _response: &Response<'_>) -> Result<Reply, ProviderError> {
+        Err(ProviderError::internal("dupe must never be routed to"))
+    }
+
+    fn stream(&self, _call: &Call<'_>) -> Result<Nothing, ProviderError> {
+        Err(ProviderError::internal("dupe must never be routed to"))
+    }
+}
+
+pub struct Nothing;
+
+impl StreamDecoder for Nothing {
+    fn feed(&mut self, _bytes: &[u8], _out: &mut StreamOutput) -> Result<(), ProviderError> {
+        Ok(())
+    }
+    fn finish(&mut self, _out: &mut StreamOutput) -> Result<(), ProviderError> {
+        Ok(())
+    }
+}
+
+plugin_api::__export_plugin_with_abi!(OldAbi, 999);

@@ -1,0 +1,235 @@
+//! Configuration: built-in defaults, then `aihub.toml` (or `--config FILE`), then
+//! `aihub.<profile>.toml` (`AIHUB_PROFILE`), then `AIHUB_*` environment variables with
+//! nested keys joined by `__`. Unknown keys are errors, so a typo is never silent.
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub plugins: PluginsConfig,
+    pub upstream: UpstreamConfig,
+    pub log: LogConfig,
+    /// Opens the admin API. Generated and printed at start when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    #[serde(default)]
+    pub providers: Vec<ProviderEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Port 0 picks a free port; the bound address goes to `<data_dir>/aihub.addr`.
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// How long in-flight requests may run after SIGTERM before the server exits anyway.
+    pub shutdown_grace_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginsConfig {
+    /// Defaults to `<data_dir>/plugins`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// Watch the directory and load new or replaced libraries while running.
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    pub connect_timeout_ms: u64,
+    /// Until the upstream's response headers arrive.
+    pub first_byte_timeout_ms: u64,
+    /// Longest silence allowed between two chunks of a streamed reply.
+    pub idle_timeout_ms: u64,
+    /// Largest whole (non-streamed) upstream reply read into memory.
+    pub max_response_bytes: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: String,
+}
+
+/// A provider instance declared by the operator: a plugin under a routing prefix.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    pub prefix: String,
+    /// The plugin's manifest name (`openai`, `anthropic`, ...).
+    pub plugin: String,
+    /// Defaults to the plugin's own default for that prefix, if it has one.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// Environment variable holding the API key.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Model ids to list in `/v1/models` for this provider.
+    #[serde(default)]
+    pub models: Option<Vec<String>>,
+    /// Passed to the plugin as is.
+    #[serde(default)]
+    pub options: serde_json::Value,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig {
+                listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
+                max_body_bytes: 16 * 1024 * 1024,
+                shutdown_grace_ms: 30_000,
+            },
+            storage: StorageConfig {
+                data_dir: PathBuf::from("./data"),
+            },
+            plugins: PluginsConfig { dir: None, watch: true },
+            upstream: UpstreamConfig {
+                connect_timeout_ms: 10_000,
+                first_byte_timeout_ms: 300_000,
+                idle_timeout_ms: 300_000,
+                max_response_bytes: 64 * 1024 * 1024,
+            },
+            log: LogConfig { format: "text".into() },
+            admin_token: None,
+            providers: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the layered configuration. `file` is `--config`; without it `aihub.toml` in
+    /// the working directory is read when present.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_from(file, Env::prefixed("AIHUB_").split("__"), std::env::var("AIHUB_PROFILE").ok())
+    }
+
+    fn load_from(file: Option<&Path>, env: Env, profile: Option<String>) -> Result<Config, ConfigError> {
+        let base = match file {
+            Some(f) if !f.exists() => return Err(ConfigError::MissingFile(f.to_path_buf())),
+            Some(f) => f.to_path_buf(),
+            None => PathBuf::from("aihub.toml"),
+        };
+        let mut fig = Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(&base));
+        if let Some(profile) = profile.filter(|p| !p.is_empty()) {
+            let stem = base.file_stem().and_then(|s| s.to_str()).unwrap_or("aihub");
+            let profiled = base.with_file_name(format!("{stem}.{profile}.toml"));
+            fig = fig.merge(Toml::file(profiled));
+        }
+        // AIHUB_PROFILE selects the profile file; it is not a key.
+        let env = env.ignore(&["PROFILE"]);
+        let config: Config = fig.merge(env).extract().map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
+            ConfigError::Invalid(msgs.join("; "))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.max_body_bytes == 0 {
+            return Err(ConfigError::Invalid("server.max_body_bytes must be greater than 0".into()));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid(format!(
+                "log.format must be \"text\" or \"json\", not {:?}",
+                self.log.format
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.providers {
+            if p.prefix.is_empty() || p.prefix.contains('/') {
+                return Err(ConfigError::Invalid(format!(
+                    "providers: prefix {:?} must be non-empty and contain no '/'",
+                    p.prefix
+                )));
+            }
+            if !seen.insert(p.prefix.as_str()) {
+                return Err(ConfigError::Invalid(format!("providers: prefix {:?} is declared twice", p.prefix)));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.plugins
+            .dir
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("plugins"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    #[test]
+    fn layers_defaults_file_profile_env() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "aihub.toml",
+                r#"
+                [server]
+                listen = "127.0.0.1:9000"
+                [[providers]]
+                prefix = "local"
+                plugin = "openai"
+                base_url = "http://127.0.0.1:1/v1"
+                "#,
+            )?;
+            jail.create_file("aihub.test.toml", "[server]\nmax_body_bytes = 1000\n")?;
+            jail.set_env("AIHUB_SERVER__MAX_BODY_BYTES", "2000");
+            jail.set_env("AIHUB_STORAGE__DATA_DIR", "/tmp/x");
+            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), Some("test".into()))
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.server.listen.port(), 9000);
+            assert_eq!(c.server.max_body_bytes, 2000);
+            assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
+            assert_eq!(c.plugin_dir(), PathBuf::from("/tmp/x/plugins"));
+            assert_eq!(c.providers[0].prefix, "local");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.create_file("aihub.toml", "[server]\nlisten_addr = \"x\"\n")?;
+            let err = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None).unwrap_err();
+            assert!(err.to_string().contains("listen_addr"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn missing_explicit_file_is_an_error() {
+        let err = Config::load(Some(Path::new("/nonexistent/aihub.toml"))).unwrap_err();
+        assert!(matches!(err, ConfigError::MissingFile(_)));
+    }
+}

@@ -1,0 +1,198 @@
+//! The one place errors become HTTP statuses and OpenAI-shaped bodies.
+
+use bytes::Bytes;
+use plugin_api::{ErrorClass, ProviderError};
+use serde_json::json;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    InvalidJson(String),
+    #[error("missing required parameter: '{0}'")]
+    MissingField(&'static str),
+    #[error("invalid parameter '{field}': {message}")]
+    InvalidField { field: &'static str, message: String },
+    #[error("request body exceeds the limit of {limit} bytes")]
+    BodyTooLarge { limit: usize },
+    #[error("could not read the request body: {0}")]
+    BodyRead(String),
+    #[error("{message}")]
+    ModelNotFound { message: String },
+    #[error("no route for {method} {path}")]
+    NotFound { method: String, path: String },
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("provider '{prefix}' has no API key configured{hint}")]
+    NoCredential { prefix: String, hint: String },
+    #[error("{0}")]
+    Provider(ProviderError),
+    #[error("could not reach the upstream: {0}")]
+    UpstreamConnect(String),
+    #[error("the upstream did not answer within {0} ms")]
+    UpstreamTimeout(u64),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::InvalidJson(_)
+            | ApiError::MissingField(_)
+            | ApiError::InvalidField { .. }
+            | ApiError::BodyRead(_) => 400,
+            ApiError::BodyTooLarge { .. } => 413,
+            ApiError::ModelNotFound { .. } | ApiError::NotFound { .. } => 404,
+            ApiError::MethodNotAllowed { .. } => 405,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::NoCredential { .. } => 503,
+            ApiError::Provider(e) => match e.class {
+                ErrorClass::BadRequest => match e.status {
+                    Some(s @ 400..=499) if s != 401 && s != 403 && s != 429 => s,
+                    _ => 400,
+                },
+                ErrorClass::RateLimited => 429,
+                ErrorClass::Auth | ErrorClass::Upstream => 502,
+                ErrorClass::Timeout => 504,
+                ErrorClass::Internal => 500,
+            },
+            ApiError::UpstreamConnect(_) => 502,
+            ApiError::UpstreamTimeout(_) => 504,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
+    fn error_type(&self) -> &'static str {
+        match self.status() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            429 => "rate_limit_error",
+            502 => "upstream_error",
+            504 => "timeout_error",
+            500 | 503 => "server_error",
+            _ => "invalid_request_error",
+        }
+    }
+
+    fn code(&self) -> Option<String> {
+        let code = match self {
+            ApiError::InvalidJson(_) => "invalid_json",
+            ApiError::MissingField(_) => "missing_required_parameter",
+            ApiError::InvalidField { .. } => "invalid_type",
+            ApiError::BodyTooLarge { .. } => "request_too_large",
+            ApiError::BodyRead(_) => "invalid_body",
+            ApiError::ModelNotFound { .. } => "model_not_found",
+            ApiError::NotFound { .. } => "unknown_url",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::Unauthorized(_) => "invalid_api_key",
+            ApiError::NoCredential { .. } => "no_credentials",
+            ApiError::Provider(e) => {
+                if let Some(code) = &e.code {
+                    return Some(code.clone());
+                }
+                match e.class {
+                    ErrorClass::Auth => "upstream_auth_error",
+                    ErrorClass::Upstream => "upstream_error",
+                    ErrorClass::Timeout => "upstream_timeout",
+                    ErrorClass::Internal => "plugin_error",
+                    ErrorClass::RateLimited => "rate_limit_exceeded",
+                    ErrorClass::BadRequest => return None,
+                }
+            }
+            ApiError::UpstreamConnect(_) => "upstream_unreachable",
+            ApiError::UpstreamTimeout(_) => "upstream_timeout",
+            ApiError::Internal(_) => "internal_error",
+        };
+        Some(code.to_string())
+    }
+
+    fn param(&self) -> Option<&'static str> {
+        match self {
+            ApiError::MissingField(f) | ApiError::InvalidField { field: f, .. } => Some(f),
+            ApiError::ModelNotFound { .. } => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// Seconds to tell the client to wait, when the upstream said.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            ApiError::Provider(e) => e.retry_after_ms.map(|ms| ms.div_ceil(1000)),
+            _ => None,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Provider(e) => match e.class {
+                ErrorClass::Auth => format!("the upstream refused the gateway's credential: {}", e.message),
+                ErrorClass::Internal => format!("provider plugin failed: {}", e.message),
+                _ => e.message.clone(),
+            },
+            other => other.to_string(),
+        }
+    }
+
+    /// `{"error":{"message","type","code","param"}}`.
+    pub fn body(&self) -> serde_json::Value {
+        json!({
+            "error": {
+                "message": self.message(),
+                "type": self.error_type(),
+                "code": self.code(),
+                "param": self.param(),
+            }
+        })
+    }
+
+    pub fn body_bytes(&self) -> Bytes {
+        Bytes::from(self.body().to_string())
+    }
+
+    /// Low-cardinality label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ApiError::Provider(e) => e.class.as_str(),
+            ApiError::UpstreamConnect(_) => "upstream_unreachable",
+            ApiError::UpstreamTimeout(_) => "timeout",
+            ApiError::Internal(_) => "internal",
+            _ => "client",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_classes_map_to_statuses() {
+        let cases = [
+            (ProviderError::bad_request("x").with_status(422), 422),
+            (ProviderError::bad_request("x"), 400),
+            (ProviderError::auth("x").with_status(401), 502),
+            (ProviderError::rate_limited("x", Some(1500)), 429),
+            (ProviderError::upstream("x").with_status(503), 502),
+            (ProviderError::timeout("x"), 504),
+            (ProviderError::internal("x"), 500),
+        ];
+        for (e, status) in cases {
+            assert_eq!(ApiError::Provider(e.clone()).status(), status, "{e:?}");
+        }
+        assert_eq!(
+            ApiError::Provider(ProviderError::rate_limited("x", Some(1500))).retry_after_secs(),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn body_has_openai_shape() {
+        let b = ApiError::MissingField("model").body();
+        assert_eq!(b["error"]["type"], "invalid_request_error");
+        assert_eq!(b["error"]["code"], "missing_required_parameter");
+        assert_eq!(b["error"]["param"], "model");
+        assert!(b["error"]["message"].as_str().unwrap().contains("model"));
+    }
+}

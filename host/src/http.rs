@@ -1,0 +1,94 @@
+//! Response bodies and small response builders shared by the handlers.
+
+use crate::error::ApiError;
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame};
+use http_body_util::{combinators::BoxBody, BodyExt, Full};
+use hyper::Response;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+fn build(status: u16, content_type: &'static str, body: Body) -> Response<Body> {
+    let mut resp = Response::new(body);
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    resp
+}
+
+pub fn json_bytes(status: u16, body: impl Into<Bytes>) -> Response<Body> {
+    build(status, "application/json", full(body))
+}
+
+pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Response<Body> {
+    match serde_json::to_vec(value) {
+        Ok(v) => json_bytes(status, v),
+        Err(e) => error(&ApiError::Internal(format!("cannot encode response: {e}"))),
+    }
+}
+
+pub fn error(err: &ApiError) -> Response<Body> {
+    let mut resp = json_bytes(err.status(), err.body_bytes());
+    if let Some(secs) = err.retry_after_secs() {
+        resp.headers_mut().insert(hyper::header::RETRY_AFTER, secs.into());
+    }
+    resp
+}
+
+pub fn event_stream(body: Body) -> Response<Body> {
+    let mut resp = build(200, "text/event-stream", body);
+    resp.headers_mut()
+        .insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache"));
+    resp
+}
+
+/// A streamed response body fed by a channel. When the client goes away hyper drops the
+/// body, the receiver closes, and the producing task sees it and stops the upstream.
+pub struct ChannelBody {
+    rx: mpsc::Receiver<Bytes>,
+}
+
+impl ChannelBody {
+    pub fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+        ChannelBody { rx }
+    }
+}
+
+impl HttpBody for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+/// One SSE `data:` event per JSON chunk, framed into a single buffer.
+pub fn sse_frames(chunks: &[Vec<u8>]) -> Bytes {
+    let len: usize = chunks.iter().map(|c| c.len() + 8).sum();
+    let mut buf = Vec::with_capacity(len);
+    for c in chunks {
+        buf.extend_from_slice(b"data: ");
+        buf.extend_from_slice(c);
+        buf.extend_from_slice(b"\n\n");
+    }
+    Bytes::from(buf)
+}
+
+pub const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// The event that ends a stream that failed after it began (no `[DONE]` follows).
+pub fn sse_error(err: &ApiError) -> Bytes {
+    let mut buf = b"data: ".to_vec();
+    buf.extend_from_slice(&err.body_bytes());
+    buf.extend_from_slice(b"\n\n");
+    Bytes::from(buf)
+}

@@ -1,0 +1,16 @@
+//! Liveness and readiness.
+
+use crate::http::{self, Body};
+use crate::state::AppState;
+use hyper::Response;
+use serde_json::json;
+
+pub fn healthz() -> Response<Body> {
+    http::json(200, &json!({"status": "ok"}))
+}
+
+/// Ready once listening with a routing table; reports how many providers are routable.
+pub fn readyz(state: &AppState) -> Response<Body> {
+    let routes = state.routes.load();
+    http::json(200, &json!({"status": "ready", "providers": routes.prefixes().len()}))
+}

@@ -1,0 +1,48 @@
+//! Path dispatch. A handful of fixed paths: a match is clearer than a router crate.
+
+mod admin;
+mod health;
+mod models;
+
+use crate::error::ApiError;
+use crate::http::Body;
+use crate::proxy;
+use crate::state::AppState;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response};
+use plugin_api::Endpoint;
+use std::sync::Arc;
+
+pub async fn dispatch(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let full_path = req.uri().path().trim_end_matches('/').to_string();
+    let path = if full_path.is_empty() { "/" } else { full_path.as_str() };
+    let method = req.method().clone();
+    // The seed system's paths are served by the same handlers.
+    let consumer = path.strip_prefix("/v1").or_else(|| path.strip_prefix("/api/v2"));
+    match (consumer, path) {
+        (Some("/chat/completions"), _) if method == Method::POST => proxy::handle(state, req, Endpoint::Chat).await,
+        (Some("/embeddings"), _) if method == Method::POST => proxy::handle(state, req, Endpoint::Embeddings).await,
+        (Some("/images/generations"), _) if method == Method::POST => {
+            proxy::handle(state, req, Endpoint::Images).await
+        }
+        (Some("/models"), _) if method == Method::GET => Ok(models::list(state)),
+        (Some("/chat/completions" | "/embeddings" | "/images/generations" | "/models"), _) => {
+            Err(not_allowed(&method, path))
+        }
+        (_, "/healthz") if method == Method::GET => Ok(health::healthz()),
+        (_, "/readyz") if method == Method::GET => Ok(health::readyz(state)),
+        (_, "/healthz" | "/readyz") => Err(not_allowed(&method, path)),
+        (_, p) if p.starts_with("/api/admin/") => admin::dispatch(state, req, &method, p).await,
+        _ => Err(ApiError::NotFound {
+            method: method.to_string(),
+            path: path.to_string(),
+        }),
+    }
+}
+
+pub(crate) fn not_allowed(method: &Method, path: &str) -> ApiError {
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: path.to_string(),
+    }
+}

@@ -1,0 +1,30 @@
+//! `GET /v1/models`: every model of every routable provider, as `prefix/model`.
+
+use crate::http::{self, Body};
+use crate::state::AppState;
+use hyper::Response;
+use serde_json::json;
+
+pub fn list(state: &AppState) -> Response<Body> {
+    let table = state.routes.load();
+    let mut data = Vec::new();
+    for route in table.routes_sorted() {
+        for m in &route.models {
+            let mut entry = json!({
+                "id": format!("{}/{}", route.prefix, m.id),
+                "object": "model",
+                "created": 0,
+                "owned_by": route.plugin,
+                "kind": m.kind,
+            });
+            if let Some(c) = m.context_window {
+                entry["context_window"] = c.into();
+            }
+            if let (Some(i), Some(o)) = (m.input_price_per_mtok, m.output_price_per_mtok) {
+                entry["pricing"] = json!({"input_per_mtok": i, "output_per_mtok": o});
+            }
+            data.push(entry);
+        }
+    }
+    http::json(200, &json!({"object": "list", "data": data}))
+}
