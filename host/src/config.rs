@@ -16,9 +16,13 @@ pub struct Config {
     pub plugins: PluginsConfig,
     pub upstream: UpstreamConfig,
     pub log: LogConfig,
-    /// Opens the admin API. Generated and printed at start when unset.
+    pub call_log: CallLogConfig,
+    /// Opens the admin API. Generated and printed once, on first start, when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
+    /// Base64 of 32 bytes; encrypts stored provider keys. Else `<data_dir>/master.key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_key: Option<Secret>,
     #[serde(default)]
     pub providers: Vec<ProviderEntry>,
 }
@@ -68,6 +72,31 @@ pub struct LogConfig {
     pub format: String,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallLogConfig {
+    /// Records waiting for the writer; beyond this, records are dropped (and counted)
+    /// rather than slowing requests down.
+    pub queue_capacity: usize,
+}
+
+/// A configured secret: never printed by `Debug`.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
 /// A provider instance declared by the operator: a plugin under a routing prefix.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -100,15 +129,24 @@ impl Default for Config {
             storage: StorageConfig {
                 data_dir: PathBuf::from("./data"),
             },
-            plugins: PluginsConfig { dir: None, watch: true },
+            plugins: PluginsConfig {
+                dir: None,
+                watch: true,
+            },
             upstream: UpstreamConfig {
                 connect_timeout_ms: 10_000,
                 first_byte_timeout_ms: 300_000,
                 idle_timeout_ms: 300_000,
                 max_response_bytes: 64 * 1024 * 1024,
             },
-            log: LogConfig { format: "text".into() },
+            log: LogConfig {
+                format: "text".into(),
+            },
+            call_log: CallLogConfig {
+                queue_capacity: 10_000,
+            },
             admin_token: None,
+            master_key: None,
             providers: Vec::new(),
         }
     }
@@ -126,16 +164,25 @@ impl Config {
     /// Loads the layered configuration. `file` is `--config`; without it `aihub.toml` in
     /// the working directory is read when present.
     pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
-        Self::load_from(file, Env::prefixed("AIHUB_").split("__"), std::env::var("AIHUB_PROFILE").ok())
+        Self::load_from(
+            file,
+            Env::prefixed("AIHUB_").split("__"),
+            std::env::var("AIHUB_PROFILE").ok(),
+        )
     }
 
-    fn load_from(file: Option<&Path>, env: Env, profile: Option<String>) -> Result<Config, ConfigError> {
+    fn load_from(
+        file: Option<&Path>,
+        env: Env,
+        profile: Option<String>,
+    ) -> Result<Config, ConfigError> {
         let base = match file {
             Some(f) if !f.exists() => return Err(ConfigError::MissingFile(f.to_path_buf())),
             Some(f) => f.to_path_buf(),
             None => PathBuf::from("aihub.toml"),
         };
-        let mut fig = Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(&base));
+        let mut fig =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::file(&base));
         if let Some(profile) = profile.filter(|p| !p.is_empty()) {
             let stem = base.file_stem().and_then(|s| s.to_str()).unwrap_or("aihub");
             let profiled = base.with_file_name(format!("{stem}.{profile}.toml"));
@@ -153,7 +200,9 @@ impl Config {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.server.max_body_bytes == 0 {
-            return Err(ConfigError::Invalid("server.max_body_bytes must be greater than 0".into()));
+            return Err(ConfigError::Invalid(
+                "server.max_body_bytes must be greater than 0".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(
@@ -170,7 +219,10 @@ impl Config {
                 )));
             }
             if !seen.insert(p.prefix.as_str()) {
-                return Err(ConfigError::Invalid(format!("providers: prefix {:?} is declared twice", p.prefix)));
+                return Err(ConfigError::Invalid(format!(
+                    "providers: prefix {:?} is declared twice",
+                    p.prefix
+                )));
             }
         }
         Ok(())
@@ -206,8 +258,12 @@ mod tests {
             jail.create_file("aihub.test.toml", "[server]\nmax_body_bytes = 1000\n")?;
             jail.set_env("AIHUB_SERVER__MAX_BODY_BYTES", "2000");
             jail.set_env("AIHUB_STORAGE__DATA_DIR", "/tmp/x");
-            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), Some("test".into()))
-                .map_err(|e| e.to_string())?;
+            let c = Config::load_from(
+                None,
+                Env::prefixed("AIHUB_").split("__"),
+                Some("test".into()),
+            )
+            .map_err(|e| e.to_string())?;
             assert_eq!(c.server.listen.port(), 9000);
             assert_eq!(c.server.max_body_bytes, 2000);
             assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
@@ -221,7 +277,8 @@ mod tests {
     fn unknown_keys_are_errors() {
         Jail::expect_with(|jail| {
             jail.create_file("aihub.toml", "[server]\nlisten_addr = \"x\"\n")?;
-            let err = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None).unwrap_err();
+            let err =
+                Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None).unwrap_err();
             assert!(err.to_string().contains("listen_addr"), "{err}");
             Ok(())
         });

@@ -11,7 +11,10 @@ pub enum ApiError {
     #[error("missing required parameter: '{0}'")]
     MissingField(&'static str),
     #[error("invalid parameter '{field}': {message}")]
-    InvalidField { field: &'static str, message: String },
+    InvalidField {
+        field: &'static str,
+        message: String,
+    },
     #[error("request body exceeds the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
@@ -24,6 +27,14 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("{0}")]
     Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    ResourceNotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("invalid '{field}': {message}")]
+    Validation { field: String, message: String },
     #[error("provider '{prefix}' has no API key configured{hint}")]
     NoCredential { prefix: String, hint: String },
     #[error("{0}")]
@@ -42,7 +53,11 @@ impl ApiError {
             ApiError::InvalidJson(_)
             | ApiError::MissingField(_)
             | ApiError::InvalidField { .. }
-            | ApiError::BodyRead(_) => 400,
+            | ApiError::BodyRead(_)
+            | ApiError::Validation { .. } => 400,
+            ApiError::Forbidden(_) => 403,
+            ApiError::ResourceNotFound(_) => 404,
+            ApiError::Conflict(_) => 409,
             ApiError::BodyTooLarge { .. } => 413,
             ApiError::ModelNotFound { .. } | ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
@@ -71,6 +86,7 @@ impl ApiError {
             429 => "rate_limit_error",
             502 => "upstream_error",
             504 => "timeout_error",
+            409 => "conflict_error",
             500 | 503 => "server_error",
             _ => "invalid_request_error",
         }
@@ -87,6 +103,10 @@ impl ApiError {
             ApiError::NotFound { .. } => "unknown_url",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "invalid_api_key",
+            ApiError::Forbidden(_) => "app_disabled",
+            ApiError::ResourceNotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::Validation { .. } => "invalid_value",
             ApiError::NoCredential { .. } => "no_credentials",
             ApiError::Provider(e) => {
                 if let Some(code) = &e.code {
@@ -108,9 +128,10 @@ impl ApiError {
         Some(code.to_string())
     }
 
-    fn param(&self) -> Option<&'static str> {
+    fn param(&self) -> Option<&str> {
         match self {
             ApiError::MissingField(f) | ApiError::InvalidField { field: f, .. } => Some(f),
+            ApiError::Validation { field, .. } => Some(field),
             ApiError::ModelNotFound { .. } => Some("model"),
             _ => None,
         }
@@ -127,7 +148,10 @@ impl ApiError {
     fn message(&self) -> String {
         match self {
             ApiError::Provider(e) => match e.class {
-                ErrorClass::Auth => format!("the upstream refused the gateway's credential: {}", e.message),
+                ErrorClass::Auth => format!(
+                    "the upstream refused the gateway's credential: {}",
+                    e.message
+                ),
                 ErrorClass::Internal => format!("provider plugin failed: {}", e.message),
                 _ => e.message.clone(),
             },
@@ -159,6 +183,18 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) => "timeout",
             ApiError::Internal(_) => "internal",
             _ => "client",
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as S;
+        match e {
+            S::NotFound(what) => ApiError::ResourceNotFound(what),
+            S::Conflict(m) => ApiError::Conflict(m),
+            S::Invalid { field, message } => ApiError::Validation { field, message },
+            other => ApiError::Internal(other.to_string()),
         }
     }
 }

@@ -18,9 +18,12 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
 
 fn build(status: u16, content_type: &'static str, body: Body) -> Response<Body> {
     let mut resp = Response::new(body);
-    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
-    resp.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static(content_type));
+    *resp.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(content_type),
+    );
     resp
 }
 
@@ -38,15 +41,18 @@ pub fn json<T: serde::Serialize>(status: u16, value: &T) -> Response<Body> {
 pub fn error(err: &ApiError) -> Response<Body> {
     let mut resp = json_bytes(err.status(), err.body_bytes());
     if let Some(secs) = err.retry_after_secs() {
-        resp.headers_mut().insert(hyper::header::RETRY_AFTER, secs.into());
+        resp.headers_mut()
+            .insert(hyper::header::RETRY_AFTER, secs.into());
     }
     resp
 }
 
 pub fn event_stream(body: Body) -> Response<Body> {
     let mut resp = build(200, "text/event-stream", body);
-    resp.headers_mut()
-        .insert(hyper::header::CACHE_CONTROL, hyper::header::HeaderValue::from_static("no-cache"));
+    resp.headers_mut().insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-cache"),
+    );
     resp
 }
 
@@ -66,7 +72,10 @@ impl HttpBody for ChannelBody {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
     }
 }

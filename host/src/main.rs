@@ -1,7 +1,11 @@
 //! `aihub`: a self-hosted AI gateway. The binary only parses the command line and wires
 //! the modules together.
 
+mod admin_token;
+mod auth;
+mod cli;
 mod config;
+mod credential_test;
 mod error;
 mod http;
 mod plugin_list;
@@ -12,6 +16,7 @@ mod routing;
 mod serve;
 mod server;
 mod state;
+mod store;
 mod upstream;
 
 use clap::{Parser, Subcommand};
@@ -19,7 +24,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "aihub", version, about = "Self-hosted AI gateway with hot-loaded provider plugins")]
+#[command(
+    name = "aihub",
+    version,
+    about = "Self-hosted AI gateway with hot-loaded provider plugins"
+)]
 struct Cli {
     /// Configuration file (default: ./aihub.toml when present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -32,6 +41,20 @@ struct Cli {
 enum Command {
     /// Run the gateway.
     Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage apps.
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
+    /// Re-encrypt every stored provider key under a new master key.
+    RotateMasterKey,
+    /// Manage the admin token.
+    AdminToken {
+        #[command(subcommand)]
+        command: AdminTokenCommand,
+    },
     /// Inspect plugin libraries.
     Plugins {
         #[command(subcommand)]
@@ -39,6 +62,18 @@ enum Command {
     },
     /// Print the version and the plugin ABI version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Create an app with one key; the key is printed once, alone on the last line.
+    Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum AdminTokenCommand {
+    /// Replace the admin token with a new random one, printed once.
+    Reset,
 }
 
 #[derive(Subcommand)]
@@ -67,6 +102,14 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve => serve::run(config),
+        Command::Migrate => cli::migrate(&config),
+        Command::Apps {
+            command: AppsCommand::Create { name },
+        } => cli::create_app(&config, &name),
+        Command::RotateMasterKey => cli::rotate_master_key(&config),
+        Command::AdminToken {
+            command: AdminTokenCommand::Reset,
+        } => cli::reset_admin_token(&config),
         Command::Plugins {
             command: PluginsCommand::List { dir },
         } => plugin_list::run(&config, dir),

@@ -2,7 +2,10 @@
 
 use crate::config::Config;
 use crate::plugins::{watcher, Registry};
-use crate::state::AppState;
+use crate::state::{AppState, Parts};
+use crate::store::calls::CallLog;
+use crate::store::secrets::{load_master_key, Cipher, KeySource};
+use crate::store::Store;
 use crate::upstream::Upstream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,14 +26,11 @@ fn init_logging(config: &Config) {
     }
 }
 
-fn random_token() -> Result<String, String> {
-    let mut bytes = [0u8; 24];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness for the admin token: {e}"))?;
-    Ok(format!("adm-{}", hex::encode(bytes)))
-}
-
 /// Writes `<data_dir>/aihub.addr` atomically so a reader never sees half an address.
-fn write_addr_file(config: &Config, addr: &std::net::SocketAddr) -> std::io::Result<std::path::PathBuf> {
+fn write_addr_file(
+    config: &Config,
+    addr: &std::net::SocketAddr,
+) -> std::io::Result<std::path::PathBuf> {
     let path = config.storage.data_dir.join("aihub.addr");
     let tmp = config.storage.data_dir.join(".aihub.addr.tmp");
     std::fs::write(&tmp, addr.to_string())?;
@@ -49,32 +49,43 @@ pub fn run(config: Config) -> Result<(), String> {
 
 async fn run_async(config: Config) -> Result<(), String> {
     let data_dir = config.storage.data_dir.clone();
-    std::fs::create_dir_all(&data_dir).map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
     let plugin_dir = config.plugin_dir();
     std::fs::create_dir_all(&plugin_dir)
         .map_err(|e| format!("cannot create plugin dir {}: {e}", plugin_dir.display()))?;
 
-    let admin_token = match config.admin_token.clone().filter(|t| !t.is_empty()) {
-        Some(t) => t,
-        None => {
-            let t = random_token()?;
-            // Shown once, on stdout rather than in the log.
-            println!("admin token (set AIHUB_ADMIN_TOKEN to choose your own): {t}");
-            t
-        }
-    };
+    let opened = open_store(&config)?;
+    if let Some(token) = &opened.new_admin_token {
+        // Shown once, on stdout rather than in the log.
+        println!("admin token (shown once; set AIHUB_ADMIN_TOKEN to choose your own): {token}");
+    }
+    if let Some(key) = &opened.first_app_key {
+        println!("app key of app 'default' (shown once): {key}");
+    }
 
     let mut registry = Registry::new(plugin_dir.clone(), &data_dir);
     let rescan = tokio::task::spawn_blocking(move || {
         registry.rescan();
         registry
     });
-    let registry = rescan.await.map_err(|e| format!("plugin scan failed: {e}"))?;
+    let registry = rescan
+        .await
+        .map_err(|e| format!("plugin scan failed: {e}"))?;
     let upstream = Upstream::new(&config.upstream)?;
     let listen = config.server.listen;
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let watch = config.plugins.watch;
-    let state = Arc::new(AppState::new(config, registry, upstream, &admin_token));
+    let calls = CallLog::start(opened.store.clone(), config.call_log.queue_capacity);
+    let state = Arc::new(AppState::new(Parts {
+        config,
+        registry,
+        upstream,
+        store: opened.store,
+        cipher: opened.cipher,
+        calls,
+        admin_token_hash: opened.admin_token_hash,
+    }));
     {
         let table = state.routes.load();
         tracing::info!(prefixes = ?table.prefixes(), "providers routable");
@@ -84,10 +95,15 @@ async fn run_async(config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let bound = listener.local_addr().map_err(|e| e.to_string())?;
-    let addr_file = write_addr_file(&state.config, &bound).map_err(|e| format!("cannot write the address file: {e}"))?;
+    let addr_file = write_addr_file(&state.config, &bound)
+        .map_err(|e| format!("cannot write the address file: {e}"))?;
     tracing::info!(addr = %bound, plugin_dir = %plugin_dir.display(), "aihub listening");
 
-    let _watcher = if watch { watcher::spawn(state.clone(), plugin_dir) } else { None };
+    let _watcher = if watch {
+        watcher::spawn(state.clone(), plugin_dir)
+    } else {
+        None
+    };
 
     let mut hup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let hup_state = state.clone();
@@ -105,8 +121,66 @@ async fn run_async(config: Config) -> Result<(), String> {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
         }
     };
-    crate::server::serve(state, listener, shutdown, grace).await;
+    crate::server::serve(state.clone(), listener, shutdown, grace).await;
+    let st = state.clone();
+    let _ = tokio::task::spawn_blocking(move || st.calls.shutdown()).await;
+    tracing::info!(
+        written = state.calls.written(),
+        dropped = state.calls.dropped(),
+        "call log flushed"
+    );
     let _ = std::fs::remove_file(addr_file);
     tracing::info!("aihub stopped");
     Ok(())
+}
+
+/// The store with its master key and admin token, ready to serve.
+pub struct OpenedStore {
+    pub store: Store,
+    pub cipher: Cipher,
+    pub key_source: KeySource,
+    pub admin_token_hash: [u8; 32],
+    /// Set when the token was generated now: shown once.
+    pub new_admin_token: Option<String>,
+    /// On a brand-new database, the key of the `default` app: shown once.
+    pub first_app_key: Option<String>,
+}
+
+pub fn open_store(config: &Config) -> Result<OpenedStore, String> {
+    let data_dir = &config.storage.data_dir;
+    let store = Store::open_unmigrated(data_dir).map_err(|e| e.to_string())?;
+    let (before, after) = store.migrate().map_err(|e| e.to_string())?;
+    if before != after {
+        tracing::info!(from = before, to = after, "database schema migrated");
+    }
+    let probe_store = store.clone();
+    let (cipher, key_source) = load_master_key(
+        data_dir,
+        config.master_key.as_ref().map(|k| k.expose()),
+        move |c| probe_store.probe_cipher(c).ok().flatten(),
+    )
+    .map_err(|e| e.to_string())?;
+    if store.probe_cipher(&cipher).map_err(|e| e.to_string())? == Some(false) {
+        return Err("the master key does not decrypt the stored provider keys: start with the key they were stored under (AIHUB_MASTER_KEY or <data_dir>/master.key)".into());
+    }
+    let (admin_token_hash, new_admin_token) =
+        crate::admin_token::resolve(&store, config.admin_token.as_ref().map(|t| t.expose()))
+            .map_err(|e| e.to_string())?;
+    let first_app_key = if before == 0 && store.list_apps().map(|a| a.is_empty()).unwrap_or(false) {
+        let app = store.create_app("default").map_err(|e| e.to_string())?;
+        let (_, key) = store
+            .create_key(app.id, Some("first start"))
+            .map_err(|e| e.to_string())?;
+        Some(key)
+    } else {
+        None
+    };
+    Ok(OpenedStore {
+        store,
+        cipher,
+        key_source,
+        admin_token_hash,
+        new_admin_token,
+        first_app_key,
+    })
 }

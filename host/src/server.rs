@@ -19,15 +19,19 @@ use tokio::net::TcpListener;
 /// A client-sent request id is kept when it is short and printable.
 fn client_request_id(req: &Request<Incoming>) -> Option<String> {
     let v = req.headers().get("x-request-id")?.to_str().ok()?;
-    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic())).then(|| v.to_string())
+    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| v.to_string())
 }
 
-async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn handle(
+    state: Arc<AppState>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
     let request_id = client_request_id(&req).unwrap_or_else(|| state.new_request_id());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let (mut resp, error) = match routes::dispatch(&state, req).await {
+    let (mut resp, error) = match routes::dispatch(&state, req, &request_id).await {
         Ok(r) => (r, None),
         Err(e) => (http::error(&e), Some(e)),
     };
@@ -40,7 +44,9 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response
         Some(e) if status >= 500 => {
             tracing::warn!(target: "access", %request_id, %method, %path, status, latency_us, error = %e, kind = e.kind())
         }
-        Some(e) => tracing::info!(target: "access", %request_id, %method, %path, status, latency_us, error = %e),
+        Some(e) => {
+            tracing::info!(target: "access", %request_id, %method, %path, status, latency_us, error = %e)
+        }
         None => tracing::info!(target: "access", %request_id, %method, %path, status, latency_us),
     }
     Ok(resp)
@@ -48,7 +54,12 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Response
 
 /// Serves until `shutdown` resolves, then stops accepting and lets in-flight requests
 /// (streams included) finish, for at most `grace`.
-pub async fn serve(state: Arc<AppState>, listener: TcpListener, shutdown: impl Future<Output = ()>, grace: Duration) {
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    grace: Duration,
+) {
     let graceful = GracefulShutdown::new();
     let builder = auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);

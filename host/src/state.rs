@@ -1,11 +1,14 @@
 //! What every handler shares.
 
+use crate::auth::AuthCache;
 use crate::config::Config;
 use crate::plugins::Registry;
-use crate::routing::RoutingTable;
+use crate::routing::{RoutingTable, Sources};
+use crate::store::calls::CallLog;
+use crate::store::secrets::Cipher;
+use crate::store::Store;
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
-use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use subtle::ConstantTimeEq;
@@ -14,16 +17,16 @@ pub struct AppState {
     pub config: Config,
     pub routes: ArcSwap<RoutingTable>,
     registry: Mutex<Registry>,
-    /// Serialises rescans (watcher, SIGHUP, admin API).
-    rescan_lock: tokio::sync::Mutex<()>,
+    /// Serialises rescans and rebuilds (watcher, SIGHUP, admin API).
+    rebuild_lock: tokio::sync::Mutex<()>,
     pub upstream: Upstream,
+    pub store: Store,
+    pub cipher: Cipher,
+    pub calls: CallLog,
+    pub auth: AuthCache,
     admin_token_hash: [u8; 32],
     id_prefix: String,
     next_id: AtomicU64,
-}
-
-fn sha256(s: &str) -> [u8; 32] {
-    Sha256::digest(s.as_bytes()).into()
 }
 
 /// Process environment lookup used for provider keys.
@@ -31,50 +34,111 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
+/// Builds a routing table from the registry and the store's current contents.
+fn build_table(
+    config: &Config,
+    registry: &Registry,
+    store: &Store,
+    cipher: &Cipher,
+) -> RoutingTable {
+    let read = || -> Result<_, crate::store::StoreError> {
+        Ok((
+            store.list_providers()?,
+            store.live_credentials(cipher)?,
+            store.list_rates()?,
+        ))
+    };
+    let (stored, credentials, rates) = match read() {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read providers from the store; serving plugin and config providers only");
+            (Vec::new(), Vec::new(), Vec::new())
+        }
+    };
+    RoutingTable::build(&Sources {
+        registry,
+        configured: &config.providers,
+        stored: &stored,
+        credentials: &credentials,
+        rates: &rates,
+        env: &process_env,
+    })
+}
+
+pub struct Parts {
+    pub config: Config,
+    pub registry: Registry,
+    pub upstream: Upstream,
+    pub store: Store,
+    pub cipher: Cipher,
+    pub calls: CallLog,
+    pub admin_token_hash: [u8; 32],
+}
+
 impl AppState {
-    pub fn new(config: Config, registry: Registry, upstream: Upstream, admin_token: &str) -> Self {
-        let table = RoutingTable::build(&registry, &config.providers, &process_env);
+    pub fn new(p: Parts) -> Self {
+        let table = build_table(&p.config, &p.registry, &p.store, &p.cipher);
         let mut rnd = [0u8; 4];
         let _ = getrandom::fill(&mut rnd);
         AppState {
             routes: ArcSwap::from_pointee(table),
-            registry: Mutex::new(registry),
-            rescan_lock: tokio::sync::Mutex::new(()),
-            upstream,
-            admin_token_hash: sha256(admin_token),
+            registry: Mutex::new(p.registry),
+            rebuild_lock: tokio::sync::Mutex::new(()),
+            upstream: p.upstream,
+            auth: AuthCache::new(p.store.clone()),
+            store: p.store,
+            cipher: p.cipher,
+            calls: p.calls,
+            admin_token_hash: p.admin_token_hash,
             id_prefix: hex::encode(rnd),
             next_id: AtomicU64::new(1),
-            config,
+            config: p.config,
         }
     }
 
     /// Constant-time comparison through hashes (equal lengths whatever was sent).
     pub fn is_admin_token(&self, presented: &str) -> bool {
-        sha256(presented).ct_eq(&self.admin_token_hash).into()
+        crate::admin_token::hash(presented)
+            .ct_eq(&self.admin_token_hash)
+            .into()
     }
 
     pub fn new_request_id(&self) -> String {
-        format!("req-{}-{:x}", self.id_prefix, self.next_id.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "req-{}-{:x}",
+            self.id_prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
-    /// Rescans the plugin directory and swaps in a new routing table if anything changed.
+    /// Rescans the plugin directory, and rebuilds the routing table if anything changed.
     pub async fn rescan(self: &Arc<Self>) {
-        let _guard = self.rescan_lock.lock().await;
+        self.rebuild(true).await
+    }
+
+    /// Rebuilds the routing table from the registry and the store (after admin changes).
+    pub async fn reload_routes(self: &Arc<Self>) {
+        self.rebuild(false).await
+    }
+
+    async fn rebuild(self: &Arc<Self>, rescan: bool) {
+        let _guard = self.rebuild_lock.lock().await;
         let state = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             let Ok(mut registry) = state.registry.lock() else {
-                tracing::error!("plugin registry lock poisoned; rescan skipped");
+                tracing::error!("plugin registry lock poisoned; rebuild skipped");
                 return;
             };
-            if registry.rescan() {
-                let table = RoutingTable::build(&registry, &state.config.providers, &process_env);
-                tracing::info!(prefixes = ?table.prefixes(), "routing table updated");
-                state.routes.store(Arc::new(table));
+            if rescan && !registry.rescan() {
+                return;
             }
+            let table = build_table(&state.config, &registry, &state.store, &state.cipher);
+            tracing::info!(prefixes = ?table.prefixes(), "routing table updated");
+            state.routes.store(Arc::new(table));
         })
         .await;
         if let Err(e) = result {
-            tracing::error!(error = %e, "plugin rescan failed");
+            tracing::error!(error = %e, "routing rebuild failed");
         }
     }
 

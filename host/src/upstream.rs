@@ -50,17 +50,23 @@ impl Upstream {
 
     /// Sends `req`; returns when the response head has arrived.
     pub async fn send(&self, req: HttpRequest) -> Result<hyper::Response<Incoming>, ApiError> {
-        let mut builder = hyper::Request::builder().method(req.method.as_str()).uri(req.url.as_str());
+        let mut builder = hyper::Request::builder()
+            .method(req.method.as_str())
+            .uri(req.url.as_str());
         for (k, v) in &req.headers {
             builder = builder.header(k.as_str(), v.as_str());
         }
         let request = builder
             .body(Full::new(Bytes::from(req.body)))
-            .map_err(|e| ApiError::Internal(format!("plugin built an invalid upstream request: {e}")))?;
+            .map_err(|e| {
+                ApiError::Internal(format!("plugin built an invalid upstream request: {e}"))
+            })?;
         match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(ApiError::UpstreamConnect(describe(&e))),
-            Err(_) => Err(ApiError::UpstreamTimeout(self.first_byte_timeout.as_millis() as u64)),
+            Err(_) => Err(ApiError::UpstreamTimeout(
+                self.first_byte_timeout.as_millis() as u64,
+            )),
         }
     }
 
@@ -69,8 +75,12 @@ impl Upstream {
         let limited = Limited::new(body, self.max_response_bytes);
         match tokio::time::timeout(self.idle_timeout, limited.collect()).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) => Err(ApiError::UpstreamConnect(format!("reading the reply failed: {e}"))),
-            Err(_) => Err(ApiError::UpstreamTimeout(self.idle_timeout.as_millis() as u64)),
+            Ok(Err(e)) => Err(ApiError::UpstreamConnect(format!(
+                "reading the reply failed: {e}"
+            ))),
+            Err(_) => Err(ApiError::UpstreamTimeout(
+                self.idle_timeout.as_millis() as u64
+            )),
         }
     }
 }
@@ -78,7 +88,11 @@ impl Upstream {
 pub fn headers_of(resp: &hyper::Response<Incoming>) -> Headers {
     resp.headers()
         .iter()
-        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str().to_string(), v.to_string())))
+        .filter_map(|(k, v)| {
+            v.to_str()
+                .ok()
+                .map(|v| (k.as_str().to_string(), v.to_string()))
+        })
         .collect()
 }
 

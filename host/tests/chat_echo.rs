@@ -26,7 +26,9 @@ fn assert_echo_completion(body: &Value) {
     assert!(body["id"].as_str().is_some_and(|s| !s.is_empty()), "{body}");
     assert!(body["created"].is_u64(), "{body}");
     assert!(
-        body["model"].as_str().is_some_and(|m| m.ends_with("echo-1")),
+        body["model"]
+            .as_str()
+            .is_some_and(|m| m.ends_with("echo-1")),
         "model: {body}"
     );
     let choice = &body["choices"][0];
@@ -193,7 +195,10 @@ async fn every_response_carries_a_request_id() {
 
     // Two requests get different ids.
     let resp2 = server.post_chat(&echo_request(false)).await;
-    let id2 = resp2.headers()["x-request-id"].to_str().unwrap().to_string();
+    let id2 = resp2.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert_ne!(id, id2, "request ids should be unique");
 
     // Echoed when the client sends one: on success, stream, and error replies.

@@ -49,7 +49,10 @@ async fn non_stream_request_is_translated_and_reply_passed_back() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["object"], "chat.completion", "{body}");
     assert_eq!(body["choices"][0]["message"]["role"], "assistant", "{body}");
-    assert_eq!(body["choices"][0]["message"]["content"], "Hi from mock", "{body}");
+    assert_eq!(
+        body["choices"][0]["message"]["content"], "Hi from mock",
+        "{body}"
+    );
     assert_eq!(body["choices"][0]["finish_reason"], "stop", "{body}");
     assert_eq!(body["usage"]["prompt_tokens"], 11, "{body}");
     assert_eq!(body["usage"]["completion_tokens"], 4, "{body}");
@@ -66,7 +69,10 @@ async fn non_stream_request_is_translated_and_reply_passed_back() {
         "upstream auth header"
     );
     let up_body = up.json();
-    assert_eq!(up_body["model"], "openai/gpt-4o", "upstream model: {up_body}");
+    assert_eq!(
+        up_body["model"], "openai/gpt-4o",
+        "upstream model: {up_body}"
+    );
     assert_eq!(up_body["messages"], req["messages"], "{up_body}");
     assert_eq!(up_body["temperature"], 0.25, "{up_body}");
     assert_ne!(
@@ -206,21 +212,31 @@ async fn error_mock() -> MockUpstream {
                 "The model `bad-404` does not exist or you do not have access to it.",
                 "invalid_request_error",
             ),
-            "bad-422" => MockReply::openai_error(422, "Unprocessable: bad tool schema", "invalid_request_error"),
+            "bad-422" => MockReply::openai_error(
+                422,
+                "Unprocessable: bad tool schema",
+                "invalid_request_error",
+            ),
             "auth-401" => MockReply::openai_error(
                 401,
                 "Incorrect API key provided: sk-test-****",
                 "invalid_request_error",
             ),
-            "auth-403" => MockReply::openai_error(403, "Project does not have access", "permission_error"),
-            "rate-429" => MockReply::openai_error(
-                429,
-                "Rate limit reached for requests",
-                "requests",
-            )
-            .with_header("retry-after", "7"),
-            "server-500" => MockReply::openai_error(500, "The server had an error while processing your request", "server_error"),
-            "server-503" => MockReply::openai_error(503, "The engine is currently overloaded", "server_error"),
+            "auth-403" => {
+                MockReply::openai_error(403, "Project does not have access", "permission_error")
+            }
+            "rate-429" => {
+                MockReply::openai_error(429, "Rate limit reached for requests", "requests")
+                    .with_header("retry-after", "7")
+            }
+            "server-500" => MockReply::openai_error(
+                500,
+                "The server had an error while processing your request",
+                "server_error",
+            ),
+            "server-503" => {
+                MockReply::openai_error(503, "The engine is currently overloaded", "server_error")
+            }
             "garbage-200" => MockReply::Raw {
                 status: 200,
                 content_type: "text/html".into(),
@@ -254,7 +270,11 @@ async fn check_cases(server: &TestServer, cases: &[Case], stream: bool) {
             .map(String::from);
         let err = expect_error(resp, c.status, c.typ).await;
         if let Some(code) = c.code {
-            assert_eq!(err["code"], code, "case {} (stream {stream}): {err}", c.upstream_model);
+            assert_eq!(
+                err["code"], code,
+                "case {} (stream {stream}): {err}",
+                c.upstream_model
+            );
         }
         if let Some(m) = c.message_contains {
             assert!(
@@ -273,35 +293,48 @@ async fn check_cases(server: &TestServer, cases: &[Case], stream: bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn upstream_client_errors_map_to_400() {
+async fn check_one(
+    upstream_model: &'static str,
+    status: u16,
+    typ: &'static str,
+    message_contains: &'static str,
+) {
     let mock = error_mock().await;
     let server = server_for(&mock, &test_key()).await;
-    let cases = [
-        Case {
-            upstream_model: "bad-400",
-            status: 400,
-            typ: "invalid_request_error",
-            code: None,
-            message_contains: Some("Invalid value for 'temperature'"),
-        },
-        Case {
-            upstream_model: "bad-404",
-            status: 400,
-            typ: "invalid_request_error",
-            code: None,
-            message_contains: Some("does not exist"),
-        },
-        Case {
-            upstream_model: "bad-422",
-            status: 400,
-            typ: "invalid_request_error",
-            code: None,
-            message_contains: Some("bad tool schema"),
-        },
-    ];
+    let cases = [Case {
+        upstream_model,
+        status,
+        typ,
+        code: None,
+        message_contains: Some(message_contains),
+    }];
     check_cases(&server, &cases, false).await;
-    assert_eq!(mock.calls(), 3);
+    assert_eq!(mock.calls(), 1);
+}
+
+// The contract maps every upstream bad_request (400/404/422) to the client as 400
+// invalid_request_error: the gateway's own 404 means "no such prefix" (model_not_found).
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_400_maps_to_400() {
+    check_one(
+        "bad-400",
+        400,
+        "invalid_request_error",
+        "Invalid value for 'temperature'",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+/// A client error keeps the upstream's own 4xx status (a missing model stays 404).
+async fn upstream_404_keeps_its_status() {
+    check_one("bad-404", 404, "invalid_request_error", "does not exist").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_422_keeps_its_status() {
+    check_one("bad-422", 422, "invalid_request_error", "bad tool schema").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -422,7 +455,10 @@ async fn check_broken_stream(end: SseEnd) {
     let resp = server.post_chat(&req).await;
     assert_eq!(resp.status(), 200);
     let sse = collect_sse(resp).await;
-    assert!(!sse.done, "[DONE] after a broken upstream stream ({end:?}): {sse:?}");
+    assert!(
+        !sse.done,
+        "[DONE] after a broken upstream stream ({end:?}): {sse:?}"
+    );
     assert_eq!(sse.content(), "partial", "{sse:?}");
     let last: Value = serde_json::from_str(sse.events.last().expect("events"))
         .unwrap_or_else(|e| panic!("last event is not JSON ({e}): {sse:?}"));

@@ -22,18 +22,26 @@ async fn panic_in_prepare_fails_only_that_request() {
     let resp = server.post_chat(&chat_body("faulty/fine", "hi")).await;
     assert_eq!(resp.status(), 200);
 
-    let resp = server.post_chat(&chat_body("faulty/panic-prepare", "hi")).await;
+    let resp = server
+        .post_chat(&chat_body("faulty/panic-prepare", "hi"))
+        .await;
     expect_plugin_error(resp).await;
     server.assert_echo_still_works().await;
 
     // Again, several times: nothing degrades.
     for _ in 0..3 {
-        let resp = server.post_chat(&chat_body("faulty/panic-prepare", "hi")).await;
+        let resp = server
+            .post_chat(&chat_body("faulty/panic-prepare", "hi"))
+            .await;
         expect_plugin_error(resp).await;
     }
     server.assert_echo_still_works().await;
     let resp = server.post_chat(&chat_body("faulty/fine", "hi")).await;
-    assert_eq!(resp.status(), 200, "the faulty plugin keeps serving its other models");
+    assert_eq!(
+        resp.status(),
+        200,
+        "the faulty plugin keeps serving its other models"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -60,7 +68,9 @@ async fn panic_in_prepare_of_a_stream_request_fails_cleanly() {
 #[tokio::test(flavor = "multi_thread")]
 async fn panic_in_parse_fails_only_that_request() {
     let server = faulty_server().await;
-    let resp = server.post_chat(&chat_body("faulty/panic-parse", "hi")).await;
+    let resp = server
+        .post_chat(&chat_body("faulty/panic-parse", "hi"))
+        .await;
     expect_plugin_error(resp).await;
     server.assert_echo_still_works().await;
 }

@@ -30,7 +30,9 @@ async fn hot_add_then_replace_with_a_new_version() {
 
     // Copy hello-plugin in: it becomes routable without a restart.
     server.install_plugin(HELLO);
-    let reply = server.wait_routable(&hello_request(), HOT_ADD_TIMEOUT).await;
+    let reply = server
+        .wait_routable(&hello_request(), HOT_ADD_TIMEOUT)
+        .await;
     assert_eq!(content(&reply), "Hello from hello-plugin v0.1.0: Ada");
 
     let models: Value = server.get("/v1/models").await.json().await.unwrap();
@@ -61,7 +63,10 @@ async fn hot_add_then_replace_with_a_new_version() {
         if text == "Hello from hello-plugin v2.0.0: Ada" {
             break;
         }
-        assert_eq!(text, "Hello from hello-plugin v0.1.0: Ada", "unexpected reply");
+        assert_eq!(
+            text, "Hello from hello-plugin v0.1.0: Ada",
+            "unexpected reply"
+        );
         assert!(
             std::time::Instant::now() < deadline,
             "requests did not switch to v2.0.0 within {HOT_ADD_TIMEOUT:?}\n{}",
@@ -71,7 +76,12 @@ async fn hot_add_then_replace_with_a_new_version() {
     }
     // Every later request goes to the new version.
     for _ in 0..5 {
-        let reply: Value = server.post_chat(&hello_request()).await.json().await.unwrap();
+        let reply: Value = server
+            .post_chat(&hello_request())
+            .await
+            .json()
+            .await
+            .unwrap();
         assert_eq!(content(&reply), "Hello from hello-plugin v2.0.0: Ada");
     }
     // Streams too.
@@ -90,11 +100,7 @@ async fn hot_add_then_replace_with_a_new_version() {
     let data = listing["data"].as_array().unwrap();
     let hello_entries = data
         .iter()
-        .filter(|e| {
-            e["file"]
-                .as_str()
-                .is_some_and(|f| f.ends_with(HELLO))
-        })
+        .filter(|e| e["file"].as_str().is_some_and(|f| f.ends_with(HELLO)))
         .count();
     assert_eq!(hello_entries, 1, "{listing:#}");
     assert!(
@@ -144,11 +150,18 @@ async fn hot_add_does_not_disturb_requests_in_flight() {
 
     tokio::time::sleep(Duration::from_millis(200)).await;
     server.install_plugin(HELLO);
-    server.wait_routable(&hello_request(), HOT_ADD_TIMEOUT).await;
+    server
+        .wait_routable(&hello_request(), HOT_ADD_TIMEOUT)
+        .await;
     server.replace_plugin(&hello_v2_lib(), HELLO);
     let deadline = std::time::Instant::now() + HOT_ADD_TIMEOUT;
     loop {
-        let reply: Value = server.post_chat(&hello_request()).await.json().await.unwrap();
+        let reply: Value = server
+            .post_chat(&hello_request())
+            .await
+            .json()
+            .await
+            .unwrap();
         if content(&reply).contains("v2.0.0") {
             break;
         }
@@ -201,12 +214,18 @@ async fn sighup_rescans_and_does_not_stop_the_server() {
     let server = TestServer::start(ServerOptions::new().plugin(ECHO)).await;
     server.sighup();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(server.is_running(), "SIGHUP must not stop the server\n{}", server.logs());
+    assert!(
+        server.is_running(),
+        "SIGHUP must not stop the server\n{}",
+        server.logs()
+    );
     server.assert_echo_still_works().await;
 
     server.install_plugin(HELLO);
     server.sighup();
-    let reply = server.wait_routable(&hello_request(), HOT_ADD_TIMEOUT).await;
+    let reply = server
+        .wait_routable(&hello_request(), HOT_ADD_TIMEOUT)
+        .await;
     assert_eq!(content(&reply), "Hello from hello-plugin v0.1.0: Ada");
     assert!(server.is_running());
 }
@@ -231,6 +250,11 @@ async fn identical_redrop_is_a_no_op() {
         a["loaded_from"], b["loaded_from"],
         "identical content should not load a second copy"
     );
-    let reply: Value = server.post_chat(&hello_request()).await.json().await.unwrap();
+    let reply: Value = server
+        .post_chat(&hello_request())
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(content(&reply), "Hello from hello-plugin v0.1.0: Ada");
 }

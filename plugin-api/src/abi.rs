@@ -104,13 +104,19 @@ pub struct FfiEvents {
     pub usage: ROption<FfiUsage>,
     /// The upstream said the stream is complete.
     pub done: bool,
+    /// Set when decoding failed; the chunks before the failure are still delivered.
+    pub error: ROption<FfiError>,
 }
 
 /// A provider instance inside a plugin. Shared by every request to that provider.
 #[sabi_trait]
 pub trait AdapterFfi: Send + Sync {
     fn prepare(&self, call: FfiCall<'_>) -> RResult<FfiPrepared, FfiError>;
-    fn parse(&self, call: FfiCall<'_>, response: FfiHttpResponse<'_>) -> RResult<FfiReply, FfiError>;
+    fn parse(
+        &self,
+        call: FfiCall<'_>,
+        response: FfiHttpResponse<'_>,
+    ) -> RResult<FfiReply, FfiError>;
     #[sabi(last_prefix_field)]
     fn stream(&self, call: FfiCall<'_>) -> RResult<DecoderBox, FfiError>;
 }
@@ -118,9 +124,9 @@ pub trait AdapterFfi: Send + Sync {
 /// Incremental decoder of one upstream stream.
 #[sabi_trait]
 pub trait DecoderFfi: Send {
-    fn feed(&mut self, bytes: RSlice<'_, u8>) -> RResult<FfiEvents, FfiError>;
+    fn feed(&mut self, bytes: RSlice<'_, u8>) -> FfiEvents;
     #[sabi(last_prefix_field)]
-    fn finish(&mut self) -> RResult<FfiEvents, FfiError>;
+    fn finish(&mut self) -> FfiEvents;
 }
 
 pub type AdapterBox = AdapterFfi_TO<'static, RBox<()>>;

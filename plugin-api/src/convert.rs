@@ -18,7 +18,10 @@ pub(crate) fn call_to_ffi<'a>(c: &Call<'a>) -> FfiCall<'a> {
 
 pub(crate) fn call_from_ffi<'a>(c: &FfiCall<'a>) -> Result<Call<'a>, ProviderError> {
     let endpoint = Endpoint::from_u8(c.endpoint).ok_or_else(|| {
-        ProviderError::bad_request(format!("endpoint {} is not supported by this plugin", c.endpoint))
+        ProviderError::bad_request(format!(
+            "endpoint {} is not supported by this plugin",
+            c.endpoint
+        ))
     })?;
     let key = c.api_key.as_str();
     Ok(Call {
@@ -137,18 +140,22 @@ pub(crate) fn reply_from_ffi(r: FfiReply) -> Reply {
     }
 }
 
-pub(crate) fn events_to_ffi(o: StreamOutput) -> FfiEvents {
+pub(crate) fn events_to_ffi(o: StreamOutput, error: Option<ProviderError>) -> FfiEvents {
     FfiEvents {
         chunks: o.chunks.into_iter().map(RVec::from).collect(),
         usage: o.usage.map(usage_to_ffi).into(),
         done: o.done,
+        error: error.map(error_to_ffi).into(),
     }
 }
 
-pub(crate) fn events_from_ffi(e: FfiEvents) -> StreamOutput {
-    StreamOutput {
-        chunks: e.chunks.into_iter().map(RVec::into_vec).collect(),
-        usage: e.usage.into_option().map(usage_from_ffi),
-        done: e.done,
-    }
+pub(crate) fn events_from_ffi(e: FfiEvents) -> (StreamOutput, Option<ProviderError>) {
+    (
+        StreamOutput {
+            chunks: e.chunks.into_iter().map(RVec::into_vec).collect(),
+            usage: e.usage.into_option().map(usage_from_ffi),
+            done: e.done,
+        },
+        e.error.into_option().map(error_from_ffi),
+    )
 }

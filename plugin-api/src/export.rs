@@ -11,10 +11,10 @@ use abi_stable::std_types::{RResult, RSlice, RStr, RString};
 use std::any::Any;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-pub use abi_stable::library::{
-    CheckTypeLayout, LibHeader, RootModuleResult, __call_root_module_loader,
-};
 pub use crate::abi::PluginModRef;
+pub use abi_stable::library::{
+    __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
+};
 
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(s) = payload.downcast_ref::<&str>() {
@@ -26,18 +26,15 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-/// Runs `f`, turning a panic into an `internal` error. The bool is true when it panicked.
-fn guarded<T>(f: impl FnOnce() -> Result<T, ProviderError>) -> (RResult<T, FfiError>, bool) {
+/// Runs `f`, turning a panic into an `internal` error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, ProviderError>) -> RResult<T, FfiError> {
     match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(v)) => (RResult::ROk(v), false),
-        Ok(Err(e)) => (RResult::RErr(error_to_ffi(e)), false),
-        Err(p) => (
-            RResult::RErr(error_to_ffi(ProviderError::internal(format!(
-                "plugin panicked: {}",
-                panic_message(p.as_ref())
-            )))),
-            true,
-        ),
+        Ok(Ok(v)) => RResult::ROk(v),
+        Ok(Err(e)) => RResult::RErr(error_to_ffi(e)),
+        Err(p) => RResult::RErr(error_to_ffi(ProviderError::internal(format!(
+            "plugin panicked: {}",
+            panic_message(p.as_ref())
+        )))),
     }
 }
 
@@ -49,10 +46,13 @@ impl<P: Plugin> AdapterFfi for AdapterGlue<P> {
             let call = call_from_ffi(&call)?;
             self.0.prepare(&call).map(prepared_to_ffi)
         })
-        .0
     }
 
-    fn parse(&self, call: FfiCall<'_>, response: FfiHttpResponse<'_>) -> RResult<FfiReply, FfiError> {
+    fn parse(
+        &self,
+        call: FfiCall<'_>,
+        response: FfiHttpResponse<'_>,
+    ) -> RResult<FfiReply, FfiError> {
         guarded(|| {
             let call = call_from_ffi(&call)?;
             let headers: Vec<(&str, &str)> = response
@@ -67,7 +67,6 @@ impl<P: Plugin> AdapterFfi for AdapterGlue<P> {
             };
             self.0.parse(&call, &response).map(reply_to_ffi)
         })
-        .0
     }
 
     fn stream(&self, call: FfiCall<'_>) -> RResult<DecoderBox, FfiError> {
@@ -82,7 +81,6 @@ impl<P: Plugin> AdapterFfi for AdapterGlue<P> {
                 TD_Opaque,
             ))
         })
-        .0
     }
 }
 
@@ -93,32 +91,43 @@ struct DecoderGlue<D> {
 }
 
 impl<D: StreamDecoder> DecoderGlue<D> {
+    /// Output produced before an error or a panic is kept and delivered with it.
     fn run(
         &mut self,
         f: impl FnOnce(&mut D, &mut StreamOutput) -> Result<(), ProviderError>,
-    ) -> RResult<FfiEvents, FfiError> {
+    ) -> FfiEvents {
         if self.poisoned {
-            return RResult::RErr(error_to_ffi(ProviderError::internal(
-                "stream decoder is unusable after an earlier panic",
-            )));
+            return events_to_ffi(
+                StreamOutput::default(),
+                Some(ProviderError::internal(
+                    "stream decoder is unusable after an earlier panic",
+                )),
+            );
         }
         let inner = &mut self.inner;
-        let (result, panicked) = guarded(|| {
-            let mut out = StreamOutput::default();
-            f(inner, &mut out)?;
-            Ok(events_to_ffi(out))
-        });
-        self.poisoned |= panicked;
-        result
+        let mut out = StreamOutput::default();
+        let result = catch_unwind(AssertUnwindSafe(|| f(inner, &mut out)));
+        let error = match result {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e),
+            Err(p) => {
+                self.poisoned = true;
+                Some(ProviderError::internal(format!(
+                    "plugin panicked: {}",
+                    panic_message(p.as_ref())
+                )))
+            }
+        };
+        events_to_ffi(out, error)
     }
 }
 
 impl<D: StreamDecoder> DecoderFfi for DecoderGlue<D> {
-    fn feed(&mut self, bytes: RSlice<'_, u8>) -> RResult<FfiEvents, FfiError> {
+    fn feed(&mut self, bytes: RSlice<'_, u8>) -> FfiEvents {
         self.run(|d, out| d.feed(bytes.as_slice(), out))
     }
 
-    fn finish(&mut self) -> RResult<FfiEvents, FfiError> {
+    fn finish(&mut self) -> FfiEvents {
         self.run(|d, out| d.finish(out))
     }
 }
@@ -132,7 +141,9 @@ extern "C" fn manifest_fn<P: Plugin, const ABI: u32>() -> RResult<RString, RStri
     match result {
         Ok(Ok(s)) => RResult::ROk(s.into()),
         Ok(Err(e)) => RResult::RErr(e.into()),
-        Err(p) => RResult::RErr(format!("manifest() panicked: {}", panic_message(p.as_ref())).into()),
+        Err(p) => {
+            RResult::RErr(format!("manifest() panicked: {}", panic_message(p.as_ref())).into())
+        }
     }
 }
 

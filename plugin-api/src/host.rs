@@ -80,7 +80,9 @@ pub struct PluginLibrary {
 
 impl fmt::Debug for PluginLibrary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PluginLibrary").field("manifest", &self.manifest).finish()
+        f.debug_struct("PluginLibrary")
+            .field("manifest", &self.manifest)
+            .finish()
     }
 }
 
@@ -90,7 +92,9 @@ impl PluginLibrary {
     /// file content a path of its own.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let header = lib_header_from_path(path).map_err(classify)?;
-        let module = header.init_root_module::<PluginModRef>().map_err(classify)?;
+        let module = header
+            .init_root_module::<PluginModRef>()
+            .map_err(classify)?;
         let abi = module.abi_version();
         if abi != ABI_VERSION {
             return Err(LoadError::Incompatible(format!(
@@ -178,19 +182,13 @@ pub struct Decoder {
 }
 
 impl Decoder {
-    pub fn feed(&mut self, bytes: &[u8]) -> Result<StreamOutput, ProviderError> {
-        self.inner
-            .feed(RSlice::from_slice(bytes))
-            .into_result()
-            .map(events_from_ffi)
-            .map_err(error_from_ffi)
+    /// What the bytes produced, and the error that stopped decoding, if any (chunks made
+    /// before the error are still in the output).
+    pub fn feed(&mut self, bytes: &[u8]) -> (StreamOutput, Option<ProviderError>) {
+        events_from_ffi(self.inner.feed(RSlice::from_slice(bytes)))
     }
 
-    pub fn finish(&mut self) -> Result<StreamOutput, ProviderError> {
-        self.inner
-            .finish()
-            .into_result()
-            .map(events_from_ffi)
-            .map_err(error_from_ffi)
+    pub fn finish(&mut self) -> (StreamOutput, Option<ProviderError>) {
+        events_from_ffi(self.inner.finish())
     }
 }

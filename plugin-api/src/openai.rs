@@ -12,7 +12,14 @@ pub fn unix_now() -> u64 {
 }
 
 /// A `chat.completion` with one assistant text choice.
-pub fn completion(id: &str, model: &str, created: u64, content: &str, finish_reason: &str, usage: &Usage) -> Value {
+pub fn completion(
+    id: &str,
+    model: &str,
+    created: u64,
+    content: &str,
+    finish_reason: &str,
+    usage: &Usage,
+) -> Value {
     json!({
         "id": id,
         "object": "chat.completion",
@@ -28,7 +35,13 @@ pub fn completion(id: &str, model: &str, created: u64, content: &str, finish_rea
 }
 
 /// A `chat.completion.chunk` with one choice carrying `delta`.
-pub fn chunk(id: &str, model: &str, created: u64, delta: Value, finish_reason: Option<&str>) -> Value {
+pub fn chunk(
+    id: &str,
+    model: &str,
+    created: u64,
+    delta: Value,
+    finish_reason: Option<&str>,
+) -> Value {
     json!({
         "id": id,
         "object": "chat.completion.chunk",
@@ -53,7 +66,10 @@ pub fn usage_chunk(id: &str, model: &str, created: u64, usage: &Usage) -> Value 
 /// The text of the last `user` message of a chat request (string or text parts).
 pub fn last_user_text(request: &Value) -> Option<String> {
     let messages = request.get("messages")?.as_array()?;
-    let msg = messages.iter().rev().find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
+    let msg = messages
+        .iter()
+        .rev()
+        .find(|m| m.get("role").and_then(Value::as_str) == Some("user"))?;
     Some(content_text(msg.get("content")?))
 }
 

@@ -1,6 +1,8 @@
 //! The traits a plugin author implements.
 
-use crate::types::{Call, Manifest, Prepared, ProviderConfig, ProviderError, Reply, Response, Usage};
+use crate::types::{
+    Call, Manifest, Prepared, ProviderConfig, ProviderError, Reply, Response, Usage,
+};
 use serde::Serialize;
 
 /// A provider adapter: a pure translator between the OpenAI shape and one upstream's
@@ -34,7 +36,8 @@ pub trait Plugin: Send + Sync + Sized + 'static {
 /// what it has not yet understood and must produce the same output however the bytes
 /// were split.
 pub trait StreamDecoder: Send + 'static {
-    /// Consumes the next bytes of the upstream body.
+    /// Consumes the next bytes of the upstream body. On `Err`, the chunks already put in
+    /// `out` are still sent to the client, then the error ends the stream.
     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError>;
 
     /// The upstream body ended. Flush what is left. The host sends `data: [DONE]` only if

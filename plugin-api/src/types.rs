@@ -240,7 +240,10 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn json<T: Serialize + ?Sized>(body: &T, usage: Option<Usage>) -> Result<Self, ProviderError> {
+    pub fn json<T: Serialize + ?Sized>(
+        body: &T,
+        usage: Option<Usage>,
+    ) -> Result<Self, ProviderError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| ProviderError::internal(format!("cannot encode reply: {e}")))?;
         Ok(Reply { body, usage })
@@ -269,7 +272,8 @@ impl Usage {
             "total_tokens": self.input_tokens + self.output_tokens,
         });
         if self.cached_input_tokens > 0 {
-            u["prompt_tokens_details"] = serde_json::json!({"cached_tokens": self.cached_input_tokens});
+            u["prompt_tokens_details"] =
+                serde_json::json!({"cached_tokens": self.cached_input_tokens});
         }
         if self.reasoning_tokens > 0 {
             u["completion_tokens_details"] =

@@ -69,7 +69,17 @@ impl Plugin for Hello {
     fn parse(&self, call: &Call<'_>, response: &Response<'_>) -> Result<Reply, ProviderError> {
         let text = String::from_utf8_lossy(response.body);
         let usage = usage_of(&text);
-        Reply::json(&completion("chatcmpl-hello", call.model, unix_now(), &text, "stop", &usage), Some(usage))
+        Reply::json(
+            &completion(
+                "chatcmpl-hello",
+                call.model,
+                unix_now(),
+                &text,
+                "stop",
+                &usage,
+            ),
+            Some(usage),
+        )
     }
 
     fn stream(&self, call: &Call<'_>) -> Result<HelloStream, ProviderError> {
@@ -97,8 +107,20 @@ impl StreamDecoder for HelloStream {
         let text = String::from_utf8_lossy(&self.text).into_owned();
         let usage = usage_of(&text);
         let created = unix_now();
-        out.chunk(&chunk("chatcmpl-hello", &self.model, created, json!({"role": "assistant", "content": text}), None))?;
-        out.chunk(&chunk("chatcmpl-hello", &self.model, created, json!({}), Some("stop")))?;
+        out.chunk(&chunk(
+            "chatcmpl-hello",
+            &self.model,
+            created,
+            json!({"role": "assistant", "content": text}),
+            None,
+        ))?;
+        out.chunk(&chunk(
+            "chatcmpl-hello",
+            &self.model,
+            created,
+            json!({}),
+            Some("stop"),
+        ))?;
         if self.include_usage {
             out.chunk(&usage_chunk("chatcmpl-hello", &self.model, created, &usage))?;
         }

@@ -99,7 +99,8 @@ impl Registry {
                 .extension()
                 .and_then(|e| e.to_str())
                 .is_some_and(|e| LIB_EXTENSIONS.contains(&e));
-            if name.starts_with('.') || !is_lib || !entry.file_type()?.is_file() && !path.is_file() {
+            if name.starts_with('.') || !is_lib || !entry.file_type()?.is_file() && !path.is_file()
+            {
                 continue;
             }
             files.push(path);
@@ -139,7 +140,9 @@ impl Registry {
 
     /// Loads `file` if its content is new. Returns true when the active set changed.
     fn consider(&mut self, file: &Path) -> bool {
-        let stamp = std::fs::metadata(file).ok().and_then(|m| Some((m.len(), m.modified().ok()?)));
+        let stamp = std::fs::metadata(file)
+            .ok()
+            .and_then(|m| Some((m.len(), m.modified().ok()?)));
         if stamp.is_some() && self.entries.get(file).is_some_and(|e| e.stamp == stamp) {
             return false;
         }
@@ -195,14 +198,26 @@ impl Registry {
         if let Some(error) = &entry.error {
             tracing::warn!(file = %file.display(), %error, "plugin refused");
         }
-        let changed = entry.active.as_ref().map(|a| &a.hash) != active_before.as_ref().map(|a| &a.hash);
+        let changed =
+            entry.active.as_ref().map(|a| &a.hash) != active_before.as_ref().map(|a| &a.hash);
         self.entries.insert(file.to_path_buf(), entry);
         changed
     }
 
-    fn load(&self, file: &Path, bytes: &[u8], hash: &str) -> Result<LoadedPlugin, (String, Option<Manifest>)> {
+    fn load(
+        &self,
+        file: &Path,
+        bytes: &[u8],
+        hash: &str,
+    ) -> Result<LoadedPlugin, (String, Option<Manifest>)> {
         let copy = self.private_copy(file, bytes, hash).map_err(|e| {
-            (format!("cannot copy the library to {}: {e}", self.loaded_dir.display()), None)
+            (
+                format!(
+                    "cannot copy the library to {}: {e}",
+                    self.loaded_dir.display()
+                ),
+                None,
+            )
         })?;
         let library = PluginLibrary::load(&copy).map_err(|e| (e.to_string(), None))?;
         Ok(LoadedPlugin {
@@ -214,7 +229,10 @@ impl Registry {
 
     fn private_copy(&self, file: &Path, bytes: &[u8], hash: &str) -> std::io::Result<PathBuf> {
         std::fs::create_dir_all(&self.loaded_dir)?;
-        let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or("plugin");
+        let stem = file
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("plugin");
         let ext = file.extension().and_then(|s| s.to_str()).unwrap_or("so");
         let target = self.loaded_dir.join(format!("{stem}-{hash}.{ext}"));
         if !target.exists() {

@@ -1,15 +1,29 @@
-//! The admin API (admin token required).
+//! The admin API (admin token required): plugins, providers and credentials, apps and
+//! keys, model rates, the call log and usage reports.
 
 use crate::error::ApiError;
 use crate::http::{self, Body};
+use crate::proxy::read_body;
+use crate::routing::Source;
 use crate::state::AppState;
+use crate::store::calls::{CallFilter, CALL_COLUMNS};
+use crate::store::providers::{CredentialChange, ProviderChange};
+use crate::store::usage::{GroupBy, UsageFilter};
+use crate::store::{Store, StoreError};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
 use serde_json::json;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 fn bearer(req: &Request<Incoming>) -> Option<&str> {
-    let v = req.headers().get(hyper::header::AUTHORIZATION)?.to_str().ok()?;
+    let v = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
@@ -17,11 +31,144 @@ fn bearer(req: &Request<Incoming>) -> Option<&str> {
 fn authorize(state: &AppState, req: &Request<Incoming>) -> Result<(), ApiError> {
     match bearer(req) {
         None => Err(ApiError::Unauthorized(
-            "the admin API needs the admin token: send 'Authorization: Bearer <admin token>'".into(),
+            "the admin API needs the admin token: send 'Authorization: Bearer <admin token>'"
+                .into(),
         )),
         Some(t) if state.is_admin_token(t) => Ok(()),
         Some(_) => Err(ApiError::Unauthorized("invalid admin token".into())),
     }
+}
+
+#[derive(Clone, Copy)]
+enum R {
+    Plugins,
+    PluginsReload,
+    Providers,
+    Provider,
+    Credentials,
+    Credential,
+    CredentialTest,
+    Apps,
+    App,
+    Keys,
+    Key,
+    KeyRevoke,
+    Calls,
+    Usage,
+    Rates,
+    Rate,
+}
+
+fn router() -> &'static matchit::Router<R> {
+    static ROUTER: OnceLock<matchit::Router<R>> = OnceLock::new();
+    ROUTER.get_or_init(|| {
+        let mut r = matchit::Router::new();
+        let routes = [
+            ("/api/admin/plugins", R::Plugins),
+            ("/api/admin/plugins/reload", R::PluginsReload),
+            ("/api/admin/providers", R::Providers),
+            ("/api/admin/providers/{id}", R::Provider),
+            ("/api/admin/providers/{id}/credentials", R::Credentials),
+            ("/api/admin/providers/{id}/credentials/{cid}", R::Credential),
+            (
+                "/api/admin/providers/{id}/credentials/{cid}/test",
+                R::CredentialTest,
+            ),
+            ("/api/admin/apps", R::Apps),
+            ("/api/admin/apps/{id}", R::App),
+            ("/api/admin/apps/{id}/keys", R::Keys),
+            ("/api/admin/apps/{id}/keys/{kid}", R::Key),
+            ("/api/admin/apps/{id}/keys/{kid}/revoke", R::KeyRevoke),
+            ("/api/admin/calls", R::Calls),
+            ("/api/admin/usage", R::Usage),
+            ("/api/admin/rates", R::Rates),
+            ("/api/admin/rates/{*model}", R::Rate),
+        ];
+        for (path, route) in routes {
+            // The table is static and tested; a clash would be a programming error.
+            let _ = r.insert(path, route);
+        }
+        r
+    })
+}
+
+fn id_param(params: &matchit::Params<'_, '_>, name: &'static str) -> Result<i64, ApiError> {
+    let raw = params.get(name).unwrap_or("");
+    raw.parse::<i64>().map_err(|_| ApiError::Validation {
+        field: name.to_string(),
+        message: format!("'{raw}' is not a numeric id"),
+    })
+}
+
+/// Runs a store operation off the async threads.
+async fn blocking<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&Store, &AppState) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || f(&state.store, &state))
+        .await
+        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+    let bytes = read_body(req, 1024 * 1024).await?;
+    let bytes = if bytes.is_empty() {
+        bytes::Bytes::from_static(b"{}")
+    } else {
+        bytes
+    };
+    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => ApiError::Validation {
+            field: "body".into(),
+            message: e.to_string(),
+        },
+        _ => ApiError::InvalidJson(e.to_string()),
+    })
+}
+
+fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    req.uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
+
+/// Unix seconds or milliseconds.
+fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    let Some(raw) = q.get(name).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let v: i64 = raw.parse().map_err(|_| ApiError::Validation {
+        field: name.to_string(),
+        message: format!("'{raw}' is not a Unix time (seconds or milliseconds)"),
+    })?;
+    Ok(Some(if v.abs() < 100_000_000_000 {
+        v * 1000
+    } else {
+        v
+    }))
+}
+
+fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+    match q.get(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(raw) => raw.parse().map(Some).map_err(|_| ApiError::Validation {
+            field: name.to_string(),
+            message: format!("'{raw}' is not an integer"),
+        }),
+    }
+}
+
+fn created<T: serde::Serialize>(v: &T) -> Response<Body> {
+    http::json(201, v)
+}
+
+fn no_content() -> Response<Body> {
+    let mut r = Response::new(http::full(bytes::Bytes::new()));
+    *r.status_mut() = hyper::StatusCode::NO_CONTENT;
+    r
 }
 
 pub async fn dispatch(
@@ -31,19 +178,286 @@ pub async fn dispatch(
     path: &str,
 ) -> Result<Response<Body>, ApiError> {
     authorize(state, &req)?;
-    match path {
-        "/api/admin/plugins" if method == Method::GET => Ok(plugins(state)),
-        "/api/admin/plugins/reload" if method == Method::POST => {
+    let Ok(matched) = router().at(path) else {
+        return Err(ApiError::NotFound {
+            method: method.to_string(),
+            path: path.to_string(),
+        });
+    };
+    let p = matched.params;
+    let m = method.clone();
+    let not_allowed = || super::not_allowed(method, path);
+    match (*matched.value, m) {
+        (R::Plugins, Method::GET) => Ok(plugins(state)),
+        (R::PluginsReload, Method::POST) => {
             state.rescan().await;
             Ok(plugins(state))
         }
-        "/api/admin/providers" if method == Method::GET => Ok(providers(state)),
-        "/api/admin/plugins" | "/api/admin/plugins/reload" | "/api/admin/providers" => Err(super::not_allowed(method, path)),
-        _ => Err(ApiError::NotFound {
-            method: method.to_string(),
-            path: path.to_string(),
-        }),
+        (R::Providers, Method::GET) => providers(state).await,
+        (R::Providers, Method::POST) => {
+            let body: ProviderBody = json_body(req).await?;
+            let change = body.into_change();
+            if let Some(prefix) = &change.prefix {
+                if state.config.providers.iter().any(|p| &p.prefix == prefix) {
+                    return Err(ApiError::Conflict(format!(
+                        "prefix '{prefix}' is declared in the config file; change it there"
+                    )));
+                }
+            }
+            let row = blocking(state, move |s, _| s.create_provider(change)).await?;
+            state.reload_routes().await;
+            Ok(created(&row))
+        }
+        (R::Provider, Method::GET) => {
+            let id = id_param(&p, "id")?;
+            let (row, creds) = blocking(state, move |s, _| {
+                Ok((s.get_provider(id)?, s.list_credentials(id)?))
+            })
+            .await?;
+            Ok(http::json(
+                200,
+                &json!({"provider": row, "credentials": creds}),
+            ))
+        }
+        (R::Provider, Method::PATCH) => {
+            let id = id_param(&p, "id")?;
+            let body: ProviderBody = json_body(req).await?;
+            let row =
+                blocking(state, move |s, _| s.update_provider(id, body.into_change())).await?;
+            state.reload_routes().await;
+            Ok(http::json(200, &row))
+        }
+        (R::Provider, Method::DELETE) => {
+            let id = id_param(&p, "id")?;
+            blocking(state, move |s, _| s.delete_provider(id)).await?;
+            state.reload_routes().await;
+            Ok(no_content())
+        }
+        (R::Credentials, Method::GET) => {
+            let id = id_param(&p, "id")?;
+            let rows = blocking(state, move |s, _| s.list_credentials(id)).await?;
+            Ok(http::json(200, &json!({"object": "list", "data": rows})))
+        }
+        (R::Credentials, Method::POST) => {
+            let id = id_param(&p, "id")?;
+            let body: CredentialBody = json_body(req).await?;
+            let name = body.name.ok_or_else(|| validation("name", "is required"))?;
+            let secret = body
+                .secret
+                .ok_or_else(|| validation("secret", "is required"))?;
+            let row = blocking(state, move |s, st| {
+                s.create_credential(&st.cipher, id, &name, &secret, body.weight, body.enabled)
+            })
+            .await?;
+            state.reload_routes().await;
+            Ok(created(&row))
+        }
+        (R::Credential, Method::GET) => {
+            let (id, cid) = (id_param(&p, "id")?, id_param(&p, "cid")?);
+            Ok(http::json(
+                200,
+                &blocking(state, move |s, _| s.get_credential(id, cid)).await?,
+            ))
+        }
+        (R::Credential, Method::PATCH) => {
+            let (id, cid) = (id_param(&p, "id")?, id_param(&p, "cid")?);
+            let body: CredentialBody = json_body(req).await?;
+            let change = CredentialChange {
+                name: body.name,
+                secret: body.secret,
+                weight: body.weight,
+                enabled: body.enabled,
+            };
+            let row = blocking(state, move |s, st| {
+                s.update_credential(&st.cipher, id, cid, change)
+            })
+            .await?;
+            state.reload_routes().await;
+            Ok(http::json(200, &row))
+        }
+        (R::Credential, Method::DELETE) => {
+            let (id, cid) = (id_param(&p, "id")?, id_param(&p, "cid")?);
+            blocking(state, move |s, _| s.delete_credential(id, cid)).await?;
+            state.reload_routes().await;
+            Ok(no_content())
+        }
+        (R::CredentialTest, Method::POST) => {
+            let (id, cid) = (id_param(&p, "id")?, id_param(&p, "cid")?);
+            let body: TestBody = json_body(req).await?;
+            crate::credential_test::run(state, id, cid, body.model).await
+        }
+        (R::Apps, Method::GET) => {
+            let rows = blocking(state, |s, _| s.list_apps()).await?;
+            Ok(http::json(200, &json!({"object": "list", "data": rows})))
+        }
+        (R::Apps, Method::POST) => {
+            let body: AppBody = json_body(req).await?;
+            let name = body.name.ok_or_else(|| validation("name", "is required"))?;
+            let app = blocking(state, move |s, _| {
+                let app = s.create_app(&name)?;
+                if body.enabled == Some(false) {
+                    return s.update_app(app.id, None, Some(false));
+                }
+                Ok(app)
+            })
+            .await?;
+            Ok(created(&app))
+        }
+        (R::App, Method::GET) => {
+            let id = id_param(&p, "id")?;
+            Ok(http::json(
+                200,
+                &blocking(state, move |s, _| s.get_app(id)).await?,
+            ))
+        }
+        (R::App, Method::PATCH) => {
+            let id = id_param(&p, "id")?;
+            let body: AppBody = json_body(req).await?;
+            let app = blocking(state, move |s, _| {
+                s.update_app(id, body.name.as_deref(), body.enabled)
+            })
+            .await?;
+            state.auth.invalidate();
+            Ok(http::json(200, &app))
+        }
+        (R::App, Method::DELETE) => {
+            let id = id_param(&p, "id")?;
+            blocking(state, move |s, _| s.delete_app(id)).await?;
+            state.auth.invalidate();
+            Ok(no_content())
+        }
+        (R::Keys, Method::GET) => {
+            let id = id_param(&p, "id")?;
+            let rows = blocking(state, move |s, _| s.list_keys(id)).await?;
+            Ok(http::json(200, &json!({"object": "list", "data": rows})))
+        }
+        (R::Keys, Method::POST) => {
+            let id = id_param(&p, "id")?;
+            let body: KeyBody = json_body(req).await?;
+            let (row, key) =
+                blocking(state, move |s, _| s.create_key(id, body.name.as_deref())).await?;
+            // The only time the key is ever shown.
+            Ok(created(&json!({"key": key, "info": row})))
+        }
+        (R::Key, Method::DELETE) | (R::KeyRevoke, Method::POST) => {
+            let (id, kid) = (id_param(&p, "id")?, id_param(&p, "kid")?);
+            let row = blocking(state, move |s, _| s.revoke_key(id, kid)).await?;
+            state.auth.invalidate();
+            Ok(http::json(200, &row))
+        }
+        (R::Calls, Method::GET) => calls(state, &req).await,
+        (R::Usage, Method::GET) => usage(state, &req).await,
+        (R::Rates, Method::GET) => {
+            let rows = blocking(state, |s, _| s.list_rates()).await?;
+            Ok(http::json(200, &json!({"object": "list", "data": rows})))
+        }
+        (R::Rate, Method::PUT) => {
+            let model = p.get("model").unwrap_or("").to_string();
+            let body: RateBody = json_body(req).await?;
+            let usd = |v: f64, field: &str| -> Result<i64, ApiError> {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(validation(
+                        field,
+                        "must be a non-negative number of USD per million tokens",
+                    ));
+                }
+                Ok((v * 1_000_000.0).round() as i64)
+            };
+            let input = usd(body.input_per_mtok, "input_per_mtok")?;
+            let output = usd(body.output_per_mtok, "output_per_mtok")?;
+            let cached = body
+                .cached_per_mtok
+                .map(|c| usd(c, "cached_per_mtok"))
+                .transpose()?;
+            let row =
+                blocking(state, move |s, _| s.put_rate(&model, input, output, cached)).await?;
+            state.reload_routes().await;
+            Ok(http::json(200, &row))
+        }
+        (R::Rate, Method::DELETE) => {
+            let model = p.get("model").unwrap_or("").to_string();
+            blocking(state, move |s, _| s.delete_rate(&model)).await?;
+            state.reload_routes().await;
+            Ok(no_content())
+        }
+        _ => Err(not_allowed()),
     }
+}
+
+fn validation(field: &str, message: &str) -> ApiError {
+    ApiError::Validation {
+        field: field.to_string(),
+        message: message.to_string(),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProviderBody {
+    prefix: Option<String>,
+    plugin: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    base_url: Option<Option<String>>,
+    enabled: Option<bool>,
+    options: Option<serde_json::Value>,
+    #[serde(default, deserialize_with = "nullable")]
+    models: Option<Option<Vec<String>>>,
+}
+
+/// Distinguishes an absent field (keep) from an explicit `null` (clear).
+fn nullable<'de, T: Deserialize<'de>, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+impl ProviderBody {
+    fn into_change(self) -> ProviderChange {
+        ProviderChange {
+            prefix: self.prefix,
+            plugin: self.plugin,
+            base_url: self.base_url,
+            enabled: self.enabled,
+            options: self.options,
+            models: self.models,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CredentialBody {
+    name: Option<String>,
+    secret: Option<String>,
+    weight: Option<i64>,
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppBody {
+    name: Option<String>,
+    enabled: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyBody {
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestBody {
+    model: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateBody {
+    input_per_mtok: f64,
+    output_per_mtok: f64,
+    cached_per_mtok: Option<f64>,
 }
 
 fn plugins(state: &AppState) -> Response<Body> {
@@ -59,10 +473,12 @@ fn plugins(state: &AppState) -> Response<Body> {
     )
 }
 
-/// Routable providers. Keys are never shown, only whether one is configured.
-fn providers(state: &AppState) -> Response<Body> {
+/// Every routable provider, plus stored ones that are not routable (disabled, or their
+/// plugin is missing). Keys are never shown, only whether there are some.
+async fn providers(state: &Arc<AppState>) -> Result<Response<Body>, ApiError> {
+    let stored = blocking(state, |s, _| s.list_providers()).await?;
     let table = state.routes.load();
-    let data: Vec<_> = table
+    let mut data: Vec<serde_json::Value> = table
         .routes_sorted()
         .into_iter()
         .map(|r| {
@@ -70,13 +486,152 @@ fn providers(state: &AppState) -> Response<Body> {
                 "prefix": r.prefix,
                 "plugin": r.plugin,
                 "plugin_version": r.plugin_version,
+                "source": r.source,
+                "id": r.store_id,
                 "base_url": r.base_url,
+                "routable": true,
                 "needs_key": r.auth.needs_key(),
-                "has_key": r.api_key.is_some(),
+                "credentials": r.credentials.len(),
                 "api_key_env": r.api_key_env,
                 "models": r.models.len(),
             })
         })
         .collect();
-    http::json(200, &json!({"object": "list", "data": data, "problems": table.problems}))
+    for p in stored.iter().filter(|p| {
+        table
+            .get(&p.prefix)
+            .is_none_or(|r| r.source != Source::Store)
+    }) {
+        data.push(json!({
+            "prefix": p.prefix,
+            "plugin": p.plugin,
+            "source": Source::Store,
+            "id": p.id,
+            "base_url": p.base_url,
+            "enabled": p.enabled,
+            "routable": false,
+        }));
+    }
+    Ok(http::json(
+        200,
+        &json!({"object": "list", "data": data, "problems": table.problems}),
+    ))
+}
+
+async fn calls(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let q = query(req);
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(validation(
+                "format",
+                &format!("'{other}' is not one of: json, csv"),
+            ))
+        }
+    };
+    let status = q.get("status").cloned();
+    if let Some(s) = &status {
+        if !matches!(s.as_str(), "ok" | "error" | "cancelled") {
+            return Err(validation("status", "must be one of: ok, error, cancelled"));
+        }
+    }
+    let max = if csv { 100_000 } else { 1000 };
+    let limit = int_param(&q, "limit")?.unwrap_or(if csv { max } else { 100 });
+    if limit < 1 || limit > max {
+        return Err(validation("limit", &format!("must be between 1 and {max}")));
+    }
+    let filter = CallFilter {
+        app_id: int_param(&q, "app")?,
+        provider: q.get("provider").cloned(),
+        model: q.get("model").cloned(),
+        status,
+        since: time_param(&q, "since")?,
+        until: time_param(&q, "until")?,
+        cursor: int_param(&q, "cursor")?,
+        limit: limit as usize,
+    };
+    let (rows, next) = blocking(state, move |s, _| s.list_calls(&filter)).await?;
+    if !csv {
+        return Ok(http::json(
+            200,
+            &json!({"object": "list", "data": rows, "next_cursor": next}),
+        ));
+    }
+    let mut out = CALL_COLUMNS.join(",");
+    out.push('\n');
+    for r in &rows {
+        let v = serde_json::to_value(r).unwrap_or_default();
+        let line: Vec<String> = CALL_COLUMNS.iter().map(|c| csv_field(&v[*c])).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    let mut resp = Response::new(http::full(out));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/csv; charset=utf-8"),
+    );
+    if let Some(n) = next {
+        resp.headers_mut().insert("x-next-cursor", n.into());
+    }
+    Ok(resp)
+}
+
+fn csv_field(v: &serde_json::Value) -> String {
+    let s = match v {
+        serde_json::Value::Null => return String::new(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+async fn usage(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let q = query(req);
+    let raw = q.get("group_by").map(String::as_str).unwrap_or("app");
+    let group = GroupBy::parse(raw).ok_or_else(|| {
+        validation(
+            "group_by",
+            &format!("'{raw}' is not one of: app, provider, model, hour, day"),
+        )
+    })?;
+    let filter = UsageFilter {
+        app_id: int_param(&q, "app")?,
+        since: time_param(&q, "since")?,
+        until: time_param(&q, "until")?,
+    };
+    let rows = blocking(state, move |s, _| s.usage(group, &filter)).await?;
+    Ok(http::json(
+        200,
+        &json!({"object": "list", "group_by": raw, "data": rows}),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_resolves_every_route() {
+        let r = router();
+        assert!(matches!(
+            r.at("/api/admin/apps/3/keys/9").map(|m| *m.value),
+            Ok(R::Key)
+        ));
+        let m = r.at("/api/admin/rates/openai/gpt-4o").unwrap();
+        assert_eq!(m.params.get("model"), Some("openai/gpt-4o"));
+        assert!(r.at("/api/admin/nope").is_err());
+    }
+
+    #[test]
+    fn csv_quotes_what_needs_it() {
+        assert_eq!(csv_field(&json!("a,b")), "\"a,b\"");
+        assert_eq!(csv_field(&json!("say \"hi\"")), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field(&json!(12)), "12");
+        assert_eq!(csv_field(&serde_json::Value::Null), "");
+    }
 }

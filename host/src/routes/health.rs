@@ -12,5 +12,16 @@ pub fn healthz() -> Response<Body> {
 /// Ready once listening with a routing table; reports how many providers are routable.
 pub fn readyz(state: &AppState) -> Response<Body> {
     let routes = state.routes.load();
-    http::json(200, &json!({"status": "ready", "providers": routes.prefixes().len()}))
+    http::json(
+        200,
+        &json!({
+            "status": "ready",
+            "providers": routes.prefixes().len(),
+            "call_log": {
+                "queued": state.calls.depth(),
+                "written": state.calls.written(),
+                "dropped": state.calls.dropped(),
+            },
+        }),
+    )
 }

@@ -13,19 +13,36 @@ use hyper::{Method, Request, Response};
 use plugin_api::Endpoint;
 use std::sync::Arc;
 
-pub async fn dispatch(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
+pub async fn dispatch(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    request_id: &str,
+) -> Result<Response<Body>, ApiError> {
     let full_path = req.uri().path().trim_end_matches('/').to_string();
-    let path = if full_path.is_empty() { "/" } else { full_path.as_str() };
+    let path = if full_path.is_empty() {
+        "/"
+    } else {
+        full_path.as_str()
+    };
     let method = req.method().clone();
     // The seed system's paths are served by the same handlers.
-    let consumer = path.strip_prefix("/v1").or_else(|| path.strip_prefix("/api/v2"));
+    let consumer = path
+        .strip_prefix("/v1")
+        .or_else(|| path.strip_prefix("/api/v2"));
     match (consumer, path) {
-        (Some("/chat/completions"), _) if method == Method::POST => proxy::handle(state, req, Endpoint::Chat).await,
-        (Some("/embeddings"), _) if method == Method::POST => proxy::handle(state, req, Endpoint::Embeddings).await,
-        (Some("/images/generations"), _) if method == Method::POST => {
-            proxy::handle(state, req, Endpoint::Images).await
+        (Some("/chat/completions"), _) if method == Method::POST => {
+            proxy::handle(state, req, Endpoint::Chat, request_id).await
         }
-        (Some("/models"), _) if method == Method::GET => Ok(models::list(state)),
+        (Some("/embeddings"), _) if method == Method::POST => {
+            proxy::handle(state, req, Endpoint::Embeddings, request_id).await
+        }
+        (Some("/images/generations"), _) if method == Method::POST => {
+            proxy::handle(state, req, Endpoint::Images, request_id).await
+        }
+        (Some("/models"), _) if method == Method::GET => {
+            state.auth.authenticate(req.headers()).await?;
+            Ok(models::list(state))
+        }
         (Some("/chat/completions" | "/embeddings" | "/images/generations" | "/models"), _) => {
             Err(not_allowed(&method, path))
         }

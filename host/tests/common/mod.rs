@@ -96,6 +96,22 @@ pub fn http_client() -> reqwest::Client {
         .expect("build reqwest client")
 }
 
+/// Like [`http_client`], sending `key` as the app key on every request (a request that
+/// sets its own `Authorization` header keeps it).
+pub fn http_client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {key}").parse().expect("header value"),
+    );
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .default_headers(headers)
+        .build()
+        .expect("build reqwest client")
+}
+
 // ---------------------------------------------------------------------------------------
 // The server under test
 // ---------------------------------------------------------------------------------------
@@ -137,12 +153,52 @@ impl ServerOptions {
     }
 }
 
+/// `aihub` with the test environment: private data and plugin dirs, any free port, the
+/// given config file, and nothing inherited from the caller's `AIHUB_*` variables.
+fn aihub_command(tmp: &Path, opts: &ServerOptions, admin_token: &str) -> Command {
+    let plugin_dir = tmp.join("plugins");
+    let mut cmd = Command::new(aihub_bin());
+    if let Some(cfg) = &opts.config {
+        let cfg_path = tmp.join("aihub.toml");
+        std::fs::write(&cfg_path, cfg).expect("write config");
+        cmd.arg("--config").arg(&cfg_path);
+    }
+    // Keep the caller's environment from leaking into the server's configuration.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AIHUB_") {
+            cmd.env_remove(&k);
+        }
+    }
+    for k in [
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(k);
+    }
+    cmd.current_dir(tmp)
+        .env("AIHUB_SERVER__LISTEN", "127.0.0.1:0")
+        .env("AIHUB_STORAGE__DATA_DIR", tmp)
+        .env("AIHUB_PLUGINS__DIR", &plugin_dir)
+        .env("AIHUB_ADMIN_TOKEN", admin_token)
+        .env("RUST_LOG", "info")
+        .env("NO_PROXY", "127.0.0.1,localhost");
+    for (k, v) in &opts.env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 pub struct TestServer {
     child: Mutex<Child>,
     pid: u32,
     tmp: TempDir,
     addr: SocketAddr,
     admin_token: String,
+    app_key: String,
     client: reqwest::Client,
 }
 
@@ -175,8 +231,14 @@ impl TestServer {
         &self.admin_token
     }
 
+    /// A client that sends the test app's key on every request.
     pub fn client(&self) -> &reqwest::Client {
         &self.client
+    }
+
+    /// The key of the app `test`, made with `aihub apps create` before the server started.
+    pub fn app_key(&self) -> &str {
+        &self.app_key
     }
 
     /// Starts `aihub serve` and waits until it is listening and `/readyz` says 200.
@@ -200,39 +262,29 @@ impl TestServer {
         let stdout = std::fs::File::create(tmp.path().join("stdout.log")).unwrap();
         let stderr = std::fs::File::create(tmp.path().join("stderr.log")).unwrap();
 
-        let mut cmd = Command::new(aihub_bin());
+        let app_key = {
+            let mut cmd = aihub_command(tmp.path(), &opts, &admin_token);
+            let out = cmd
+                .args(["apps", "create", "test"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run aihub apps create");
+            assert!(
+                out.status.success(),
+                "aihub apps create failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        assert!(app_key.starts_with("ak-"), "unexpected app key {app_key:?}");
+
+        let mut cmd = aihub_command(tmp.path(), &opts, &admin_token);
         cmd.arg("serve");
-        if let Some(cfg) = &opts.config {
-            let cfg_path = tmp.path().join("aihub.toml");
-            std::fs::write(&cfg_path, cfg).expect("write config");
-            cmd.arg("--config").arg(&cfg_path);
-        }
-        // Keep the caller's environment from leaking into the server's configuration.
-        for (k, _) in std::env::vars() {
-            if k.starts_with("AIHUB_") {
-                cmd.env_remove(&k);
-            }
-        }
-        for k in [
-            "http_proxy",
-            "https_proxy",
-            "all_proxy",
-            "HTTP_PROXY",
-            "HTTPS_PROXY",
-            "ALL_PROXY",
-        ] {
-            cmd.env_remove(k);
-        }
-        cmd.current_dir(tmp.path())
-            .env("AIHUB_SERVER__LISTEN", "127.0.0.1:0")
-            .env("AIHUB_STORAGE__DATA_DIR", tmp.path())
-            .env("AIHUB_PLUGINS__DIR", &plugin_dir)
-            .env("AIHUB_ADMIN_TOKEN", &admin_token)
-            .env("RUST_LOG", "info")
-            .env("NO_PROXY", "127.0.0.1,localhost");
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
-        }
         cmd.stdin(Stdio::null())
             .stdout(Stdio::from(stdout))
             .stderr(Stdio::from(stderr));
@@ -241,7 +293,7 @@ impl TestServer {
             .unwrap_or_else(|e| panic!("spawn {}: {e}", aihub_bin().display()));
         let pid = child.id();
 
-        let client = http_client();
+        let client = http_client_with_key(&app_key);
         let addr_file = tmp.path().join("aihub.addr");
         let deadline = Instant::now() + Duration::from_secs(15);
         let mut addr: Option<SocketAddr> = None;
@@ -286,6 +338,7 @@ impl TestServer {
             tmp,
             addr: addr.unwrap(),
             admin_token,
+            app_key,
             client,
         }
     }
@@ -465,11 +518,7 @@ impl TestServer {
 
     /// Asserts the process is alive and still answers a chat through echo.
     pub async fn assert_echo_still_works(&self) {
-        assert!(
-            self.is_running(),
-            "the aihub process died\n{}",
-            self.logs()
-        );
+        assert!(self.is_running(), "the aihub process died\n{}", self.logs());
         let resp = self
             .post_chat(&json!({
                 "model": "echo/echo-1",
@@ -565,7 +614,8 @@ pub fn assert_error_shape(body: &Value) -> Value {
         "error.type is not a string: {body}"
     );
     assert!(
-        err.get("code").is_some_and(|c| c.is_string() || c.is_null()),
+        err.get("code")
+            .is_some_and(|c| c.is_string() || c.is_null()),
         "error.code must be present, a string or null: {body}"
     );
     assert!(
@@ -614,7 +664,11 @@ impl SseOutcome {
     pub fn content(&self) -> String {
         self.json()
             .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(String::from))
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(String::from)
+            })
             .collect()
     }
 
@@ -622,7 +676,11 @@ impl SseOutcome {
     pub fn content_pieces(&self) -> Vec<String> {
         self.json()
             .iter()
-            .filter_map(|c| c["choices"][0]["delta"]["content"].as_str().map(String::from))
+            .filter_map(|c| {
+                c["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(String::from)
+            })
             .filter(|s| !s.is_empty())
             .collect()
     }

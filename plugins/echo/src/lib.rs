@@ -13,7 +13,11 @@ pub struct Echo;
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 fn new_id() -> String {
-    format!("chatcmpl-echo-{}-{}", unix_now(), NEXT_ID.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "chatcmpl-echo-{}-{}",
+        unix_now(),
+        NEXT_ID.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 fn words(s: &str) -> u64 {
@@ -25,10 +29,17 @@ fn local_body(request: &Value) -> Result<Value, ProviderError> {
     let messages = request
         .get("messages")
         .and_then(Value::as_array)
-        .ok_or_else(|| ProviderError::bad_request("'messages' must be an array of chat messages"))?;
+        .ok_or_else(|| {
+            ProviderError::bad_request("'messages' must be an array of chat messages")
+        })?;
     let prompt_tokens: u64 = messages
         .iter()
-        .map(|m| m.get("content").map(content_text).map(|t| words(&t)).unwrap_or(0))
+        .map(|m| {
+            m.get("content")
+                .map(content_text)
+                .map(|t| words(&t))
+                .unwrap_or(0)
+        })
         .sum();
     let text = last_user_text(request).unwrap_or_default();
     Ok(json!({"text": text, "prompt_tokens": prompt_tokens}))
@@ -40,7 +51,8 @@ struct Local {
 }
 
 fn read_local(body: &[u8]) -> Result<Local, ProviderError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| ProviderError::internal(format!("echo: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(body).map_err(|e| ProviderError::internal(format!("echo: {e}")))?;
     let text = v["text"].as_str().unwrap_or_default().to_string();
     let usage = Usage {
         input_tokens: v["prompt_tokens"].as_u64().unwrap_or(0),
@@ -80,7 +92,9 @@ impl Plugin for Echo {
 
     fn prepare(&self, call: &Call<'_>) -> Result<Prepared, ProviderError> {
         if call.endpoint != Endpoint::Chat {
-            return Err(ProviderError::bad_request("the echo provider only serves chat completions"));
+            return Err(ProviderError::bad_request(
+                "the echo provider only serves chat completions",
+            ));
         }
         let request: Value = call.json()?;
         let body = serde_json::to_vec(&local_body(&request)?)
@@ -94,7 +108,14 @@ impl Plugin for Echo {
 
     fn parse(&self, call: &Call<'_>, response: &Response<'_>) -> Result<Reply, ProviderError> {
         let local = read_local(response.body)?;
-        let body = completion(&new_id(), call.model, unix_now(), &local.text, "stop", &local.usage);
+        let body = completion(
+            &new_id(),
+            call.model,
+            unix_now(),
+            &local.text,
+            "stop",
+            &local.usage,
+        );
         Reply::json(&body, Some(local.usage))
     }
 
@@ -122,10 +143,26 @@ impl StreamDecoder for EchoStream {
     fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
         let local = read_local(&self.body)?;
         let (id, created) = (new_id(), unix_now());
-        out.chunk(&chunk(&id, &self.model, created, json!({"role": "assistant", "content": ""}), None))?;
+        out.chunk(&chunk(
+            &id,
+            &self.model,
+            created,
+            json!({"role": "assistant", "content": ""}),
+            None,
+        ))?;
         for (i, word) in local.text.split_whitespace().enumerate() {
-            let piece = if i == 0 { word.to_string() } else { format!(" {word}") };
-            out.chunk(&chunk(&id, &self.model, created, json!({"content": piece}), None))?;
+            let piece = if i == 0 {
+                word.to_string()
+            } else {
+                format!(" {word}")
+            };
+            out.chunk(&chunk(
+                &id,
+                &self.model,
+                created,
+                json!({"content": piece}),
+                None,
+            ))?;
         }
         out.chunk(&chunk(&id, &self.model, created, json!({}), Some("stop")))?;
         if self.include_usage {
@@ -167,7 +204,11 @@ mod tests {
     fn non_stream_echoes_last_user_message_with_usage() {
         let c = call(BODY, false, false);
         let body = local(Echo.prepare(&c).unwrap());
-        let resp = Response { status: 200, headers: &[], body: &body };
+        let resp = Response {
+            status: 200,
+            headers: &[],
+            body: &body,
+        };
         let reply = Echo.parse(&c, &resp).unwrap();
         let v: Value = serde_json::from_slice(&reply.body).unwrap();
         assert_eq!(v["choices"][0]["message"]["content"], "hello big world");
@@ -186,7 +227,11 @@ mod tests {
             d.feed(&body, &mut out).unwrap();
             d.finish(&mut out).unwrap();
             assert!(out.done);
-            let chunks: Vec<Value> = out.chunks.iter().map(|c| serde_json::from_slice(c).unwrap()).collect();
+            let chunks: Vec<Value> = out
+                .chunks
+                .iter()
+                .map(|c| serde_json::from_slice(c).unwrap())
+                .collect();
             let text: String = chunks
                 .iter()
                 .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())

@@ -1,1 +1,235 @@
+//! `openai`: OpenAI's API and the many servers that speak it (DeepSeek, xAI, OpenRouter,
+//! Groq, Mistral, Together, Ollama, Azure OpenAI).
+//!
+//! The consumer API already is OpenAI's, so this plugin translates as little as
+//! possible: bodies go upstream and replies come back byte for byte, except the fields the
+//! gateway must control (`model`, `stream`, `stream_options.include_usage`, Azure's URL
+//! and key header). What it adds is classification: every upstream failure, whatever
+//! shape the server sent it in, becomes a [`ProviderError`] the host can act on.
 
+mod config;
+mod errors;
+mod json;
+mod manifest;
+mod stream;
+mod usage;
+
+use crate::config::{Flavor, Settings};
+use crate::json::{looks_like_object, RawObject};
+use plugin_api::serde_json::Value;
+use plugin_api::*;
+use serde::de::IgnoredAny;
+use serde::Deserialize;
+
+pub use crate::config::AZURE_API_VERSION;
+pub use crate::manifest::AZURE_BASE_URL;
+pub use crate::stream::OpenAiStream;
+
+/// One configured OpenAI-compatible upstream.
+#[derive(Debug)]
+pub struct OpenAi {
+    settings: Settings,
+}
+
+/// The fields of a whole reply `parse` looks at; the body itself is passed on unparsed.
+#[derive(Deserialize)]
+struct ReplyProbe {
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default)]
+    choices: Option<IgnoredAny>,
+    #[serde(default)]
+    data: Option<IgnoredAny>,
+}
+
+impl OpenAi {
+    /// Azure addresses deployments, which operators may name differently from models.
+    fn upstream_model<'a>(&'a self, model: &'a str) -> &'a str {
+        match &self.settings.flavor {
+            Flavor::Azure(a) => a.deployments.get(model).map_or(model, String::as_str),
+            Flavor::OpenAi => model,
+        }
+    }
+
+    fn url(&self, endpoint: Endpoint, model: &str) -> String {
+        let base = &self.settings.base_url;
+        let path = match endpoint {
+            Endpoint::Chat => "chat/completions",
+            Endpoint::Embeddings => "embeddings",
+            Endpoint::Images => "images/generations",
+        };
+        match &self.settings.flavor {
+            Flavor::OpenAi => format!("{base}/{path}"),
+            Flavor::Azure(a) if a.v1 => {
+                let query = if a.api_version == "preview" {
+                    "?api-version=preview"
+                } else {
+                    ""
+                };
+                format!("{base}/openai/v1/{path}{query}")
+            }
+            Flavor::Azure(a) => format!(
+                "{base}/openai/deployments/{}/{path}?api-version={}",
+                encode_path_segment(model),
+                a.api_version
+            ),
+        }
+    }
+
+    /// Streamed calls always stream upstream, with usage on (unless the upstream refuses
+    /// `stream_options`), so every call's tokens are recorded; the decoder hides usage
+    /// from clients that did not ask for it.
+    fn set_stream_fields(
+        &self,
+        body: &mut RawObject<'_>,
+        stream: bool,
+    ) -> Result<(), ProviderError> {
+        if !stream {
+            if body.get("stream") == Some("true") {
+                body.set("stream", "false".into());
+            }
+            return Ok(());
+        }
+        body.set("stream", "true".into());
+        if !self.settings.stream_usage {
+            body.remove("stream_options");
+            return Ok(());
+        }
+        let options = match body.get("stream_options") {
+            Some(raw) if looks_like_object(raw.as_bytes()) => {
+                let mut options = RawObject::parse(raw.as_bytes()).map_err(|e| {
+                    ProviderError::bad_request(format!("invalid stream_options: {e}"))
+                })?;
+                options.set("include_usage", "true".into());
+                String::from_utf8(options.to_vec()?).map_err(|e| {
+                    ProviderError::internal(format!("cannot encode stream_options: {e}"))
+                })?
+            }
+            _ => r#"{"include_usage":true}"#.to_string(),
+        };
+        body.set("stream_options", options);
+        Ok(())
+    }
+
+    fn auth_header(&self, key: &str) -> (&'static str, String) {
+        match self.settings.flavor {
+            Flavor::Azure(_) => ("api-key", key.to_string()),
+            Flavor::OpenAi => ("authorization", format!("Bearer {key}")),
+        }
+    }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn encode_path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+impl Plugin for OpenAi {
+    type Decoder = OpenAiStream;
+
+    fn manifest() -> Manifest {
+        manifest::manifest()
+    }
+
+    fn new(config: ProviderConfig) -> Result<Self, String> {
+        Ok(OpenAi {
+            settings: Settings::from_config(&config)?,
+        })
+    }
+
+    fn prepare(&self, call: &Call<'_>) -> Result<Prepared, ProviderError> {
+        let model = call.model.trim();
+        if model.is_empty() {
+            return Err(ProviderError::bad_request(
+                "no model named after the provider prefix",
+            ));
+        }
+        let mut body = RawObject::parse(call.body)
+            .map_err(|e| ProviderError::bad_request(format!("invalid request body: {e}")))?;
+        if call.endpoint == Endpoint::Chat
+            && !body.get("messages").is_some_and(|m| m.starts_with('['))
+        {
+            return Err(ProviderError::bad_request(
+                "'messages' must be an array of chat messages",
+            ));
+        }
+        let model = self.upstream_model(model);
+        let model_json = serde_json::to_string(model)
+            .map_err(|e| ProviderError::internal(format!("cannot encode model: {e}")))?;
+        body.set("model", model_json);
+        if call.endpoint == Endpoint::Chat {
+            self.set_stream_fields(&mut body, call.stream)?;
+        }
+
+        let mut req = HttpRequest::post(self.url(call.endpoint, model));
+        req.body = body.to_vec()?;
+        req = req.header("content-type", "application/json");
+        let key = call.api_key.map(str::trim).filter(|k| !k.is_empty());
+        if let Some(key) = key {
+            let (name, value) = self.auth_header(key);
+            // An operator-set header of the same name (a static gateway token) wins.
+            let overridden = self
+                .settings
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name));
+            if !overridden {
+                req = req.header(name, value);
+            }
+        }
+        for (name, value) in &self.settings.headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        Ok(Prepared::Upstream(req))
+    }
+
+    fn parse(&self, _call: &Call<'_>, response: &Response<'_>) -> Result<Reply, ProviderError> {
+        if !response.is_success() {
+            return Err(errors::from_response(response));
+        }
+        if !looks_like_object(response.body) {
+            return Err(ProviderError::upstream(
+                "unreadable reply from upstream: expected a JSON object",
+            ));
+        }
+        let probe: ReplyProbe = serde_json::from_slice(response.body)
+            .map_err(|e| ProviderError::upstream(format!("unreadable reply from upstream: {e}")))?;
+        // Some compatible servers report failures with a 2xx status and an error body.
+        if let Some(error) = probe.error.as_ref().filter(|e| !e.is_null()) {
+            if probe.choices.is_none() && probe.data.is_none() {
+                return Err(errors::from_payload(error));
+            }
+        }
+        Ok(Reply {
+            body: response.body.to_vec(),
+            usage: probe.usage.as_ref().and_then(usage::from_value),
+        })
+    }
+
+    fn stream(&self, call: &Call<'_>) -> Result<OpenAiStream, ProviderError> {
+        Ok(OpenAiStream::new(call.include_usage))
+    }
+}
+
+plugin_api::export_plugin!(OpenAi);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_segments_are_encoded() {
+        assert_eq!(encode_path_segment("gpt-4o_mini.v2~x"), "gpt-4o_mini.v2~x");
+        assert_eq!(encode_path_segment("a/b c?"), "a%2Fb%20c%3F");
+    }
+}

@@ -22,7 +22,10 @@ impl Plugin for Faulty {
                 base_url: String::new(),
                 auth: AuthScheme::None,
                 api_key_env: None,
-                models: vec![ModelSpec::chat("panic-prepare"), ModelSpec::chat("panic-stream")],
+                models: vec![
+                    ModelSpec::chat("panic-prepare"),
+                    ModelSpec::chat("panic-stream"),
+                ],
             }],
         }
     }
@@ -46,7 +49,10 @@ impl Plugin for Faulty {
         if call.model == "panic-parse" {
             panic!("faulty plugin: deliberate panic in parse");
         }
-        Reply::json(&completion("x", call.model, unix_now(), "ok", "stop", &Usage::default()), None)
+        Reply::json(
+            &completion("x", call.model, unix_now(), "ok", "stop", &Usage::default()),
+            None,
+        )
     }
 
     fn stream(&self, call: &Call<'_>) -> Result<FaultyStream, ProviderError> {
@@ -62,8 +68,20 @@ pub struct FaultyStream {
 
 impl StreamDecoder for FaultyStream {
     fn feed(&mut self, _bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
-        out.chunk(&chunk("x", "m", unix_now(), json!({"role": "assistant", "content": "first"}), None))?;
-        out.chunk(&chunk("x", "m", unix_now(), json!({"content": " second"}), None))?;
+        out.chunk(&chunk(
+            "x",
+            "m",
+            unix_now(),
+            json!({"role": "assistant", "content": "first"}),
+            None,
+        ))?;
+        out.chunk(&chunk(
+            "x",
+            "m",
+            unix_now(),
+            json!({"content": " second"}),
+            None,
+        ))?;
         out.usage(Usage {
             input_tokens: 1,
             output_tokens: 2,

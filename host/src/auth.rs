@@ -1,0 +1,182 @@
+//! App-key authentication for the consumer API, with an in-memory cache in front of the
+//! store. Admin actions that revoke keys or disable apps clear the cache, so they take
+//! effect on the next request; entries also expire, to notice changes made by another
+//! process on the same database.
+
+use crate::error::ApiError;
+use crate::store::apps::{hash_key, KeyOwner};
+use crate::store::Store;
+use hyper::HeaderMap;
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+const POSITIVE_TTL: Duration = Duration::from_secs(30);
+/// Unknown keys are remembered briefly so a flood of bad keys does not hit the database.
+const NEGATIVE_TTL: Duration = Duration::from_secs(1);
+const MAX_ENTRIES: usize = 100_000;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    pub app_id: i64,
+    pub key_id: i64,
+    pub app_name: String,
+}
+
+struct Entry {
+    owner: Option<KeyOwner>,
+    hash: [u8; 32],
+    at: Instant,
+}
+
+pub struct AuthCache {
+    store: Store,
+    entries: RwLock<HashMap<[u8; 32], Entry>>,
+}
+
+/// The app key from `Authorization: Bearer ...` or `x-api-key`.
+pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    if let Some(v) = headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some((scheme, token)) = v.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() {
+                return Some(token.trim());
+            }
+        }
+    }
+    headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+}
+
+impl AuthCache {
+    pub fn new(store: Store) -> Self {
+        AuthCache {
+            store,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Forget everything (after a revocation or an app change).
+    pub fn invalidate(&self) {
+        if let Ok(mut e) = self.entries.write() {
+            e.clear();
+        }
+    }
+
+    fn cached(&self, hash: &[u8; 32]) -> Option<Option<KeyOwner>> {
+        let entries = self.entries.read().ok()?;
+        let e = entries.get(hash)?;
+        let ttl = if e.owner.is_some() {
+            POSITIVE_TTL
+        } else {
+            NEGATIVE_TTL
+        };
+        // The map lookup found it by hash; confirm in constant time all the same.
+        (e.at.elapsed() < ttl && bool::from(e.hash.ct_eq(hash))).then(|| e.owner.clone())
+    }
+
+    pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let key = presented_key(headers).ok_or_else(|| {
+            ApiError::Unauthorized(
+                "missing API key: send 'Authorization: Bearer <app key>' or 'x-api-key: <app key>'"
+                    .into(),
+            )
+        })?;
+        let hash = hash_key(key);
+        let owner = match self.cached(&hash) {
+            Some(o) => o,
+            None => {
+                let store = self.store.clone();
+                let found = tokio::task::spawn_blocking(move || store.key_owner(&hash))
+                    .await
+                    .map_err(|e| ApiError::Internal(format!("key lookup failed: {e}")))?
+                    .map_err(|e| ApiError::Internal(format!("key lookup failed: {e}")))?;
+                if let Ok(mut entries) = self.entries.write() {
+                    if entries.len() >= MAX_ENTRIES {
+                        entries.clear();
+                    }
+                    entries.insert(
+                        hash,
+                        Entry {
+                            owner: found.clone(),
+                            hash,
+                            at: Instant::now(),
+                        },
+                    );
+                }
+                found
+            }
+        };
+        match owner {
+            None => Err(ApiError::Unauthorized("invalid API key".into())),
+            Some(o) if o.revoked => Err(ApiError::Unauthorized(
+                "this API key has been revoked".into(),
+            )),
+            Some(o) if !o.app_enabled => Err(ApiError::Forbidden(format!(
+                "the app '{}' is disabled",
+                o.app_name
+            ))),
+            Some(o) => Ok(Principal {
+                app_id: o.app_id,
+                key_id: o.key_id,
+                app_name: o.app_name,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+
+    fn headers(auth: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("authorization", auth.parse().unwrap());
+        h
+    }
+
+    #[tokio::test]
+    async fn matrix() {
+        let (_d, s) = test_store();
+        let cache = AuthCache::new(s.clone());
+        let app = s.create_app("a").unwrap();
+        let (row, key) = s.create_key(app.id, None).unwrap();
+        assert!(matches!(
+            cache.authenticate(&HeaderMap::new()).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        assert!(matches!(
+            cache.authenticate(&headers("Bearer ak-nope")).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+        let p = cache
+            .authenticate(&headers(&format!("Bearer {key}")))
+            .await
+            .unwrap();
+        assert_eq!(p.app_id, app.id);
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", key.parse().unwrap());
+        assert!(cache.authenticate(&h).await.is_ok());
+        s.update_app(app.id, None, Some(false)).unwrap();
+        cache.invalidate();
+        assert!(matches!(
+            cache.authenticate(&h).await,
+            Err(ApiError::Forbidden(_))
+        ));
+        s.update_app(app.id, None, Some(true)).unwrap();
+        s.revoke_key(app.id, row.id).unwrap();
+        cache.invalidate();
+        assert!(matches!(
+            cache.authenticate(&h).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+    }
+}

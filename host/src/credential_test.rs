@@ -1,0 +1,133 @@
+//! The admin "test" action: one cheap real call (a one-token chat) through the plugin with
+//! one credential, so an operator learns at once whether a key works.
+
+use crate::error::ApiError;
+use crate::http::{self, Body};
+use crate::state::AppState;
+use crate::upstream::headers_of;
+use hyper::Response;
+use plugin_api::{Call, Endpoint, ErrorClass, ModelKind, Prepared};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Instant;
+
+pub async fn run(
+    state: &Arc<AppState>,
+    provider_id: i64,
+    credential_id: i64,
+    model: Option<String>,
+) -> Result<Response<Body>, ApiError> {
+    let st = state.clone();
+    let (provider, secret) = tokio::task::spawn_blocking(move || {
+        Ok::<_, crate::store::StoreError>((
+            st.store.get_provider(provider_id)?,
+            st.store
+                .credential_secret(&st.cipher, provider_id, credential_id)?,
+        ))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let route = state
+        .routes
+        .load()
+        .get(&provider.prefix)
+        .filter(|r| r.store_id == Some(provider_id))
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::Conflict(format!(
+                "provider '{}' is not routable (disabled, or plugin '{}' is not loaded)",
+                provider.prefix, provider.plugin
+            ))
+        })?;
+    let model = model
+        .or_else(|| {
+            route
+                .models
+                .iter()
+                .find(|m| m.kind == ModelKind::Chat)
+                .map(|m| m.id.clone())
+        })
+        .ok_or_else(|| ApiError::Validation {
+            field: "model".into(),
+            message: "the provider lists no chat model; give one in the body: {\"model\": \"...\"}"
+                .into(),
+        })?;
+    let body = json!({
+        "model": format!("{}/{}", route.prefix, model),
+        "messages": [{"role": "user", "content": "ping"}],
+        "max_tokens": 1,
+    })
+    .to_string();
+    let call = Call {
+        endpoint: Endpoint::Chat,
+        model: &model,
+        body: body.as_bytes(),
+        api_key: Some(&secret),
+        stream: false,
+        include_usage: false,
+    };
+    let start = Instant::now();
+    let outcome: Result<(), ApiError> = async {
+        match route.adapter.prepare(&call).map_err(ApiError::Provider)? {
+            Prepared::Local(l) => {
+                let headers = [("content-type", l.content_type.as_str())];
+                let resp = plugin_api::Response {
+                    status: l.status,
+                    headers: &headers,
+                    body: &l.body,
+                };
+                route
+                    .adapter
+                    .parse(&call, &resp)
+                    .map_err(ApiError::Provider)?;
+            }
+            Prepared::Upstream(request) => {
+                let resp = state.upstream.send(request).await?;
+                let status = resp.status().as_u16();
+                let owned = headers_of(&resp);
+                let bytes = state.upstream.read_body(resp.into_body()).await?;
+                let headers: Vec<(&str, &str)> = owned
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let resp = plugin_api::Response {
+                    status,
+                    headers: &headers,
+                    body: &bytes,
+                };
+                route
+                    .adapter
+                    .parse(&call, &resp)
+                    .map_err(ApiError::Provider)?;
+            }
+        }
+        Ok(())
+    }
+    .await;
+    let latency_ms = start.elapsed().as_millis() as u64;
+    let (state_name, error) = match &outcome {
+        Ok(()) => ("healthy", None),
+        Err(ApiError::Provider(e)) if e.class == ErrorClass::Auth => {
+            ("invalid", Some(e.message.clone()))
+        }
+        Err(e) => ("error", Some(e.to_string())),
+    };
+    let st = state.clone();
+    let err_text = error.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        st.store
+            .set_credential_state(credential_id, state_name, err_text.as_deref())
+    })
+    .await;
+    let error_body = outcome.as_ref().err().map(|e| e.body()["error"].clone());
+    Ok(http::json(
+        200,
+        &json!({
+            "ok": outcome.is_ok(),
+            "model": format!("{}/{}", route.prefix, model),
+            "latency_ms": latency_ms,
+            "state": state_name,
+            "error": error_body,
+        }),
+    ))
+}

@@ -1,0 +1,552 @@
+//! The call log. Requests hand records to a bounded channel and never wait for the disk;
+//! one writer thread commits them in batches (by size or every ~100 ms) and updates the
+//! hourly usage rollup in the same transaction, so the rollup always equals the log.
+//!
+//! What can be lost: records still queued when the process is killed without SIGTERM
+//! (at most one batch window, ~100 ms of traffic), and records refused because the queue
+//! was full (counted in `dropped`, logged). SIGTERM drains the queue before exit.
+
+use super::{Store, StoreError};
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{params, params_from_iter, Row};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const BATCH_MAX: usize = 512;
+const BATCH_WINDOW: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallStatus {
+    Ok,
+    Error,
+    Cancelled,
+}
+
+impl CallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallStatus::Ok => "ok",
+            CallStatus::Error => "error",
+            CallStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    pub request_id: String,
+    pub app_id: Option<i64>,
+    pub key_id: Option<i64>,
+    /// The routing prefix; empty when the call never reached a provider.
+    pub provider: String,
+    /// As the client named it (`prefix/model`).
+    pub model: String,
+    pub credential_id: Option<i64>,
+    pub endpoint: &'static str,
+    pub stream: bool,
+    pub status: CallStatus,
+    pub http_status: u16,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub cost_micros: i64,
+    pub latency_ms: u64,
+    pub ttfb_ms: Option<u64>,
+    pub attempts: u32,
+    pub created_at: i64,
+}
+
+enum Msg {
+    Record(Box<CallRecord>),
+    Shutdown,
+}
+
+/// The sending side, shared by all requests.
+pub struct CallLog {
+    tx: SyncSender<Msg>,
+    depth: Arc<AtomicI64>,
+    dropped: AtomicU64,
+    written: Arc<AtomicU64>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl CallLog {
+    pub fn start(store: Store, capacity: usize) -> CallLog {
+        let (tx, rx) = sync_channel(capacity.max(1));
+        let depth = Arc::new(AtomicI64::new(0));
+        let written = Arc::new(AtomicU64::new(0));
+        let (d, w) = (depth.clone(), written.clone());
+        let writer = std::thread::Builder::new()
+            .name("aihub-call-log".into())
+            .spawn(move || writer_loop(store, rx, d, w))
+            .ok();
+        if writer.is_none() {
+            tracing::error!("cannot start the call log writer thread; calls will not be recorded");
+        }
+        CallLog {
+            tx,
+            depth,
+            dropped: AtomicU64::new(0),
+            written,
+            writer: Mutex::new(writer),
+        }
+    }
+
+    /// Never blocks: a full queue drops the record and counts it.
+    pub fn record(&self, rec: CallRecord) {
+        match self.tx.try_send(Msg::Record(Box::new(rec))) {
+            Ok(()) => {
+                self.depth.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(
+                        dropped_total = n,
+                        "call log queue full: call records dropped"
+                    );
+                }
+            }
+        }
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    pub fn depth(&self) -> i64 {
+        self.depth.load(Ordering::Relaxed).max(0)
+    }
+
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Writes everything queued, then stops the writer. Blocks until done.
+    pub fn shutdown(&self) {
+        let _ = self.tx.send(Msg::Shutdown);
+        let handle = self.writer.lock().ok().and_then(|mut h| h.take());
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+fn writer_loop(store: Store, rx: Receiver<Msg>, depth: Arc<AtomicI64>, written: Arc<AtomicU64>) {
+    let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH_MAX);
+    let mut stopping = false;
+    while !stopping {
+        match rx.recv() {
+            Ok(Msg::Record(r)) => batch.push(*r),
+            Ok(Msg::Shutdown) | Err(_) => stopping = true,
+        }
+        let deadline = Instant::now() + BATCH_WINDOW;
+        while !stopping && batch.len() < BATCH_MAX {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(Msg::Record(r)) => batch.push(*r),
+                Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => stopping = true,
+                Err(RecvTimeoutError::Timeout) => break,
+            }
+        }
+        if stopping {
+            while let Ok(msg) = rx.try_recv() {
+                if let Msg::Record(r) = msg {
+                    batch.push(*r);
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let n = batch.len();
+        depth.fetch_sub(n as i64, Ordering::Relaxed);
+        let mut result = store.write_calls(&batch);
+        for _ in 0..3 {
+            if result.is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            result = store.write_calls(&batch);
+        }
+        match result {
+            Ok(()) => {
+                written.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::error!(records = n, error = %e, "call records could not be written and are lost")
+            }
+        }
+        batch.clear();
+    }
+}
+
+#[derive(Default)]
+struct Sums {
+    calls: i64,
+    errors: i64,
+    input: i64,
+    output: i64,
+    cached: i64,
+    cost: i64,
+}
+
+impl Store {
+    /// One transaction: the records, their usage rollup, and key/credential last use.
+    pub fn write_calls(&self, batch: &[CallRecord]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let mut rollup: HashMap<(i64, &str, &str, i64), Sums> = HashMap::new();
+        let mut keys: HashMap<i64, i64> = HashMap::new();
+        let mut creds: HashMap<i64, (i64, i64)> = HashMap::new();
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO model_calls (request_id, app_id, provider, model, credential_id, endpoint, stream, status,
+                    http_status, error_class, error_message, input_tokens, output_tokens, cached_tokens, cost_micros,
+                    latency_ms, ttfb_ms, attempts, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+            )?;
+            for r in batch {
+                insert.execute(params![
+                    r.request_id,
+                    r.app_id,
+                    r.provider,
+                    r.model,
+                    r.credential_id,
+                    r.endpoint,
+                    r.stream,
+                    r.status.as_str(),
+                    r.http_status,
+                    r.error_class,
+                    r.error_message,
+                    r.input_tokens as i64,
+                    r.output_tokens as i64,
+                    r.cached_tokens as i64,
+                    r.cost_micros,
+                    r.latency_ms as i64,
+                    r.ttfb_ms.map(|t| t as i64),
+                    r.attempts,
+                    r.created_at,
+                ])?;
+                let hour = r.created_at.div_euclid(3_600_000) * 3600;
+                let s = rollup
+                    .entry((
+                        r.app_id.unwrap_or(0),
+                        r.provider.as_str(),
+                        r.model.as_str(),
+                        hour,
+                    ))
+                    .or_default();
+                s.calls += 1;
+                s.errors += (r.status != CallStatus::Ok) as i64;
+                s.input += r.input_tokens as i64;
+                s.output += r.output_tokens as i64;
+                s.cached += r.cached_tokens as i64;
+                s.cost += r.cost_micros;
+                if let Some(k) = r.key_id {
+                    let t = keys.entry(k).or_insert(0);
+                    *t = (*t).max(r.created_at);
+                }
+                if let Some(c) = r.credential_id {
+                    let e = creds.entry(c).or_insert((0, 0));
+                    e.0 = e.0.max(r.created_at);
+                    e.1 += 1;
+                }
+            }
+        }
+        {
+            let mut upsert = tx.prepare_cached(
+                "INSERT INTO usage_hourly (app_id, provider, model, hour, calls, errors, input_tokens, output_tokens, cached_tokens, cost_micros)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT (app_id, provider, model, hour) DO UPDATE SET
+                    calls = calls + excluded.calls, errors = errors + excluded.errors,
+                    input_tokens = input_tokens + excluded.input_tokens,
+                    output_tokens = output_tokens + excluded.output_tokens,
+                    cached_tokens = cached_tokens + excluded.cached_tokens,
+                    cost_micros = cost_micros + excluded.cost_micros",
+            )?;
+            for ((app, provider, model, hour), s) in &rollup {
+                upsert.execute(params![
+                    app, provider, model, hour, s.calls, s.errors, s.input, s.output, s.cached,
+                    s.cost
+                ])?;
+            }
+            let mut touch_key = tx.prepare_cached(
+                "UPDATE app_keys SET last_used_at = max(coalesce(last_used_at, 0), ?1) WHERE id = ?2",
+            )?;
+            for (id, at) in &keys {
+                touch_key.execute(params![at, id])?;
+            }
+            let mut touch_cred = tx.prepare_cached(
+                "UPDATE credentials SET last_used_at = max(coalesce(last_used_at, 0), ?1), use_count = use_count + ?2 WHERE id = ?3",
+            )?;
+            for (id, (at, n)) in &creds {
+                touch_cred.execute(params![at, n, id])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+/// A stored call as the admin API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallRow {
+    pub id: i64,
+    pub request_id: String,
+    pub app_id: Option<i64>,
+    pub provider: String,
+    pub model: String,
+    pub credential_id: Option<i64>,
+    pub endpoint: String,
+    pub stream: bool,
+    pub status: String,
+    pub http_status: i64,
+    pub error_class: Option<String>,
+    pub error_message: Option<String>,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cached_tokens: i64,
+    pub cost_micros: i64,
+    pub latency_ms: i64,
+    pub ttfb_ms: Option<i64>,
+    pub attempts: i64,
+    pub created_at: i64,
+}
+
+/// Columns in CSV order; also the CSV header.
+pub const CALL_COLUMNS: [&str; 20] = [
+    "id",
+    "request_id",
+    "app_id",
+    "provider",
+    "model",
+    "credential_id",
+    "endpoint",
+    "stream",
+    "status",
+    "http_status",
+    "error_class",
+    "error_message",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "cost_micros",
+    "latency_ms",
+    "ttfb_ms",
+    "attempts",
+    "created_at",
+];
+
+fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
+    Ok(CallRow {
+        id: r.get(0)?,
+        request_id: r.get(1)?,
+        app_id: r.get(2)?,
+        provider: r.get(3)?,
+        model: r.get(4)?,
+        credential_id: r.get(5)?,
+        endpoint: r.get(6)?,
+        stream: r.get(7)?,
+        status: r.get(8)?,
+        http_status: r.get(9)?,
+        error_class: r.get(10)?,
+        error_message: r.get(11)?,
+        input_tokens: r.get(12)?,
+        output_tokens: r.get(13)?,
+        cached_tokens: r.get(14)?,
+        cost_micros: r.get(15)?,
+        latency_ms: r.get(16)?,
+        ttfb_ms: r.get(17)?,
+        attempts: r.get(18)?,
+        created_at: r.get(19)?,
+    })
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CallFilter {
+    pub app_id: Option<i64>,
+    pub provider: Option<String>,
+    pub model: Option<String>,
+    pub status: Option<String>,
+    /// Unix ms, inclusive.
+    pub since: Option<i64>,
+    /// Unix ms, exclusive.
+    pub until: Option<i64>,
+    /// Return calls older than this id (the previous page's `next_cursor`).
+    pub cursor: Option<i64>,
+    pub limit: usize,
+}
+
+impl Store {
+    /// Newest first. Paging by id is stable while new calls arrive.
+    pub fn list_calls(&self, f: &CallFilter) -> Result<(Vec<CallRow>, Option<i64>), StoreError> {
+        let mut sql = format!(
+            "SELECT {} FROM model_calls WHERE 1 = 1",
+            CALL_COLUMNS.join(", ")
+        );
+        let mut args: Vec<SqlValue> = Vec::new();
+        let mut cond = |clause: &str, v: SqlValue| {
+            sql.push_str(&format!(" AND {clause} ?{}", args.len() + 1));
+            args.push(v);
+        };
+        if let Some(a) = f.app_id {
+            cond("app_id =", a.into());
+        }
+        if let Some(p) = &f.provider {
+            cond("provider =", p.clone().into());
+        }
+        if let Some(m) = &f.model {
+            cond("model =", m.clone().into());
+        }
+        if let Some(s) = &f.status {
+            cond("status =", s.clone().into());
+        }
+        if let Some(s) = f.since {
+            cond("created_at >=", s.into());
+        }
+        if let Some(u) = f.until {
+            cond("created_at <", u.into());
+        }
+        if let Some(c) = f.cursor {
+            cond("id <", c.into());
+        }
+        let limit = f.limit.clamp(1, 1000);
+        sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(&sql)?;
+        let mut rows = stmt
+            .query_map(params_from_iter(args), call_row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(|r| r.id)
+        } else {
+            None
+        };
+        Ok((rows, next))
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn sample(app: i64, model: &str, ok: bool, at: i64) -> CallRecord {
+    CallRecord {
+        request_id: format!("r-{at}"),
+        app_id: Some(app),
+        key_id: None,
+        provider: model.split('/').next().unwrap_or("").into(),
+        model: model.into(),
+        credential_id: None,
+        endpoint: "chat",
+        stream: false,
+        status: if ok {
+            CallStatus::Ok
+        } else {
+            CallStatus::Error
+        },
+        http_status: if ok { 200 } else { 502 },
+        error_class: None,
+        error_message: None,
+        input_tokens: 10,
+        output_tokens: 5,
+        cached_tokens: 2,
+        cost_micros: 7,
+        latency_ms: 3,
+        ttfb_ms: Some(1),
+        attempts: 1,
+        created_at: at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+
+    #[test]
+    fn writer_batches_and_drains_on_shutdown() {
+        let (_d, s) = test_store();
+        let log = CallLog::start(s.clone(), 10_000);
+        for i in 0..1500 {
+            log.record(sample(
+                1 + i % 3,
+                "echo/echo-1",
+                i % 10 != 0,
+                1_700_000_000_000 + i,
+            ));
+        }
+        log.shutdown();
+        assert_eq!(log.dropped(), 0);
+        assert_eq!(log.written(), 1500);
+        let conn = s.conn().unwrap();
+        let n: i64 = conn
+            .query_row("SELECT count(*) FROM model_calls", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 1500);
+        let (calls, errors, input): (i64, i64, i64) = conn
+            .query_row(
+                "SELECT sum(calls), sum(errors), sum(input_tokens) FROM usage_hourly",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!((calls, errors, input), (1500, 150, 15_000));
+    }
+
+    #[test]
+    fn full_queue_drops_and_counts_without_blocking() {
+        let (_d, s) = test_store();
+        // Hold the writer up by keeping a write lock on the database.
+        let blocker = s.conn().unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let log = CallLog::start(s.clone(), 4);
+        let t = Instant::now();
+        for i in 0..100 {
+            log.record(sample(1, "echo/echo-1", true, i));
+        }
+        assert!(t.elapsed() < Duration::from_secs(2));
+        assert!(log.dropped() > 0);
+        blocker.execute_batch("ROLLBACK").unwrap();
+        log.shutdown();
+        assert_eq!(log.dropped() + log.written(), 100);
+    }
+
+    #[test]
+    fn paging_is_stable_and_filters_apply() {
+        let (_d, s) = test_store();
+        let batch: Vec<_> = (0..25)
+            .map(|i| sample(1 + i % 2, "echo/echo-1", true, 1000 + i))
+            .collect();
+        s.write_calls(&batch).unwrap();
+        let mut f = CallFilter {
+            app_id: Some(1),
+            limit: 5,
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        loop {
+            let (rows, next) = s.list_calls(&f).unwrap();
+            // A call arriving mid-paging does not shift later pages.
+            s.write_calls(&[sample(1, "echo/echo-1", true, 5000)])
+                .unwrap();
+            seen.extend(rows.iter().map(|r| r.id));
+            match next {
+                Some(c) => f.cursor = Some(c),
+                None => break,
+            }
+        }
+        assert_eq!(seen.len(), 13);
+        let mut sorted = seen.clone();
+        sorted.sort_unstable_by(|a, b| b.cmp(a));
+        sorted.dedup();
+        assert_eq!(sorted, seen);
+    }
+}

@@ -1,0 +1,108 @@
+//! Operator-set prices per model, overriding the plugins' list prices.
+
+use super::{now_ms, Store, StoreError};
+use rusqlite::params;
+use serde::Serialize;
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Rate {
+    /// `prefix/model`, as clients name it.
+    pub model: String,
+    pub input_per_mtok_micros: i64,
+    pub output_per_mtok_micros: i64,
+    /// Price of cached input tokens; `None`: same as input.
+    pub cached_per_mtok_micros: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl Rate {
+    /// Cost of one call in micro-USD. Cached tokens are part of `input`.
+    pub fn cost_micros(&self, input: u64, output: u64, cached: u64) -> i64 {
+        let cached = cached.min(input) as i128;
+        let fresh = input as i128 - cached;
+        let cached_rate = self
+            .cached_per_mtok_micros
+            .unwrap_or(self.input_per_mtok_micros) as i128;
+        let total = fresh * self.input_per_mtok_micros as i128
+            + cached * cached_rate
+            + output as i128 * self.output_per_mtok_micros as i128;
+        (total / 1_000_000) as i64
+    }
+}
+
+impl Store {
+    pub fn list_rates(&self) -> Result<Vec<Rate>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT model, input_per_mtok_micros, output_per_mtok_micros, cached_per_mtok_micros, updated_at
+             FROM model_rates ORDER BY model",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Rate {
+                    model: r.get(0)?,
+                    input_per_mtok_micros: r.get(1)?,
+                    output_per_mtok_micros: r.get(2)?,
+                    cached_per_mtok_micros: r.get(3)?,
+                    updated_at: r.get(4)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn put_rate(
+        &self,
+        model: &str,
+        input: i64,
+        output: i64,
+        cached: Option<i64>,
+    ) -> Result<Rate, StoreError> {
+        if !model.contains('/') {
+            return Err(StoreError::invalid("model", "must be 'prefix/model'"));
+        }
+        if input < 0 || output < 0 || cached.is_some_and(|c| c < 0) {
+            return Err(StoreError::invalid("price", "prices must not be negative"));
+        }
+        let conn = self.conn()?;
+        conn.execute(
+            "INSERT INTO model_rates (model, input_per_mtok_micros, output_per_mtok_micros, cached_per_mtok_micros, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (model) DO UPDATE SET input_per_mtok_micros = excluded.input_per_mtok_micros,
+                output_per_mtok_micros = excluded.output_per_mtok_micros,
+                cached_per_mtok_micros = excluded.cached_per_mtok_micros, updated_at = excluded.updated_at",
+            params![model, input, output, cached, now_ms()],
+        )?;
+        self.list_rates()?
+            .into_iter()
+            .find(|r| r.model == model)
+            .ok_or_else(|| StoreError::NotFound(format!("rate for {model}")))
+    }
+
+    pub fn delete_rate(&self, model: &str) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        if conn.execute("DELETE FROM model_rates WHERE model = ?1", [model])? == 0 {
+            return Err(StoreError::NotFound(format!("rate for {model}")));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cost_counts_cached_tokens_at_their_rate() {
+        let r = Rate {
+            model: "openai/gpt-4o".into(),
+            input_per_mtok_micros: 2_500_000,
+            output_per_mtok_micros: 10_000_000,
+            cached_per_mtok_micros: Some(1_250_000),
+            updated_at: 0,
+        };
+        // 1000 input of which 400 cached, 100 output:
+        // 600*2.5 + 400*1.25 + 100*10 = 1500 + 500 + 1000 = 3000 micro-USD... per million tokens -> /1e6 * 1e6
+        assert_eq!(r.cost_micros(1000, 100, 400), 3000);
+    }
+}

@@ -1,0 +1,268 @@
+//! Decoding an OpenAI(-compatible) chat completion event stream.
+//!
+//! Chunks are already in the shape the client wants, so they pass through byte for byte.
+//! The decoder only watches for usage (recorded always, shown to the client only if it
+//! asked), for in-stream errors, and for `[DONE]`, the one sign that the upstream
+//! finished rather than being cut.
+
+use crate::errors;
+use crate::json::{is_empty_array, looks_like_object, RawObject};
+use crate::usage;
+use plugin_api::openai::usage_chunk;
+use plugin_api::serde_json::value::RawValue;
+use plugin_api::serde_json::Value;
+use plugin_api::sse::{SseEvent, SseParser};
+use plugin_api::{ProviderError, StreamDecoder, StreamOutput, Usage};
+use serde::Deserialize;
+
+/// How much of a body that never produced an SSE event is kept to explain it (a JSON
+/// error sent with a 2xx status, or a server that ignored `stream: true`).
+const PRELUDE_LIMIT: usize = 64 * 1024;
+
+/// The fields of a chunk the decoder looks at; everything else is skipped unparsed.
+#[derive(Deserialize)]
+struct ChunkProbe<'a> {
+    #[serde(default)]
+    usage: Option<Value>,
+    #[serde(default)]
+    error: Option<Value>,
+    #[serde(default, borrow)]
+    choices: Option<&'a RawValue>,
+    /// Groq reports stream usage in `x_groq.usage`.
+    #[serde(default)]
+    x_groq: Option<Value>,
+    // Kept raw: read only once, and leniently, for a usage chunk we may have to write.
+    #[serde(default, borrow)]
+    id: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    model: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    created: Option<&'a RawValue>,
+}
+
+/// What a usage chunk written by the decoder says about the completion.
+struct Meta {
+    id: String,
+    model: String,
+    created: u64,
+}
+
+impl Meta {
+    fn of(probe: &ChunkProbe<'_>) -> Self {
+        let text = |raw: Option<&RawValue>| {
+            raw.and_then(|r| serde_json::from_str::<String>(r.get()).ok())
+                .unwrap_or_default()
+        };
+        Meta {
+            id: text(probe.id),
+            model: text(probe.model),
+            created: probe
+                .created
+                .and_then(|r| serde_json::from_str::<u64>(r.get()).ok())
+                .unwrap_or(0),
+        }
+    }
+}
+
+pub struct OpenAiStream {
+    sse: SseParser,
+    /// The client asked for `stream_options.include_usage`.
+    include_usage: bool,
+    /// `[DONE]` arrived; anything after it is ignored.
+    done: bool,
+    /// An error was reported (or is pending); the stream is over for us.
+    stopped: bool,
+    /// An error found after this call's output was already produced: a `feed` that fails
+    /// loses its output, so the error waits for the next `feed`/`finish`.
+    pending: Option<ProviderError>,
+    saw_event: bool,
+    prelude: Vec<u8>,
+    /// The latest usage the upstream reported.
+    usage: Option<Usage>,
+    /// A chunk carrying a top-level `usage` reached the client.
+    usage_shown: bool,
+    meta: Option<Meta>,
+}
+
+impl OpenAiStream {
+    pub(crate) fn new(include_usage: bool) -> Self {
+        OpenAiStream {
+            sse: SseParser::new(),
+            include_usage,
+            done: false,
+            stopped: false,
+            pending: None,
+            saw_event: false,
+            prelude: Vec::new(),
+            usage: None,
+            usage_shown: false,
+            meta: None,
+        }
+    }
+
+    fn event(&mut self, event: SseEvent, out: &mut StreamOutput) -> Result<(), ProviderError> {
+        self.saw_event = true;
+        if self.done {
+            return Ok(());
+        }
+        if event.event.as_deref() == Some("error") {
+            let payload =
+                serde_json::from_str::<Value>(&event.data).unwrap_or(Value::String(event.data));
+            let error = match &payload {
+                Value::Object(m) => m.get("error").unwrap_or(&payload),
+                _ => &payload,
+            };
+            return Err(errors::from_payload(error));
+        }
+        let data = event.data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            self.usage_chunk_if_missing(out)?;
+            out.done();
+            return Ok(());
+        }
+        self.chunk(event.data, out)
+    }
+
+    fn chunk(&mut self, data: String, out: &mut StreamOutput) -> Result<(), ProviderError> {
+        if !looks_like_object(data.as_bytes()) {
+            return Err(malformed("not a JSON object"));
+        }
+        let probe: ChunkProbe<'_> =
+            serde_json::from_str(&data).map_err(|e| malformed(&e.to_string()))?;
+        if let Some(error) = probe.error.as_ref().filter(|e| !e.is_null()) {
+            return Err(errors::from_payload(error));
+        }
+        let top_usage = probe.usage.as_ref().and_then(usage::from_value);
+        let groq_usage = probe
+            .x_groq
+            .as_ref()
+            .and_then(|x| x.get("usage"))
+            .and_then(usage::from_value);
+        if let Some(u) = top_usage.or(groq_usage) {
+            out.usage(u);
+            self.usage = Some(u);
+        }
+        if self.meta.is_none() {
+            self.meta = Some(Meta::of(&probe));
+        }
+        // OpenAI sends `"usage": null` on every other chunk once usage is on; those and
+        // Groq's extension pass as they are. A real `usage` the client did not ask for
+        // is hidden: dropped with its chunk if the chunk carries nothing else, cut out
+        // of it otherwise (Mistral and others put usage on the last content chunk).
+        if top_usage.is_none() || self.include_usage {
+            self.usage_shown |= top_usage.is_some();
+            out.raw_chunk(data.into_bytes());
+            return Ok(());
+        }
+        let no_choices = match probe.choices {
+            None => true,
+            Some(c) => is_empty_array(c.get()),
+        };
+        if no_choices {
+            return Ok(());
+        }
+        let mut obj = RawObject::parse(data.as_bytes()).map_err(|e| malformed(&e.to_string()))?;
+        obj.remove("usage");
+        out.raw_chunk(obj.to_vec()?);
+        Ok(())
+    }
+
+    /// A client that asked for usage gets OpenAI's final usage chunk even from upstreams
+    /// that report usage elsewhere (Groq's `x_groq.usage`).
+    fn usage_chunk_if_missing(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
+        if !self.include_usage || self.usage_shown {
+            return Ok(());
+        }
+        let (Some(usage), Some(meta)) = (self.usage, self.meta.as_ref()) else {
+            return Ok(());
+        };
+        out.chunk(&usage_chunk(&meta.id, &meta.model, meta.created, &usage))?;
+        self.usage_shown = true;
+        Ok(())
+    }
+
+    /// Runs `events` in order; on an error, keeps what they produced and defers the error
+    /// if anything was produced in this call.
+    fn run(&mut self, events: Vec<SseEvent>, out: &mut StreamOutput) -> Result<(), ProviderError> {
+        let (chunks_before, usage_before) = (out.chunks.len(), out.usage);
+        for event in events {
+            if let Err(e) = self.event(event, out) {
+                self.stopped = true;
+                if out.chunks.len() == chunks_before && out.usage == usage_before {
+                    return Err(e);
+                }
+                self.pending = Some(e);
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+}
+
+fn malformed(why: &str) -> ProviderError {
+    ProviderError::upstream(format!("malformed stream chunk from upstream: {why}"))
+}
+
+impl StreamDecoder for OpenAiStream {
+    fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
+        if self.stopped || self.done {
+            return Ok(());
+        }
+        if !self.saw_event && self.prelude.len() < PRELUDE_LIMIT {
+            let room = PRELUDE_LIMIT - self.prelude.len();
+            self.prelude
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+        let events = self.sse.feed(bytes);
+        if !events.is_empty() {
+            self.prelude = Vec::new();
+        }
+        self.run(events, out)
+    }
+
+    fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
+        if let Some(e) = self.pending.take() {
+            return Err(e);
+        }
+        if self.stopped || self.done {
+            return Ok(());
+        }
+        if let Some(last) = self.sse.finish() {
+            // An event the upstream did not close with a blank line: `[DONE]` like that
+            // is common; a chunk cut in half is a cut stream, not a malformed one.
+            let complete = last.data.trim() == "[DONE]"
+                || last.event.is_some()
+                || serde_json::from_str::<serde::de::IgnoredAny>(&last.data).is_ok();
+            if complete {
+                return self.event(last, out);
+            }
+            return Ok(());
+        }
+        if !self.saw_event {
+            return not_a_stream(&self.prelude);
+        }
+        Ok(())
+    }
+}
+
+/// The upstream answered 2xx without a single event. A JSON body is an answer we can
+/// explain (an error sent with a 2xx status, or `stream: true` ignored); anything else
+/// is treated as a cut stream.
+fn not_a_stream(body: &[u8]) -> Result<(), ProviderError> {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return Ok(());
+    };
+    if let Some(error) = v.get("error").filter(|e| !e.is_null()) {
+        return Err(errors::from_payload(error));
+    }
+    Err(ProviderError::upstream(
+        "upstream answered a streamed call with a plain JSON body, not an event stream",
+    ))
+}
