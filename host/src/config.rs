@@ -17,6 +17,7 @@ pub struct Config {
     pub upstream: UpstreamConfig,
     pub log: LogConfig,
     pub call_log: CallLogConfig,
+    pub resilience: ResilienceConfig,
     /// Opens the admin API. Generated and printed once, on first start, when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
@@ -25,6 +26,48 @@ pub struct Config {
     pub master_key: Option<Secret>,
     #[serde(default)]
     pub providers: Vec<ProviderEntry>,
+    /// Model aliases: a name clients use, served by the first target that can.
+    #[serde(default)]
+    pub routes: Vec<AliasEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResilienceConfig {
+    /// Attempts per target (provider) of one call, the first included.
+    pub max_attempts: u32,
+    /// Deadline of a whole call, all attempts and the stream included.
+    pub total_timeout_ms: u64,
+    pub backoff_base_ms: u64,
+    pub backoff_max_ms: u64,
+    /// Cooldown of a rate-limited key when the upstream gave no `Retry-After`.
+    pub rate_limit_cooldown_ms: u64,
+    /// Consecutive 5xx/connect/timeout failures that eject a key.
+    pub eject_after_failures: u32,
+    pub eject_cooldown_ms: u64,
+    pub eject_cooldown_max_ms: u64,
+    /// Background re-checks of a key refused with 401/403: first after this, doubling.
+    pub recheck_initial_ms: u64,
+    pub recheck_max_ms: u64,
+    /// Re-checks before giving up on a refused key (until an operator changes it).
+    pub recheck_limit: u32,
+}
+
+/// `[[routes]] model = "smart", targets = ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AliasEntry {
+    pub model: String,
+    pub targets: Vec<String>,
+    /// `ordered` (first that can serve) or `weighted` (first pick by weight, then in order).
+    #[serde(default = "ordered")]
+    pub strategy: String,
+    #[serde(default)]
+    pub weights: Option<Vec<u32>>,
+}
+
+fn ordered() -> String {
+    "ordered".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -116,6 +159,14 @@ pub struct ProviderEntry {
     /// Passed to the plugin as is.
     #[serde(default)]
     pub options: serde_json::Value,
+    /// Override `[upstream]` for this provider.
+    #[serde(default)]
+    pub first_byte_timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub idle_timeout_ms: Option<u64>,
+    /// Deadline of one call to this provider (the stream included).
+    #[serde(default)]
+    pub total_timeout_ms: Option<u64>,
 }
 
 impl Default for Config {
@@ -145,9 +196,23 @@ impl Default for Config {
             call_log: CallLogConfig {
                 queue_capacity: 10_000,
             },
+            resilience: ResilienceConfig {
+                max_attempts: 3,
+                total_timeout_ms: 600_000,
+                backoff_base_ms: 100,
+                backoff_max_ms: 2_000,
+                rate_limit_cooldown_ms: 30_000,
+                eject_after_failures: 5,
+                eject_cooldown_ms: 30_000,
+                eject_cooldown_max_ms: 300_000,
+                recheck_initial_ms: 5_000,
+                recheck_max_ms: 300_000,
+                recheck_limit: 20,
+            },
             admin_token: None,
             master_key: None,
             providers: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -225,7 +290,42 @@ impl Config {
                 )));
             }
         }
+        if self.resilience.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "resilience.max_attempts must be at least 1".into(),
+            ));
+        }
+        let mut names = std::collections::HashSet::new();
+        for r in &self.routes {
+            crate::store::aliases::validate(
+                &r.model,
+                &r.targets,
+                &r.strategy,
+                r.weights.as_deref(),
+            )
+            .map_err(|e| ConfigError::Invalid(format!("routes: {e}")))?;
+            if !names.insert(r.model.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "routes: model {:?} is declared twice",
+                    r.model
+                )));
+            }
+        }
         Ok(())
+    }
+
+    pub fn health_policy(&self) -> crate::health::HealthPolicy {
+        let r = &self.resilience;
+        let ms = std::time::Duration::from_millis;
+        crate::health::HealthPolicy {
+            rate_limit_cooldown: ms(r.rate_limit_cooldown_ms),
+            eject_after_failures: r.eject_after_failures,
+            eject_cooldown: ms(r.eject_cooldown_ms),
+            eject_cooldown_max: ms(r.eject_cooldown_max_ms),
+            recheck_initial: ms(r.recheck_initial_ms),
+            recheck_max: ms(r.recheck_max_ms),
+            recheck_limit: r.recheck_limit,
+        }
     }
 
     pub fn plugin_dir(&self) -> PathBuf {

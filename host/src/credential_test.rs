@@ -2,6 +2,7 @@
 //! one credential, so an operator learns at once whether a key works.
 
 use crate::error::ApiError;
+use crate::health::Outcome;
 use crate::http::{self, Body};
 use crate::state::AppState;
 use crate::upstream::headers_of;
@@ -82,10 +83,16 @@ pub async fn run(
                     .map_err(ApiError::Provider)?;
             }
             Prepared::Upstream(request) => {
-                let resp = state.upstream.send(request).await?;
+                let resp = state
+                    .upstream
+                    .send(request, route.timeouts.first_byte)
+                    .await?;
                 let status = resp.status().as_u16();
                 let owned = headers_of(&resp);
-                let bytes = state.upstream.read_body(resp.into_body()).await?;
+                let bytes = state
+                    .upstream
+                    .read_body(resp.into_body(), route.timeouts.idle)
+                    .await?;
                 let headers: Vec<(&str, &str)> = owned
                     .iter()
                     .map(|(k, v)| (k.as_str(), v.as_str()))
@@ -105,20 +112,38 @@ pub async fn run(
     }
     .await;
     let latency_ms = start.elapsed().as_millis() as u64;
-    let (state_name, error) = match &outcome {
-        Ok(()) => ("healthy", None),
-        Err(ApiError::Provider(e)) if e.class == ErrorClass::Auth => {
-            ("invalid", Some(e.message.clone()))
-        }
-        Err(e) => ("error", Some(e.to_string())),
+    let health_outcome = match &outcome {
+        Ok(()) => Outcome::Success,
+        Err(e) => crate::proxy::outcome_of(e),
     };
-    let st = state.clone();
-    let err_text = error.clone();
-    let _ = tokio::task::spawn_blocking(move || {
-        st.store
-            .set_credential_state(credential_id, state_name, err_text.as_deref())
-    })
-    .await;
+    let state_name = match route
+        .credentials
+        .iter()
+        .find(|c| c.id == Some(credential_id))
+    {
+        // In rotation: the result moves its health like any call (a refused key that now
+        // passes is restored at once).
+        Some(c) => {
+            crate::proxy::note(state, c, &health_outcome, &model);
+            c.health.view().state
+        }
+        None => {
+            let (name, error) = match &outcome {
+                Ok(()) => ("healthy", None),
+                Err(ApiError::Provider(e)) if e.class == ErrorClass::Auth => {
+                    ("invalid", Some(e.message.clone()))
+                }
+                Err(e) => ("healthy", Some(e.to_string())),
+            };
+            let st = state.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                st.store
+                    .set_credential_state(credential_id, name, None, error.as_deref())
+            })
+            .await;
+            name
+        }
+    };
     let error_body = outcome.as_ref().err().map(|e| e.body()["error"].clone());
     Ok(http::json(
         200,

@@ -37,6 +37,10 @@ pub enum ApiError {
     Validation { field: String, message: String },
     #[error("provider '{prefix}' has no API key configured{hint}")]
     NoCredential { prefix: String, hint: String },
+    #[error(
+        "every key of provider '{prefix}' is cooling down, ejected or refused; try again later"
+    )]
+    NoHealthyCredential { prefix: String },
     #[error("{0}")]
     Provider(ProviderError),
     #[error("could not reach the upstream: {0}")]
@@ -62,7 +66,7 @@ impl ApiError {
             ApiError::ModelNotFound { .. } | ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Unauthorized(_) => 401,
-            ApiError::NoCredential { .. } => 503,
+            ApiError::NoCredential { .. } | ApiError::NoHealthyCredential { .. } => 503,
             ApiError::Provider(e) => match e.class {
                 ErrorClass::BadRequest => match e.status {
                     Some(s @ 400..=499) if s != 401 && s != 403 && s != 429 => s,
@@ -108,6 +112,7 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Validation { .. } => "invalid_value",
             ApiError::NoCredential { .. } => "no_credentials",
+            ApiError::NoHealthyCredential { .. } => "no_healthy_credentials",
             ApiError::Provider(e) => {
                 if let Some(code) = &e.code {
                     return Some(code.clone());

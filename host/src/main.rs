@@ -3,10 +3,13 @@
 
 mod admin_token;
 mod auth;
+mod balance;
 mod cli;
 mod config;
 mod credential_test;
 mod error;
+mod health;
+mod health_check;
 mod http;
 mod plugin_list;
 mod plugins;

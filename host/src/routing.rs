@@ -3,8 +3,11 @@
 //! change and swapped in atomically; requests in flight keep the `Arc<Route>` (and so the
 //! adapter) they started with.
 
-use crate::config::ProviderEntry;
+use crate::balance::Rotation;
+use crate::config::{AliasEntry, ProviderEntry, UpstreamConfig};
+use crate::health::{CredHealth, HealthKey, HealthPolicy, HealthRegistry};
 use crate::plugins::Registry;
+use crate::store::aliases::AliasRow;
 use crate::store::providers::{LiveCredential, ProviderRow};
 use crate::store::rates::Rate;
 use plugin_api::host::{Adapter, PluginLibrary};
@@ -12,14 +15,17 @@ use plugin_api::{AuthScheme, ModelSpec, ProviderConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// A key a provider can be called with.
 #[derive(Clone)]
 pub struct RouteCredential {
     /// The store's id; `None` for a key from the environment.
     pub id: Option<i64>,
+    pub name: String,
     pub weight: u32,
     pub secret: String,
+    pub health: Arc<CredHealth>,
 }
 
 impl std::fmt::Debug for RouteCredential {
@@ -55,25 +61,33 @@ pub struct Route {
     pub api_key_env: Option<String>,
     pub models: Vec<ModelSpec>,
     pub adapter: Adapter,
-    next: AtomicU64,
+    pub timeouts: Timeouts,
+    rotation: Rotation,
     _library: Arc<PluginLibrary>,
 }
 
+/// Per-provider upstream timeouts.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
 impl Route {
-    /// Weighted round-robin over the credentials with weight > 0.
-    pub fn pick_credential(&self) -> Option<&RouteCredential> {
-        let total: u64 = self.credentials.iter().map(|c| c.weight as u64).sum();
-        if total == 0 {
-            return None;
-        }
-        let mut n = self.next.fetch_add(1, Ordering::Relaxed) % total;
-        for c in &self.credentials {
-            if n < c.weight as u64 {
-                return Some(c);
-            }
-            n -= c.weight as u64;
-        }
-        None
+    /// The credential for the next attempt: smooth weighted round-robin over the ones
+    /// that are available now, preferring any not yet `tried` in this call.
+    pub fn pick_credential(&self, tried: &[usize]) -> Option<(usize, &RouteCredential)> {
+        let now = Instant::now();
+        let order = self.rotation.order(self.credentials.len());
+        let available = |i: &usize| self.credentials[*i].health.available(now);
+        order
+            .iter()
+            .copied()
+            .filter(available)
+            .find(|i| !tried.contains(i))
+            .or_else(|| order.iter().copied().find(available))
+            .map(|i| (i, &self.credentials[i]))
     }
 }
 
@@ -84,12 +98,46 @@ pub struct Sources<'a> {
     pub stored: &'a [ProviderRow],
     pub credentials: &'a [LiveCredential],
     pub rates: &'a [Rate],
+    pub aliases: &'a [AliasEntry],
+    pub stored_aliases: &'a [AliasRow],
+    pub health: &'a HealthRegistry,
+    pub policy: &'a HealthPolicy,
+    pub upstream: &'a UpstreamConfig,
     pub env: &'a dyn Fn(&str) -> Option<String>,
+}
+
+/// A model name clients use, served by the first of its targets that can.
+#[derive(Debug)]
+pub struct Alias {
+    pub model: String,
+    pub targets: Vec<String>,
+    /// For `weighted`: which target goes first.
+    rotation: Option<Rotation>,
+}
+
+impl Alias {
+    /// Targets in the order to try for one call.
+    pub fn order(&self) -> Vec<&str> {
+        let mut order: Vec<usize> = (0..self.targets.len()).collect();
+        if let Some(first) = self
+            .rotation
+            .as_ref()
+            .and_then(|r| r.order(self.targets.len()).first().copied())
+        {
+            order.retain(|i| *i != first);
+            order.insert(0, first);
+        }
+        order.iter().map(|i| self.targets[*i].as_str()).collect()
+    }
 }
 
 #[derive(Debug, Default)]
 pub struct RoutingTable {
     routes: HashMap<String, Arc<Route>>,
+    aliases: HashMap<String, Alias>,
+    /// Model id -> prefixes whose catalog lists it, for models asked without a prefix.
+    catalog: HashMap<String, Vec<String>>,
+    catalog_next: AtomicU64,
     /// `prefix/model` -> price; operator rates override plugin list prices.
     prices: HashMap<String, Rate>,
     /// Providers that could not be built, and why (shown to operators).
@@ -106,6 +154,9 @@ struct Decl {
     source: Source,
     store_id: Option<i64>,
     api_key_env: Option<String>,
+    first_byte_timeout_ms: Option<u64>,
+    idle_timeout_ms: Option<u64>,
+    total_timeout_ms: Option<u64>,
 }
 
 fn per_mtok_micros(usd: f64) -> i64 {
@@ -115,6 +166,41 @@ fn per_mtok_micros(usd: f64) -> i64 {
 impl RoutingTable {
     pub fn get(&self, prefix: &str) -> Option<&Arc<Route>> {
         self.routes.get(prefix)
+    }
+
+    /// What to try for `model`, in order: `(route, upstream model)` pairs. An alias wins;
+    /// then `prefix/model`; then, for a model without a known prefix, every provider whose
+    /// catalog lists it (rotating which goes first).
+    pub fn resolve(&self, model: &str) -> Vec<(Arc<Route>, String)> {
+        if let Some(alias) = self.aliases.get(model) {
+            return alias
+                .order()
+                .into_iter()
+                .filter_map(|t| {
+                    let (prefix, rest) = t.split_once('/')?;
+                    Some((self.routes.get(prefix)?.clone(), rest.to_string()))
+                })
+                .collect();
+        }
+        if let Some((prefix, rest)) = model.split_once('/') {
+            if let (Some(route), false) = (self.routes.get(prefix), rest.is_empty()) {
+                return vec![(route.clone(), rest.to_string())];
+            }
+        }
+        let Some(prefixes) = self.catalog.get(model) else {
+            return Vec::new();
+        };
+        let start = self.catalog_next.fetch_add(1, Ordering::Relaxed) as usize;
+        (0..prefixes.len())
+            .filter_map(|k| {
+                let p = &prefixes[(start + k) % prefixes.len()];
+                Some((self.routes.get(p)?.clone(), model.to_string()))
+            })
+            .collect()
+    }
+
+    pub fn aliases(&self) -> impl Iterator<Item = &Alias> {
+        self.aliases.values()
     }
 
     pub fn price(&self, model: &str) -> Option<&Rate> {
@@ -145,6 +231,11 @@ impl RoutingTable {
             let lib = &loaded.library;
             by_name.insert(lib.manifest().name.clone(), lib.clone());
             for spec in &lib.manifest().providers {
+                // A default whose URL is a template (Azure's per-resource host) is only
+                // usable once an operator configures it.
+                if spec.base_url.contains('{') {
+                    continue;
+                }
                 decls.insert(
                     spec.prefix.clone(),
                     Decl {
@@ -156,6 +247,9 @@ impl RoutingTable {
                         source: Source::Plugin,
                         store_id: None,
                         api_key_env: spec.api_key_env.clone(),
+                        first_byte_timeout_ms: None,
+                        idle_timeout_ms: None,
+                        total_timeout_ms: None,
                     },
                 );
             }
@@ -176,6 +270,9 @@ impl RoutingTable {
                     source: Source::Config,
                     store_id: None,
                     api_key_env: e.api_key_env.clone(),
+                    first_byte_timeout_ms: e.first_byte_timeout_ms,
+                    idle_timeout_ms: e.idle_timeout_ms,
+                    total_timeout_ms: e.total_timeout_ms,
                 },
             );
         }
@@ -195,6 +292,9 @@ impl RoutingTable {
                     source: Source::Store,
                     store_id: Some(p.id),
                     api_key_env: None,
+                    first_byte_timeout_ms: None,
+                    idle_timeout_ms: None,
+                    total_timeout_ms: None,
                 },
             );
         }
@@ -229,6 +329,48 @@ impl RoutingTable {
         }
         for r in src.rates {
             table.prices.insert(r.model.clone(), r.clone());
+        }
+        let from_config = src.aliases.iter().map(|a| {
+            (
+                &a.model,
+                &a.targets,
+                a.strategy.as_str(),
+                a.weights.as_deref(),
+            )
+        });
+        let from_store = src
+            .stored_aliases
+            .iter()
+            .filter(|a| !src.aliases.iter().any(|c| c.model == a.model))
+            .map(|a| {
+                (
+                    &a.model,
+                    &a.targets,
+                    a.strategy.as_str(),
+                    a.weights.as_deref(),
+                )
+            });
+        for (model, targets, strategy, weights) in from_config.chain(from_store) {
+            let rotation = (strategy == "weighted").then(|| Rotation::new(weights.unwrap_or(&[])));
+            table.aliases.insert(
+                model.clone(),
+                Alias {
+                    model: model.clone(),
+                    targets: targets.clone(),
+                    rotation,
+                },
+            );
+        }
+        let mut prefixes: Vec<&String> = table.routes.keys().collect();
+        prefixes.sort();
+        for prefix in prefixes {
+            for m in &table.routes[prefix].models {
+                table
+                    .catalog
+                    .entry(m.id.clone())
+                    .or_default()
+                    .push(prefix.clone());
+            }
         }
         for p in &table.problems {
             tracing::warn!(problem = %p, "provider not routable");
@@ -265,8 +407,17 @@ impl RoutingTable {
                 .filter(|c| c.provider_id == id)
                 .map(|c| RouteCredential {
                     id: Some(c.id),
+                    name: c.name.clone(),
                     weight: c.weight.clamp(0, u32::MAX as i64) as u32,
                     secret: c.secret.clone(),
+                    health: src.health.get_or(HealthKey::Stored(c.id), || {
+                        CredHealth::restored(
+                            &c.state,
+                            c.state_until,
+                            c.last_error.clone(),
+                            src.policy,
+                        )
+                    }),
                 })
                 .collect(),
             None => decl
@@ -276,11 +427,24 @@ impl RoutingTable {
                 .filter(|k| !k.is_empty())
                 .map(|secret| RouteCredential {
                     id: None,
+                    name: decl.api_key_env.clone().unwrap_or_default(),
                     weight: 1,
                     secret,
+                    health: src
+                        .health
+                        .get_or(HealthKey::Env(decl.prefix.clone()), CredHealth::default),
                 })
                 .into_iter()
                 .collect(),
+        };
+        let weights: Vec<u32> = credentials.iter().map(|c| c.weight).collect();
+        let ms = Duration::from_millis;
+        let timeouts = Timeouts {
+            first_byte: ms(decl
+                .first_byte_timeout_ms
+                .unwrap_or(src.upstream.first_byte_timeout_ms)),
+            idle: ms(decl.idle_timeout_ms.unwrap_or(src.upstream.idle_timeout_ms)),
+            total: ms(decl.total_timeout_ms.unwrap_or(u64::MAX / 4)),
         };
         let config = ProviderConfig {
             prefix: decl.prefix.clone(),
@@ -301,7 +465,8 @@ impl RoutingTable {
                     api_key_env: decl.api_key_env,
                     models,
                     adapter,
-                    next: AtomicU64::new(0),
+                    timeouts,
+                    rotation: Rotation::new(&weights),
                     _library: lib.clone(),
                 };
                 self.routes.insert(decl.prefix, Arc::new(route));

@@ -99,6 +99,7 @@ async fn run_async(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot write the address file: {e}"))?;
     tracing::info!(addr = %bound, plugin_dir = %plugin_dir.display(), "aihub listening");
 
+    crate::health_check::spawn(state.clone());
     let _watcher = if watch {
         watcher::spawn(state.clone(), plugin_dir)
     } else {

@@ -2,6 +2,7 @@
 
 use crate::auth::AuthCache;
 use crate::config::Config;
+use crate::health::{HealthPolicy, HealthRegistry};
 use crate::plugins::Registry;
 use crate::routing::{RoutingTable, Sources};
 use crate::store::calls::CallLog;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub cipher: Cipher,
     pub calls: CallLog,
     pub auth: AuthCache,
+    pub health: HealthRegistry,
+    pub policy: HealthPolicy,
     admin_token_hash: [u8; 32],
     id_prefix: String,
     next_id: AtomicU64,
@@ -40,19 +43,22 @@ fn build_table(
     registry: &Registry,
     store: &Store,
     cipher: &Cipher,
+    health: &HealthRegistry,
+    policy: &HealthPolicy,
 ) -> RoutingTable {
     let read = || -> Result<_, crate::store::StoreError> {
         Ok((
             store.list_providers()?,
             store.live_credentials(cipher)?,
             store.list_rates()?,
+            store.list_aliases()?,
         ))
     };
-    let (stored, credentials, rates) = match read() {
+    let (stored, credentials, rates, stored_aliases) = match read() {
         Ok(v) => v,
         Err(e) => {
             tracing::error!(error = %e, "cannot read providers from the store; serving plugin and config providers only");
-            (Vec::new(), Vec::new(), Vec::new())
+            Default::default()
         }
     };
     RoutingTable::build(&Sources {
@@ -61,6 +67,11 @@ fn build_table(
         stored: &stored,
         credentials: &credentials,
         rates: &rates,
+        aliases: &config.routes,
+        stored_aliases: &stored_aliases,
+        health,
+        policy,
+        upstream: &config.upstream,
         env: &process_env,
     })
 }
@@ -77,7 +88,16 @@ pub struct Parts {
 
 impl AppState {
     pub fn new(p: Parts) -> Self {
-        let table = build_table(&p.config, &p.registry, &p.store, &p.cipher);
+        let health = HealthRegistry::default();
+        let policy = p.config.health_policy();
+        let table = build_table(
+            &p.config,
+            &p.registry,
+            &p.store,
+            &p.cipher,
+            &health,
+            &policy,
+        );
         let mut rnd = [0u8; 4];
         let _ = getrandom::fill(&mut rnd);
         AppState {
@@ -86,6 +106,8 @@ impl AppState {
             rebuild_lock: tokio::sync::Mutex::new(()),
             upstream: p.upstream,
             auth: AuthCache::new(p.store.clone()),
+            health,
+            policy,
             store: p.store,
             cipher: p.cipher,
             calls: p.calls,
@@ -132,7 +154,14 @@ impl AppState {
             if rescan && !registry.rescan() {
                 return;
             }
-            let table = build_table(&state.config, &registry, &state.store, &state.cipher);
+            let table = build_table(
+                &state.config,
+                &registry,
+                &state.store,
+                &state.cipher,
+                &state.health,
+                &state.policy,
+            );
             tracing::info!(prefixes = ?table.prefixes(), "routing table updated");
             state.routes.store(Arc::new(table));
         })

@@ -16,8 +16,6 @@ use std::time::Duration;
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    first_byte_timeout: Duration,
-    pub idle_timeout: Duration,
     max_response_bytes: usize,
 }
 
@@ -42,14 +40,18 @@ impl Upstream {
             .build(https);
         Ok(Upstream {
             client,
-            first_byte_timeout: Duration::from_millis(cfg.first_byte_timeout_ms),
-            idle_timeout: Duration::from_millis(cfg.idle_timeout_ms),
             max_response_bytes: cfg.max_response_bytes,
         })
     }
 
     /// Sends `req`; returns when the response head has arrived.
-    pub async fn send(&self, req: HttpRequest) -> Result<hyper::Response<Incoming>, ApiError> {
+    /// Sends `req`; returns when the response head has arrived, or fails after
+    /// `first_byte`.
+    pub async fn send(
+        &self,
+        req: HttpRequest,
+        first_byte: Duration,
+    ) -> Result<hyper::Response<Incoming>, ApiError> {
         let mut builder = hyper::Request::builder()
             .method(req.method.as_str())
             .uri(req.url.as_str());
@@ -61,26 +63,22 @@ impl Upstream {
             .map_err(|e| {
                 ApiError::Internal(format!("plugin built an invalid upstream request: {e}"))
             })?;
-        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
+        match tokio::time::timeout(first_byte, self.client.request(request)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(ApiError::UpstreamConnect(describe(&e))),
-            Err(_) => Err(ApiError::UpstreamTimeout(
-                self.first_byte_timeout.as_millis() as u64,
-            )),
+            Err(_) => Err(ApiError::UpstreamTimeout(first_byte.as_millis() as u64)),
         }
     }
 
-    /// Reads a whole (bounded) body.
-    pub async fn read_body(&self, body: Incoming) -> Result<Bytes, ApiError> {
+    /// Reads a whole (bounded) body within `within`.
+    pub async fn read_body(&self, body: Incoming, within: Duration) -> Result<Bytes, ApiError> {
         let limited = Limited::new(body, self.max_response_bytes);
-        match tokio::time::timeout(self.idle_timeout, limited.collect()).await {
+        match tokio::time::timeout(within, limited.collect()).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) => Err(ApiError::UpstreamConnect(format!(
                 "reading the reply failed: {e}"
             ))),
-            Err(_) => Err(ApiError::UpstreamTimeout(
-                self.idle_timeout.as_millis() as u64
-            )),
+            Err(_) => Err(ApiError::UpstreamTimeout(within.as_millis() as u64)),
         }
     }
 }

@@ -79,13 +79,16 @@ async fn unknown_prefix_is_404_listing_known_prefixes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn model_without_prefix_is_404() {
+async fn model_without_prefix_is_404_unless_a_catalog_lists_it() {
     let server = echo_server().await;
-    for model in ["echo-1", "echo"] {
+    for model in ["echo", "no-such-model"] {
         let resp = server.post_chat(&chat_body(model, "hi")).await;
         let err = expect_error(resp, 404, "invalid_request_error").await;
         assert_eq!(err["code"], "model_not_found", "model {model:?}: {err}");
     }
+    // A bare model id that a provider's catalog lists is served by that provider.
+    let resp = server.post_chat(&chat_body("echo-1", "hi")).await;
+    assert_eq!(resp.status(), 200);
 }
 
 fn big_request(bytes: usize) -> Value {

@@ -256,8 +256,11 @@ struct Case {
     message_contains: Option<&'static str>,
 }
 
-async fn check_cases(server: &TestServer, cases: &[Case], stream: bool) {
+/// Each case gets a server of its own: a refused or rate-limited key is taken out of
+/// rotation, which would change what the next case sees.
+async fn check_cases(mock: &MockUpstream, cases: &[Case], stream: bool) {
     for c in cases {
+        let server = server_for(mock, &test_key()).await;
         let mut req = chat_body(&format!("mock/{}", c.upstream_model), "hi");
         if stream {
             req["stream"] = json!(true);
@@ -300,7 +303,6 @@ async fn check_one(
     message_contains: &'static str,
 ) {
     let mock = error_mock().await;
-    let server = server_for(&mock, &test_key()).await;
     let cases = [Case {
         upstream_model,
         status,
@@ -308,7 +310,7 @@ async fn check_one(
         code: None,
         message_contains: Some(message_contains),
     }];
-    check_cases(&server, &cases, false).await;
+    check_cases(&mock, &cases, false).await;
     assert_eq!(mock.calls(), 1);
 }
 
@@ -340,7 +342,6 @@ async fn upstream_422_keeps_its_status() {
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_auth_errors_map_to_502_upstream_auth_error() {
     let mock = error_mock().await;
-    let server = server_for(&mock, &test_key()).await;
     let cases = [
         Case {
             upstream_model: "auth-401",
@@ -357,13 +358,12 @@ async fn upstream_auth_errors_map_to_502_upstream_auth_error() {
             message_contains: Some("Project does not have access"),
         },
     ];
-    check_cases(&server, &cases, false).await;
+    check_cases(&mock, &cases, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_rate_limit_maps_to_429_with_retry_after() {
     let mock = error_mock().await;
-    let server = server_for(&mock, &test_key()).await;
     let cases = [Case {
         upstream_model: "rate-429",
         status: 429,
@@ -371,7 +371,7 @@ async fn upstream_rate_limit_maps_to_429_with_retry_after() {
         code: None,
         message_contains: Some("Rate limit reached"),
     }];
-    check_cases(&server, &cases, false).await;
+    check_cases(&mock, &cases, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -401,7 +401,7 @@ async fn upstream_server_errors_and_unreadable_replies_map_to_502() {
             message_contains: None,
         },
     ];
-    check_cases(&server, &cases, false).await;
+    check_cases(&mock, &cases, false).await;
     // The gateway is fine afterwards.
     server.assert_echo_still_works().await;
 }
@@ -440,7 +440,7 @@ async fn upstream_errors_before_a_stream_begins_use_the_http_status() {
             message_contains: Some("The server had an error"),
         },
     ];
-    check_cases(&server, &cases, true).await;
+    check_cases(&mock, &cases, true).await;
 }
 
 async fn check_broken_stream(end: SseEnd) {

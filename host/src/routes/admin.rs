@@ -57,6 +57,8 @@ enum R {
     Usage,
     Rates,
     Rate,
+    Aliases,
+    Alias,
 }
 
 fn router() -> &'static matchit::Router<R> {
@@ -83,6 +85,8 @@ fn router() -> &'static matchit::Router<R> {
             ("/api/admin/usage", R::Usage),
             ("/api/admin/rates", R::Rates),
             ("/api/admin/rates/{*model}", R::Rate),
+            ("/api/admin/aliases", R::Aliases),
+            ("/api/admin/aliases/{*model}", R::Alias),
         ];
         for (path, route) in routes {
             // The table is static and tested; a clash would be a programming error.
@@ -380,8 +384,58 @@ pub async fn dispatch(
             state.reload_routes().await;
             Ok(no_content())
         }
+        (R::Aliases, Method::GET) => aliases(state).await,
+        (R::Alias, Method::PUT) => {
+            let model = p.get("model").unwrap_or("").to_string();
+            if state.config.routes.iter().any(|r| r.model == model) {
+                return Err(ApiError::Conflict(format!(
+                    "alias '{model}' is declared in the config file; change it there"
+                )));
+            }
+            let body: AliasBody = json_body(req).await?;
+            let strategy = body.strategy.unwrap_or_else(|| "ordered".into());
+            let row = blocking(state, move |s, _| {
+                s.put_alias(&model, &body.targets, &strategy, body.weights.as_deref())
+            })
+            .await?;
+            state.reload_routes().await;
+            Ok(http::json(200, &row))
+        }
+        (R::Alias, Method::DELETE) => {
+            let model = p.get("model").unwrap_or("").to_string();
+            blocking(state, move |s, _| s.delete_alias(&model)).await?;
+            state.reload_routes().await;
+            Ok(no_content())
+        }
         _ => Err(not_allowed()),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AliasBody {
+    targets: Vec<String>,
+    strategy: Option<String>,
+    weights: Option<Vec<u32>>,
+}
+
+/// Aliases from the config file (read-only here) and from the store.
+async fn aliases(state: &Arc<AppState>) -> Result<Response<Body>, ApiError> {
+    let stored = blocking(state, |s, _| s.list_aliases()).await?;
+    let mut data: Vec<serde_json::Value> = state
+        .config
+        .routes
+        .iter()
+        .map(|r| json!({"model": r.model, "targets": r.targets, "strategy": r.strategy, "weights": r.weights, "source": "config"}))
+        .collect();
+    for a in stored {
+        if !state.config.routes.iter().any(|r| r.model == a.model) {
+            let mut v = serde_json::to_value(&a).unwrap_or_default();
+            v["source"] = "store".into();
+            data.push(v);
+        }
+    }
+    Ok(http::json(200, &json!({"object": "list", "data": data})))
 }
 
 fn validation(field: &str, message: &str) -> ApiError {
@@ -491,7 +545,12 @@ async fn providers(state: &Arc<AppState>) -> Result<Response<Body>, ApiError> {
                 "base_url": r.base_url,
                 "routable": true,
                 "needs_key": r.auth.needs_key(),
-                "credentials": r.credentials.len(),
+                "credentials": r.credentials.iter().map(|c| json!({
+                    "id": c.id,
+                    "name": c.name,
+                    "weight": c.weight,
+                    "health": c.health.view(),
+                })).collect::<Vec<_>>(),
                 "api_key_env": r.api_key_env,
                 "models": r.models.len(),
             })

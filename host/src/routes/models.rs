@@ -26,5 +26,17 @@ pub fn list(state: &AppState) -> Response<Body> {
             data.push(entry);
         }
     }
+    let mut aliases: Vec<_> = table.aliases().collect();
+    aliases.sort_by(|a, b| a.model.cmp(&b.model));
+    for a in aliases {
+        data.push(json!({
+            "id": a.model,
+            "object": "model",
+            "created": 0,
+            "owned_by": "aihub",
+            "kind": "alias",
+            "targets": a.targets,
+        }));
+    }
     http::json(200, &json!({"object": "list", "data": data}))
 }

@@ -62,6 +62,10 @@ pub struct CallRecord {
     pub ttfb_ms: Option<u64>,
     pub attempts: u32,
     pub created_at: i64,
+    /// Store ids of the credentials tried, in order (keys from the environment have none).
+    pub credentials_tried: Vec<i64>,
+    /// The model as the client named it, when it differs from the one served.
+    pub requested_model: Option<String>,
 }
 
 enum Msg {
@@ -211,8 +215,8 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO model_calls (request_id, app_id, provider, model, credential_id, endpoint, stream, status,
                     http_status, error_class, error_message, input_tokens, output_tokens, cached_tokens, cost_micros,
-                    latency_ms, ttfb_ms, attempts, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+                    latency_ms, ttfb_ms, attempts, created_at, credentials_tried, requested_model)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
             )?;
             for r in batch {
                 insert.execute(params![
@@ -235,6 +239,9 @@ impl Store {
                     r.ttfb_ms.map(|t| t as i64),
                     r.attempts,
                     r.created_at,
+                    (!r.credentials_tried.is_empty())
+                        .then(|| serde_json::json!(r.credentials_tried).to_string()),
+                    r.requested_model,
                 ])?;
                 let hour = r.created_at.div_euclid(3_600_000) * 3600;
                 let s = rollup
@@ -320,10 +327,13 @@ pub struct CallRow {
     pub ttfb_ms: Option<i64>,
     pub attempts: i64,
     pub created_at: i64,
+    /// JSON array of credential ids.
+    pub credentials_tried: Option<String>,
+    pub requested_model: Option<String>,
 }
 
 /// Columns in CSV order; also the CSV header.
-pub const CALL_COLUMNS: [&str; 20] = [
+pub const CALL_COLUMNS: [&str; 22] = [
     "id",
     "request_id",
     "app_id",
@@ -344,6 +354,8 @@ pub const CALL_COLUMNS: [&str; 20] = [
     "ttfb_ms",
     "attempts",
     "created_at",
+    "credentials_tried",
+    "requested_model",
 ];
 
 fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
@@ -368,6 +380,8 @@ fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
         ttfb_ms: r.get(17)?,
         attempts: r.get(18)?,
         created_at: r.get(19)?,
+        credentials_tried: r.get(20)?,
+        requested_model: r.get(21)?,
     })
 }
 
@@ -463,6 +477,8 @@ pub(crate) fn sample(app: i64, model: &str, ok: bool, at: i64) -> CallRecord {
         ttfb_ms: Some(1),
         attempts: 1,
         created_at: at,
+        credentials_tried: Vec::new(),
+        requested_model: None,
     }
 }
 

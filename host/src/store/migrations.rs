@@ -5,7 +5,10 @@ use super::StoreError;
 use rusqlite_migration::{Migrations, M};
 
 /// In order; append only. Each file runs once, in its own transaction.
-const MIGRATIONS: &[&str] = &[include_str!("../../../schema/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../schema/0001_init.sql"),
+    include_str!("../../../schema/0002_resilience.sql"),
+];
 
 fn migrations() -> Migrations<'static> {
     Migrations::new(MIGRATIONS.iter().map(|sql| M::up(sql)).collect())
@@ -49,6 +52,29 @@ mod tests {
         let mut c = rusqlite::Connection::open_in_memory().unwrap();
         assert_eq!(apply(&mut c).unwrap(), (0, latest()));
         assert_eq!(apply(&mut c).unwrap(), (latest(), latest()));
+    }
+
+    #[test]
+    fn version_1_database_is_upgraded_keeping_its_rows() {
+        let mut c = rusqlite::Connection::open_in_memory().unwrap();
+        Migrations::new(vec![M::up(MIGRATIONS[0])])
+            .to_latest(&mut c)
+            .unwrap();
+        c.execute_batch(
+            "INSERT INTO apps (name, enabled, created_at, updated_at) VALUES ('old', 1, 1, 1);
+             INSERT INTO model_calls (request_id, endpoint, stream, status, http_status, latency_ms, created_at)
+             VALUES ('r1', 'chat', 0, 'ok', 200, 5, 1);",
+        )
+        .unwrap();
+        assert_eq!(apply(&mut c).unwrap(), (1, latest()));
+        let (name, tried): (String, Option<String>) = c
+            .query_row(
+                "SELECT a.name, m.credentials_tried FROM apps a, model_calls m",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((name.as_str(), tried), ("old", None));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The embedded SQLite store: one r2d2 pool of rusqlite connections (WAL,
 //! `synchronous=NORMAL`, foreign keys on), numbered migrations from `schema/`.
 
+pub mod aliases;
 pub mod apps;
 pub mod calls;
 pub mod migrations;

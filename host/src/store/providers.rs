@@ -63,6 +63,10 @@ pub struct LiveCredential {
     pub name: String,
     pub weight: i64,
     pub secret: String,
+    /// Persisted health, restored at start.
+    pub state: String,
+    pub state_until: Option<i64>,
+    pub last_error: Option<String>,
 }
 
 impl std::fmt::Debug for LiveCredential {
@@ -352,32 +356,36 @@ impl Store {
     pub fn live_credentials(&self, cipher: &Cipher) -> Result<Vec<LiveCredential>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
-            "SELECT c.id, c.provider_id, c.name, c.weight, c.secret FROM credentials c
-             JOIN providers p ON p.id = c.provider_id
+            "SELECT c.id, c.provider_id, c.name, c.weight, c.secret, c.state, c.state_until, c.last_error
+             FROM credentials c JOIN providers p ON p.id = c.provider_id
              WHERE c.enabled = 1 AND p.enabled = 1 ORDER BY c.id",
         )?;
         let rows = stmt
             .query_map([], |r| {
+                let blob: Vec<u8> = r.get(4)?;
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, Vec<u8>>(4)?,
+                    blob,
+                    LiveCredential {
+                        id: r.get(0)?,
+                        provider_id: r.get(1)?,
+                        name: r.get(2)?,
+                        weight: r.get(3)?,
+                        secret: String::new(),
+                        state: r.get(5)?,
+                        state_until: r.get(6)?,
+                        last_error: r.get(7)?,
+                    },
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, provider_id, name, weight, blob) in rows {
-            match cipher.decrypt(id, &blob) {
-                Ok(secret) => out.push(LiveCredential {
-                    id,
-                    provider_id,
-                    name,
-                    weight,
-                    secret,
-                }),
-                Err(e) => tracing::error!(credential = id, error = %e, "credential left out"),
+        for (blob, mut cred) in rows {
+            match cipher.decrypt(cred.id, &blob) {
+                Ok(secret) => {
+                    cred.secret = secret;
+                    out.push(cred);
+                }
+                Err(e) => tracing::error!(credential = cred.id, error = %e, "credential left out"),
             }
         }
         Ok(out)
@@ -519,17 +527,18 @@ impl Store {
         cipher.decrypt(id, &blob)
     }
 
-    /// Marks how a credential's last check went (the admin "test" action).
+    /// Persists a credential's health so it survives a restart.
     pub fn set_credential_state(
         &self,
         id: i64,
         state: &str,
+        until_ms: Option<i64>,
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
         let conn = self.conn()?;
         conn.execute(
-            "UPDATE credentials SET state = ?1, last_error = ?2, updated_at = ?3 WHERE id = ?4",
-            params![state, last_error, now_ms(), id],
+            "UPDATE credentials SET state = ?1, state_until = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?5",
+            params![state, until_ms, last_error, now_ms(), id],
         )?;
         Ok(())
     }

@@ -196,6 +196,7 @@ pub struct TestServer {
     child: Mutex<Child>,
     pid: u32,
     tmp: TempDir,
+    opts: ServerOptions,
     addr: SocketAddr,
     admin_token: String,
     app_key: String,
@@ -259,8 +260,8 @@ impl TestServer {
         }
 
         let admin_token = format!("test-admin-{}", random_hex());
-        let stdout = std::fs::File::create(tmp.path().join("stdout.log")).unwrap();
-        let stderr = std::fs::File::create(tmp.path().join("stderr.log")).unwrap();
+        std::fs::File::create(tmp.path().join("stdout.log")).unwrap();
+        std::fs::File::create(tmp.path().join("stderr.log")).unwrap();
 
         let app_key = {
             let mut cmd = aihub_command(tmp.path(), &opts, &admin_token);
@@ -283,64 +284,47 @@ impl TestServer {
         };
         assert!(app_key.starts_with("ak-"), "unexpected app key {app_key:?}");
 
-        let mut cmd = aihub_command(tmp.path(), &opts, &admin_token);
-        cmd.arg("serve");
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(stdout))
-            .stderr(Stdio::from(stderr));
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", aihub_bin().display()));
-        let pid = child.id();
-
         let client = http_client_with_key(&app_key);
-        let addr_file = tmp.path().join("aihub.addr");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        let mut addr: Option<SocketAddr> = None;
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "aihub exited during start-up with {status}\n{}",
-                    read_logs(tmp.path())
-                );
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!(
-                    "aihub did not become ready within 15 s (address file {}: {:?})\n{}",
-                    addr_file.display(),
-                    addr,
-                    read_logs(tmp.path())
-                );
-            }
-            if addr.is_none() {
-                if let Ok(text) = std::fs::read_to_string(&addr_file) {
-                    addr = text.trim().parse().ok();
-                }
-            }
-            if let Some(a) = addr {
-                let ready = client
-                    .get(format!("http://{a}/readyz"))
-                    .timeout(Duration::from_secs(2))
-                    .send()
-                    .await;
-                if matches!(ready, Ok(ref r) if r.status() == 200) {
-                    break;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-
+        let (child, addr) = spawn_serve(tmp.path(), &opts, &admin_token, &client).await;
         TestServer {
+            pid: child.id(),
             child: Mutex::new(child),
-            pid,
             tmp,
-            addr: addr.unwrap(),
+            opts,
+            addr,
             admin_token,
             app_key,
             client,
         }
+    }
+
+    /// Starts `aihub serve` again on the same data dir, with the same options, admin token
+    /// and app key (the `test` app is not made again). A server still running is killed
+    /// first (SIGKILL): stop it yourself (SIGTERM + [`TestServer::wait_exit`]) for a
+    /// graceful stop. The logs of both runs stay in `stdout.log`/`stderr.log`.
+    pub async fn restart(&mut self) {
+        {
+            let mut child = self.child.lock().unwrap();
+            if child.try_wait().expect("try_wait").is_none() {
+                let _ = child.kill();
+            }
+            let _ = child.wait();
+        }
+        let (child, addr) =
+            spawn_serve(self.tmp.path(), &self.opts, &self.admin_token, &self.client).await;
+        self.pid = child.id();
+        self.addr = addr;
+        *self.child.lock().unwrap() = child;
+    }
+
+    /// Runs an `aihub` command (e.g. `["migrate"]`) with this server's environment and data
+    /// dir, and returns its output.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        aihub_command(self.tmp.path(), &self.opts, &self.admin_token)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run aihub")
     }
 
     /// stdout + stderr of the server so far.
@@ -548,6 +532,73 @@ impl Drop for TestServer {
             eprintln!("---- aihub logs (last 80 lines) ----\n{tail}\n---- end of aihub logs ----");
         }
     }
+}
+
+/// Spawns `aihub serve` in `dir` (stdout/stderr appended to `dir/{stdout,stderr}.log`) and
+/// waits until it is listening and `/readyz` says 200.
+async fn spawn_serve(
+    dir: &Path,
+    opts: &ServerOptions,
+    admin_token: &str,
+    client: &reqwest::Client,
+) -> (Child, SocketAddr) {
+    let append = |name: &str| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join(name))
+            .unwrap_or_else(|e| panic!("open {name}: {e}"))
+    };
+    // A server that was killed leaves its address file behind: never read a stale one.
+    let addr_file = dir.join("aihub.addr");
+    let _ = std::fs::remove_file(&addr_file);
+
+    let mut cmd = aihub_command(dir, opts, admin_token);
+    cmd.arg("serve");
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(append("stdout.log")))
+        .stderr(Stdio::from(append("stderr.log")));
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {}: {e}", aihub_bin().display()));
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut addr: Option<SocketAddr> = None;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "aihub exited during start-up with {status}\n{}",
+                read_logs(dir)
+            );
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "aihub did not become ready within 15 s (address file {}: {:?})\n{}",
+                addr_file.display(),
+                addr,
+                read_logs(dir)
+            );
+        }
+        if addr.is_none() {
+            if let Ok(text) = std::fs::read_to_string(&addr_file) {
+                addr = text.trim().parse().ok();
+            }
+        }
+        if let Some(a) = addr {
+            let ready = client
+                .get(format!("http://{a}/readyz"))
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await;
+            if matches!(ready, Ok(ref r) if r.status() == 200) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    (child, addr.expect("address read"))
 }
 
 fn read_logs(dir: &Path) -> String {
@@ -1113,4 +1164,249 @@ api_key_env = "{key_env}"
 "#,
         mock.base_url()
     )
+}
+
+// ---------------------------------------------------------------------------------------
+// Store, admin API and call log helpers
+// ---------------------------------------------------------------------------------------
+
+/// Runs `aihub ARGS` with the test environment (data dir and plugin dir under `dir`, no
+/// config file, nothing inherited from the caller's `AIHUB_*`), without a server.
+pub fn run_aihub(dir: &Path, args: &[&str]) -> std::process::Output {
+    aihub_command(dir, &ServerOptions::default(), "test-admin-unused")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run aihub {args:?}: {e}"))
+}
+
+/// Spawns `aihub ARGS` like [`run_aihub`] and waits at most `timeout` for it to exit; a
+/// process still running then is killed and `None` is returned with what it printed.
+pub fn run_aihub_timeout(
+    dir: &Path,
+    args: &[&str],
+    timeout: Duration,
+) -> (Option<ExitStatus>, String, String) {
+    let out_path = dir.join(format!(".out-{}", random_hex()));
+    let err_path = dir.join(format!(".err-{}", random_hex()));
+    let mut child = aihub_command(dir, &ServerOptions::default(), "test-admin-unused")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(std::fs::File::create(&out_path).unwrap()))
+        .stderr(Stdio::from(std::fs::File::create(&err_path).unwrap()))
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn aihub {args:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    (status, out, err)
+}
+
+/// Runs Python code with `c`, a `sqlite3` connection to `db`, bound (python3 is on every
+/// machine the tests run on; the test crate has no SQLite library of its own). Extra
+/// arguments are in `sys.argv[2:]`. Commits at the end; returns stdout.
+pub fn python_sqlite(db: &Path, code: &str, args: &[&str]) -> String {
+    let script = format!(
+        "import sqlite3, sys\nc = sqlite3.connect(sys.argv[1])\n{code}\nc.commit()\nc.close()\n"
+    );
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(db)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("python3 is needed to inspect the database: {e}"));
+    assert!(
+        out.status.success(),
+        "python3 sqlite script failed: {}\n{code}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether `needle` occurs in `hay`.
+pub fn contains_bytes(hay: &[u8], needle: &[u8]) -> bool {
+    if needle.is_empty() {
+        return true;
+    }
+    let first = needle[0];
+    let last_start = match hay.len().checked_sub(needle.len()) {
+        Some(n) => n,
+        None => return false,
+    };
+    let mut i = 0;
+    while i <= last_start {
+        match hay[i..=last_start].iter().position(|b| *b == first) {
+            None => return false,
+            Some(off) => {
+                let at = i + off;
+                if &hay[at..at + needle.len()] == needle {
+                    return true;
+                }
+                i = at + 1;
+            }
+        }
+    }
+    false
+}
+
+/// Every regular file under `dir`, recursively.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(p),
+                Ok(t) if t.is_file() => out.push(p),
+                _ => {}
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+impl TestServer {
+    /// An admin API request with the admin token and an optional JSON body.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .request(method.clone(), self.url(path))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        req.send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+    }
+
+    /// Like [`TestServer::admin`], asserting the status; returns the JSON body (`Null` when
+    /// the body is empty).
+    pub async fn admin_ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        status: u16,
+    ) -> Value {
+        let resp = self.admin(method.clone(), path, body).await;
+        let got = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        assert_eq!(got, status, "{method} {path} {body:?}: {text}");
+        if text.trim().is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {text}"))
+        }
+    }
+
+    /// Creates an app and one key through the admin API: (app id, key).
+    pub async fn create_app_with_key(&self, name: &str) -> (i64, String) {
+        let app = self
+            .admin_ok(
+                reqwest::Method::POST,
+                "/api/admin/apps",
+                Some(&json!({ "name": name })),
+                201,
+            )
+            .await;
+        let id = app["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("app without id: {app}"));
+        let made = self
+            .admin_ok(
+                reqwest::Method::POST,
+                &format!("/api/admin/apps/{id}/keys"),
+                Some(&json!({})),
+                201,
+            )
+            .await;
+        let key = made["key"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no key in {made}"))
+            .to_string();
+        (id, key)
+    }
+
+    /// Every call row matching `query` (e.g. `app=3&status=ok`, or empty), newest first,
+    /// following `next_cursor` with pages of 1000.
+    pub async fn all_calls(&self, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<i64> = None;
+        loop {
+            let mut path = String::from("/api/admin/calls?limit=1000");
+            if !query.is_empty() {
+                path.push('&');
+                path.push_str(query);
+            }
+            if let Some(c) = cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = self
+                .admin_ok(reqwest::Method::GET, &path, None, 200)
+                .await;
+            let rows = page["data"]
+                .as_array()
+                .unwrap_or_else(|| panic!("GET {path}: no data array: {page}"));
+            out.extend(rows.iter().cloned());
+            match page["next_cursor"].as_i64() {
+                Some(c) => cursor = Some(c),
+                None => return out,
+            }
+        }
+    }
+
+    /// Polls [`TestServer::all_calls`] until it holds at least `n` rows (the call log is
+    /// written off the request path, in batches); returns them.
+    pub async fn wait_for_calls(&self, query: &str, n: usize, timeout: Duration) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let rows = self.all_calls(query).await;
+            if rows.len() >= n {
+                return rows;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "expected at least {n} call rows for {query:?} within {timeout:?}, got {}; readyz: {}",
+                    rows.len(),
+                    self.readyz().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `GET /readyz` as JSON.
+    pub async fn readyz(&self) -> Value {
+        self.get("/readyz")
+            .await
+            .json()
+            .await
+            .unwrap_or(Value::Null)
+    }
 }

@@ -1,0 +1,132 @@
+//! Background re-checks of refused credentials: every second, each credential whose check
+//! is due (5 s after the refusal, then doubling up to a cap) gets one cheap call; never
+//! more than one check per credential at a time. A key the upstream accepts again is
+//! restored to rotation.
+
+use crate::error::ApiError;
+use crate::proxy::note;
+use crate::routing::{Route, RouteCredential};
+use crate::state::AppState;
+use crate::upstream::headers_of;
+use plugin_api::{Call, Endpoint, ErrorClass, ModelKind, Prepared};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn spawn(state: Arc<AppState>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let table = state.routes.load_full();
+            let now = Instant::now();
+            for route in table.routes_sorted() {
+                for cred in &route.credentials {
+                    if let Some(model) = cred.health.claim_check(now, &state.policy) {
+                        tokio::spawn(check(state.clone(), route.clone(), cred.clone(), model));
+                    }
+                }
+            }
+        }
+    });
+}
+
+async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, model: String) {
+    let model = if model.is_empty() {
+        route
+            .models
+            .iter()
+            .find(|m| m.kind == ModelKind::Chat)
+            .map(|m| m.id.clone())
+            .unwrap_or_default()
+    } else {
+        model
+    };
+    let result = probe(&state, &route, &cred, &model).await;
+    // Any answer other than a refusal means the upstream accepts the key again; a
+    // network failure says nothing, so the check counts as failed and backs off.
+    let accepted = match &result {
+        Ok(()) => true,
+        // Rate limited, or the probe itself was refused: the key got past authentication.
+        Err(ApiError::Provider(e)) => {
+            matches!(e.class, ErrorClass::RateLimited | ErrorClass::BadRequest)
+        }
+        Err(_) => false,
+    };
+    let error = result.as_ref().err().map(|e| e.to_string());
+    tracing::info!(provider = %route.prefix, credential = %cred.name, accepted, "credential re-checked");
+    if let Some(p) = cred.health.check_done(accepted, error, &state.policy) {
+        if accepted {
+            // A restored key counts a success, which also clears stale failure counts.
+            note(&state, &cred, &crate::health::Outcome::Success, &model);
+        }
+        if let Some(id) = cred.id {
+            let st = state.clone();
+            tokio::task::spawn_blocking(move || {
+                st.store
+                    .set_credential_state(id, p.state, p.until_ms, p.last_error.as_deref())
+            });
+        }
+    }
+}
+
+/// A one-token chat with this credential.
+async fn probe(
+    state: &AppState,
+    route: &Route,
+    cred: &RouteCredential,
+    model: &str,
+) -> Result<(), ApiError> {
+    let body = json!({
+        "model": format!("{}/{}", route.prefix, model),
+        "messages": [{"role": "user", "content": "ping"}],
+        "max_tokens": 1,
+    })
+    .to_string();
+    let call = Call {
+        endpoint: Endpoint::Chat,
+        model,
+        body: body.as_bytes(),
+        api_key: Some(&cred.secret),
+        stream: false,
+        include_usage: false,
+    };
+    let (status, headers, bytes) = match route.adapter.prepare(&call).map_err(ApiError::Provider)? {
+        Prepared::Local(l) => (
+            l.status,
+            vec![("content-type".to_string(), l.content_type)],
+            bytes::Bytes::from(l.body),
+        ),
+        Prepared::Upstream(request) => {
+            let resp = state
+                .upstream
+                .send(
+                    request,
+                    route.timeouts.first_byte.min(Duration::from_secs(30)),
+                )
+                .await?;
+            let status = resp.status().as_u16();
+            let headers = headers_of(&resp);
+            let bytes = state
+                .upstream
+                .read_body(resp.into_body(), Duration::from_secs(30))
+                .await?;
+            (status, headers, bytes)
+        }
+    };
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let resp = plugin_api::Response {
+        status,
+        headers: &headers,
+        body: &bytes,
+    };
+    route
+        .adapter
+        .parse(&call, &resp)
+        .map_err(ApiError::Provider)?;
+    Ok(())
+}

@@ -1,0 +1,141 @@
+//! Streamed replies: moved to the client chunk by chunk as they arrive.
+
+use super::guard::CallGuard;
+use crate::error::ApiError;
+use crate::http;
+use crate::routing::Route;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use plugin_api::host::Decoder;
+use plugin_api::{ProviderError, Usage};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+fn cut_stream() -> ApiError {
+    ApiError::Provider(ProviderError::upstream(
+        "the upstream stream ended before it was complete",
+    ))
+}
+
+/// A locally answered stream: decoded at once into one SSE body.
+pub fn local(decoder: &mut Decoder, body: &[u8]) -> (Bytes, Option<Usage>, Option<ApiError>) {
+    let mut out = Vec::new();
+    let (events, mut failed) = decoder.feed(body);
+    out.extend_from_slice(&http::sse_frames(&events.chunks));
+    let mut done = events.done;
+    let mut usage = events.usage;
+    if failed.is_none() {
+        let (events, error) = decoder.finish();
+        out.extend_from_slice(&http::sse_frames(&events.chunks));
+        done |= events.done;
+        usage = events.usage.or(usage);
+        failed = error;
+    }
+    let failed = match failed {
+        Some(e) => Some(ApiError::Provider(e)),
+        None if !done => Some(cut_stream()),
+        None => None,
+    };
+    match &failed {
+        None => out.extend_from_slice(http::SSE_DONE),
+        Some(e) => out.extend_from_slice(&http::sse_error(e)),
+    }
+    (Bytes::from(out), usage, failed)
+}
+
+/// Moves an upstream stream to the client. Ends with `[DONE]` only when the plugin saw
+/// the upstream finish properly; otherwise with an error event. A client that goes away
+/// drops the upstream body at once, which closes the upstream connection.
+pub async fn pump(
+    route: Arc<Route>,
+    mut decoder: Decoder,
+    mut body: Incoming,
+    tx: mpsc::Sender<Bytes>,
+    mut guard: CallGuard,
+    deadline: Instant,
+) {
+    let idle = route.timeouts.idle;
+    let mut done = false;
+    let mut usage: Option<Usage> = None;
+    let mut ended = false;
+    let outcome: Result<(), ApiError> = loop {
+        let (events, error) = if ended {
+            decoder.finish()
+        } else {
+            let now = Instant::now();
+            let limit = (now + idle).min(deadline);
+            let frame = tokio::select! {
+                f = tokio::time::timeout_at(limit.into(), body.frame()) => f,
+                _ = tx.closed() => {
+                    tracing::info!(provider = %route.prefix, "client went away; upstream stream cancelled");
+                    guard.usage(usage);
+                    return; // the guard records the call as cancelled
+                }
+            };
+            match frame {
+                Err(_) => {
+                    let waited = if limit == deadline {
+                        deadline.saturating_duration_since(guard.started())
+                    } else {
+                        idle
+                    };
+                    break Err(ApiError::UpstreamTimeout(waited.as_millis() as u64));
+                }
+                Ok(None) => {
+                    ended = true;
+                    continue;
+                }
+                Ok(Some(Err(e))) => {
+                    break Err(ApiError::Provider(ProviderError::upstream(format!(
+                        "the upstream connection failed mid-stream: {e}"
+                    ))))
+                }
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => decoder.feed(&data),
+                    Err(_) => continue,
+                },
+            }
+        };
+        done |= events.done;
+        usage = events.usage.or(usage);
+        if !events.chunks.is_empty() {
+            guard.first_byte();
+            if tx.send(http::sse_frames(&events.chunks)).await.is_err() {
+                guard.usage(usage);
+                return;
+            }
+        }
+        if let Some(e) = error {
+            break Err(ApiError::Provider(e));
+        }
+        if ended {
+            break if done { Ok(()) } else { Err(cut_stream()) };
+        }
+    };
+    guard.usage(usage);
+    match outcome {
+        Ok(()) => {
+            let _ = tx.send(Bytes::from_static(http::SSE_DONE)).await;
+            guard.ok();
+        }
+        Err(e) => {
+            tracing::warn!(provider = %route.prefix, error = %e, "stream failed after it began");
+            let _ = tx.send(http::sse_error(&e)).await;
+            guard.fail(&e);
+        }
+    }
+}
+
+/// Jittered exponential backoff before attempt `n` (1-based count of failures so far).
+pub fn backoff(n: u32, base: Duration, max: Duration) -> Duration {
+    let exp = base
+        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
+        .min(max);
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    let frac = u32::from_le_bytes(r) as f64 / u32::MAX as f64;
+    // Half fixed, half random: spreads retries without ever retrying instantly.
+    exp.mul_f64(0.5 + frac / 2.0)
+}
