@@ -44,5 +44,14 @@ test-fixtures:
 	cp $(DEBUG_DIR)/libhello_plugin.so $(DEBUG_DIR)/test-plugins/libhello_plugin_v2.so
 	$(CARGO) build -p hello-plugin
 
+## Benchmark (issue 6): aihub against a bare pass-through proxy (the floor) and the mock
+## upstream itself, same load on each. Writes bench/results/latest.md and latest.json.
+## `bench-quick` takes under a minute; `bench` a few minutes.
+bench:
+	$(CARGO) build --release --workspace && $(CARGO) run --release -p aihub-bench --bin bench
+
+bench-quick:
+	$(CARGO) build --release --workspace && $(CARGO) run --release -p aihub-bench --bin bench -- --quick
+
 clean:
 	$(CARGO) clean

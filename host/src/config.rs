@@ -18,6 +18,8 @@ pub struct Config {
     pub log: LogConfig,
     pub call_log: CallLogConfig,
     pub resilience: ResilienceConfig,
+    pub telemetry: TelemetryConfig,
+    pub metrics: MetricsConfig,
     /// Opens the admin API. Generated and printed once, on first start, when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
@@ -51,6 +53,33 @@ pub struct ResilienceConfig {
     pub recheck_max_ms: u64,
     /// Re-checks before giving up on a refused key (until an operator changes it).
     pub recheck_limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// OTLP traces endpoint; empty turns tracing export off. HTTP:
+    /// `http://collector:4318/v1/traces`; gRPC: `http://collector:4317`.
+    pub otlp_endpoint: String,
+    /// `http` (protobuf over HTTP) or `grpc`.
+    pub otlp_protocol: String,
+    /// Extra headers (or gRPC metadata) sent with every export, e.g. an API key.
+    #[serde(default)]
+    pub otlp_headers: std::collections::BTreeMap<String, Secret>,
+    pub service_name: String,
+    /// Fraction of traces sampled (a client's sampled `traceparent` is always honoured).
+    pub sample_ratio: f64,
+    /// Put prompt and completion text in spans. Off: they may hold personal data.
+    pub capture_content: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
 }
 
 /// `[[routes]] model = "smart", targets = ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]`.
@@ -196,6 +225,18 @@ impl Default for Config {
             call_log: CallLogConfig {
                 queue_capacity: 10_000,
             },
+            telemetry: TelemetryConfig {
+                otlp_endpoint: String::new(),
+                otlp_protocol: "http".into(),
+                otlp_headers: Default::default(),
+                service_name: "aihub".into(),
+                sample_ratio: 1.0,
+                capture_content: false,
+            },
+            metrics: MetricsConfig {
+                enabled: true,
+                token: None,
+            },
             resilience: ResilienceConfig {
                 max_attempts: 3,
                 total_timeout_ms: 600_000,
@@ -289,6 +330,17 @@ impl Config {
                     p.prefix
                 )));
             }
+        }
+        if !matches!(self.telemetry.otlp_protocol.as_str(), "http" | "grpc") {
+            return Err(ConfigError::Invalid(format!(
+                "telemetry.otlp_protocol must be \"http\" or \"grpc\", not {:?}",
+                self.telemetry.otlp_protocol
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.telemetry.sample_ratio) {
+            return Err(ConfigError::Invalid(
+                "telemetry.sample_ratio must be between 0 and 1".into(),
+            ));
         }
         if self.resilience.max_attempts == 0 {
             return Err(ConfigError::Invalid(

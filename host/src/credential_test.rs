@@ -124,7 +124,7 @@ pub async fn run(
         // In rotation: the result moves its health like any call (a refused key that now
         // passes is restored at once).
         Some(c) => {
-            crate::proxy::note(state, c, &health_outcome, &model);
+            crate::proxy::note(state, &route, c, &health_outcome, &model);
             c.health.view().state
         }
         None => {

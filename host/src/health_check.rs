@@ -59,7 +59,13 @@ async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, m
     if let Some(p) = cred.health.check_done(accepted, error, &state.policy) {
         if accepted {
             // A restored key counts a success, which also clears stale failure counts.
-            note(&state, &cred, &crate::health::Outcome::Success, &model);
+            note(
+                &state,
+                &route,
+                &cred,
+                &crate::health::Outcome::Success,
+                &model,
+            );
         }
         if let Some(id) = cred.id {
             let st = state.clone();

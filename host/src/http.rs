@@ -12,6 +12,10 @@ use tokio::sync::mpsc;
 
 pub type Body = BoxBody<Bytes, Infallible>;
 
+/// Response extension: the handler already wrote the access-log line.
+#[derive(Clone, Copy, Debug)]
+pub struct Logged;
+
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into()).boxed()
 }

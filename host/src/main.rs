@@ -11,6 +11,7 @@ mod error;
 mod health;
 mod health_check;
 mod http;
+mod metrics;
 mod plugin_list;
 mod plugins;
 mod proxy;
@@ -20,6 +21,7 @@ mod serve;
 mod server;
 mod state;
 mod store;
+mod telemetry;
 mod upstream;
 
 use clap::{Parser, Subcommand};
@@ -103,6 +105,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if !matches!(cli.command, Command::Serve) {
+        telemetry::init_logging(&config);
+    }
     let result = match cli.command {
         Command::Serve => serve::run(config),
         Command::Migrate => cli::migrate(&config),

@@ -11,21 +11,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{signal, SignalKind};
 
-fn init_logging(config: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    if config.log.format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 /// Writes `<data_dir>/aihub.addr` atomically so a reader never sees half an address.
 fn write_addr_file(
     config: &Config,
@@ -39,7 +24,6 @@ fn write_addr_file(
 }
 
 pub fn run(config: Config) -> Result<(), String> {
-    init_logging(&config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -48,6 +32,7 @@ pub fn run(config: Config) -> Result<(), String> {
 }
 
 async fn run_async(config: Config) -> Result<(), String> {
+    let telemetry = crate::telemetry::init(&config)?;
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
@@ -85,6 +70,7 @@ async fn run_async(config: Config) -> Result<(), String> {
         cipher: opened.cipher,
         calls,
         admin_token_hash: opened.admin_token_hash,
+        telemetry_enabled: telemetry.enabled(),
     }));
     {
         let table = state.routes.load();
@@ -130,6 +116,7 @@ async fn run_async(config: Config) -> Result<(), String> {
         dropped = state.calls.dropped(),
         "call log flushed"
     );
+    telemetry.shutdown();
     let _ = std::fs::remove_file(addr_file);
     tracing::info!("aihub stopped");
     Ok(())

@@ -28,6 +28,7 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     let start = Instant::now();
+    let _inflight = crate::metrics::GaugeGuard::new(&state.metrics.inflight);
     let request_id = client_request_id(&req).unwrap_or_else(|| state.new_request_id());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -37,6 +38,9 @@ async fn handle(
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
+    }
+    if resp.extensions().get::<http::Logged>().is_some() {
+        return Ok(resp);
     }
     let status = resp.status().as_u16();
     let latency_us = start.elapsed().as_micros() as u64;

@@ -27,6 +27,9 @@ pub struct AppState {
     pub auth: AuthCache,
     pub health: HealthRegistry,
     pub policy: HealthPolicy,
+    pub metrics: crate::metrics::Metrics,
+    /// Trace export is on: spans carry OpenTelemetry context.
+    pub telemetry_enabled: bool,
     admin_token_hash: [u8; 32],
     id_prefix: String,
     next_id: AtomicU64,
@@ -84,6 +87,7 @@ pub struct Parts {
     pub cipher: Cipher,
     pub calls: CallLog,
     pub admin_token_hash: [u8; 32],
+    pub telemetry_enabled: bool,
 }
 
 impl AppState {
@@ -108,6 +112,8 @@ impl AppState {
             auth: AuthCache::new(p.store.clone()),
             health,
             policy,
+            metrics: crate::metrics::Metrics::new(),
+            telemetry_enabled: p.telemetry_enabled,
             store: p.store,
             cipher: p.cipher,
             calls: p.calls,
@@ -168,6 +174,23 @@ impl AppState {
         .await;
         if let Err(e) = result {
             tracing::error!(error = %e, "routing rebuild failed");
+        }
+    }
+
+    /// Brings the plugin load counters up to the registry's.
+    pub fn sync_plugin_metrics(&self) {
+        let Ok(r) = self.registry.lock() else { return };
+        for (result, total) in [("loaded", r.loaded_count), ("refused", r.refused_count)] {
+            let c = self
+                .metrics
+                .plugin_loads
+                .get_or_create(&crate::metrics::ResultLabels {
+                    result: result.into(),
+                });
+            let seen = c.get();
+            if total > seen {
+                c.inc_by(total - seen);
+            }
         }
     }
 

@@ -409,7 +409,6 @@ async fn upstream_server_errors_and_unreadable_replies_map_to_502() {
 #[tokio::test(flavor = "multi_thread")]
 async fn upstream_errors_before_a_stream_begins_use_the_http_status() {
     let mock = error_mock().await;
-    let server = server_for(&mock, &test_key()).await;
     let cases = [
         Case {
             upstream_model: "bad-400",

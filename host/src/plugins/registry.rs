@@ -60,6 +60,9 @@ pub struct PluginView {
 }
 
 pub struct Registry {
+    /// Libraries loaded and refused since start (for metrics).
+    pub loaded_count: u64,
+    pub refused_count: u64,
     dir: PathBuf,
     loaded_dir: PathBuf,
     entries: BTreeMap<PathBuf, PluginEntry>,
@@ -79,6 +82,8 @@ fn hash_hex(bytes: &[u8]) -> String {
 impl Registry {
     pub fn new(dir: PathBuf, data_dir: &Path) -> Self {
         Registry {
+            loaded_count: 0,
+            refused_count: 0,
             dir,
             loaded_dir: data_dir.join("loaded"),
             entries: BTreeMap::new(),
@@ -196,7 +201,10 @@ impl Registry {
             }
         }
         if let Some(error) = &entry.error {
+            self.refused_count += 1;
             tracing::warn!(file = %file.display(), %error, "plugin refused");
+        } else {
+            self.loaded_count += 1;
         }
         let changed =
             entry.active.as_ref().map(|a| &a.hash) != active_before.as_ref().map(|a| &a.hash);

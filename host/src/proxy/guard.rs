@@ -1,8 +1,10 @@
-//! Records every consumer call exactly once: on success, on error, or — when the handler
-//! or the stream is dropped because the client went away — as cancelled.
+//! Accounts for every consumer call exactly once — on success, on error, or, when the
+//! handler or the stream is dropped because the client went away, as cancelled: the call
+//! record for the store, the metrics, the access-log line and the trace span's outcome.
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::metrics::{CallLabels, CostLabels, LatencyLabels, ProviderLabels, TokenLabels};
 use crate::state::AppState;
 use crate::store::calls::{CallRecord, CallStatus};
 use crate::store::now_ms;
@@ -10,14 +12,30 @@ use plugin_api::{Endpoint, Usage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Where a call's time went, for `Server-Timing` (milliseconds, summed over attempts).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Timings {
+    pub auth: Duration,
+    pub route: Duration,
+    pub plugin: Duration,
+    pub upstream: Duration,
+}
+
 pub struct CallGuard {
     state: Arc<AppState>,
     start: Instant,
     rec: Option<CallRecord>,
     ttfb: Option<Duration>,
+    app: String,
+    /// The served model is in its provider's catalog (a bounded metric label).
+    pub known_model: bool,
+    /// The response head went out as a 200 stream before the outcome was known.
+    streaming: bool,
+    pub span: tracing::Span,
+    pub timings: Timings,
 }
 
-fn endpoint_name(e: Endpoint) -> &'static str {
+pub fn endpoint_name(e: Endpoint) -> &'static str {
     match e {
         Endpoint::Chat => "chat",
         Endpoint::Embeddings => "embeddings",
@@ -31,11 +49,18 @@ impl CallGuard {
         request_id: &str,
         principal: &Principal,
         endpoint: Endpoint,
+        span: tracing::Span,
+        start: Instant,
     ) -> Self {
         CallGuard {
             state: state.clone(),
-            start: Instant::now(),
+            start,
             ttfb: None,
+            app: principal.app_name.clone(),
+            known_model: false,
+            streaming: false,
+            span,
+            timings: Timings::default(),
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -71,18 +96,38 @@ impl CallGuard {
         self.rec.as_mut()
     }
 
-    /// Moves the recording duty out (into a stream's task), leaving an inert guard.
-    pub fn take(&mut self) -> CallGuard {
+    /// Moves the accounting duty into a stream's task, leaving an inert guard.
+    pub fn take_for_stream(&mut self) -> CallGuard {
+        self.streaming = true;
         CallGuard {
             state: self.state.clone(),
             start: self.start,
             rec: self.rec.take(),
             ttfb: self.ttfb,
+            app: self.app.clone(),
+            known_model: self.known_model,
+            streaming: true,
+            span: self.span.clone(),
+            timings: self.timings,
         }
     }
 
     pub fn first_byte(&mut self) {
-        self.ttfb.get_or_insert_with(|| self.start.elapsed());
+        if self.ttfb.is_none() {
+            let t = self.start.elapsed();
+            self.ttfb = Some(t);
+            if self.streaming {
+                if let Some(rec) = &self.rec {
+                    self.state
+                        .metrics
+                        .time_to_first_token
+                        .get_or_create(&ProviderLabels {
+                            provider: rec.provider.clone(),
+                        })
+                        .observe(t.as_secs_f64());
+                }
+            }
+        }
     }
 
     pub fn usage(&mut self, usage: Option<Usage>) {
@@ -99,6 +144,20 @@ impl CallGuard {
         }
     }
 
+    /// `Server-Timing` for the response head.
+    pub fn server_timing(&self) -> String {
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        let t = &self.timings;
+        format!(
+            "auth;dur={:.3}, route;dur={:.3}, plugin;dur={:.3}, upstream;dur={:.3}, total;dur={:.3}",
+            ms(t.auth),
+            ms(t.route),
+            ms(t.plugin),
+            ms(t.upstream),
+            ms(self.start.elapsed())
+        )
+    }
+
     fn finish(&mut self, status: CallStatus, http_status: u16, error: Option<&ApiError>) {
         let Some(mut rec) = self.rec.take() else {
             return;
@@ -109,9 +168,100 @@ impl CallGuard {
             rec.error_class = Some(e.kind().to_string());
             rec.error_message = Some(e.to_string().chars().take(1000).collect());
         }
-        rec.latency_ms = self.start.elapsed().as_millis() as u64;
+        let elapsed = self.start.elapsed();
+        rec.latency_ms = elapsed.as_millis() as u64;
         rec.ttfb_ms = self.ttfb.map(|t| t.as_millis() as u64);
+        self.account(&rec, elapsed, error);
+        let _span = tracing::info_span!(parent: &self.span, "call_log.record").entered();
         self.state.calls.record(rec);
+    }
+
+    /// Metrics, span attributes and the access-log line.
+    fn account(&self, rec: &CallRecord, elapsed: Duration, error: Option<&ApiError>) {
+        let m = &self.state.metrics;
+        let provider = if rec.provider.is_empty() {
+            "none".to_string()
+        } else {
+            rec.provider.clone()
+        };
+        let model = if self.known_model {
+            rec.model.clone()
+        } else {
+            "other".to_string()
+        };
+        let status = rec.status.as_str().to_string();
+        m.calls
+            .get_or_create(&CallLabels {
+                endpoint: rec.endpoint.to_string(),
+                provider: provider.clone(),
+                model: model.clone(),
+                status: status.clone(),
+            })
+            .inc();
+        m.call_duration
+            .get_or_create(&LatencyLabels {
+                endpoint: rec.endpoint.to_string(),
+                provider: provider.clone(),
+                status: status.clone(),
+            })
+            .observe(elapsed.as_secs_f64());
+        for (direction, n) in [
+            ("input", rec.input_tokens),
+            ("output", rec.output_tokens),
+            ("cached", rec.cached_tokens),
+        ] {
+            if n > 0 {
+                m.tokens
+                    .get_or_create(&TokenLabels {
+                        app: self.app.clone(),
+                        provider: provider.clone(),
+                        model: model.clone(),
+                        direction: direction.into(),
+                    })
+                    .inc_by(n);
+            }
+        }
+        if rec.cost_micros > 0 {
+            m.cost
+                .get_or_create(&CostLabels {
+                    app: self.app.clone(),
+                    provider: provider.clone(),
+                    model: model.clone(),
+                })
+                .inc_by(rec.cost_micros as f64 / 1e6);
+        }
+        if rec.attempts > 1 {
+            m.retries
+                .get_or_create(&ProviderLabels {
+                    provider: provider.clone(),
+                })
+                .inc_by(u64::from(rec.attempts - 1));
+        }
+        let span = &self.span;
+        span.record("gen_ai.usage.input_tokens", rec.input_tokens);
+        span.record("gen_ai.usage.output_tokens", rec.output_tokens);
+        let sent_status = if self.streaming { 200 } else { rec.http_status };
+        span.record("http.response.status_code", sent_status);
+        if let Some(e) = error {
+            span.record("error.type", e.kind());
+            span.record("otel.status_code", "ERROR");
+        }
+        tracing::info!(
+            target: "access",
+            request_id = %rec.request_id,
+            app = %self.app,
+            endpoint = rec.endpoint,
+            model = %rec.model,
+            provider = %rec.provider,
+            status = sent_status,
+            outcome = rec.status.as_str(),
+            latency_ms = rec.latency_ms,
+            ttfb_ms = rec.ttfb_ms,
+            input_tokens = rec.input_tokens,
+            output_tokens = rec.output_tokens,
+            attempts = rec.attempts,
+            error = error.map(|e| e.to_string()),
+        );
     }
 
     pub fn ok(&mut self) {

@@ -28,29 +28,93 @@ use plugin_api::{Call, Endpoint, ErrorClass, Prepared, Usage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-/// Authenticates, then serves the call and records it whatever happens.
+/// The trace context a client sent, kept for the upstream request.
+#[derive(Clone, Default)]
+struct TraceHeaders {
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+}
+
+fn operation(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::Chat => "chat",
+        Endpoint::Embeddings => "embeddings",
+        Endpoint::Images => "image_generation",
+    }
+}
+
+/// Authenticates, then serves the call and accounts for it whatever happens. Errors
+/// after authentication come back as responses (with `Server-Timing`), already logged.
 pub async fn handle(
     state: &Arc<AppState>,
     req: Request<Incoming>,
     endpoint: Endpoint,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let principal: Principal = state.auth.authenticate(req.headers()).await?;
-    let mut guard = CallGuard::new(state, request_id, &principal, endpoint);
-    match serve_call(state, req, endpoint, &mut guard).await {
+    let start = Instant::now();
+    let header = |n: &str| {
+        req.headers()
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from)
+    };
+    let trace = TraceHeaders {
+        traceparent: header("traceparent"),
+        tracestate: header("tracestate"),
+    };
+    let op = operation(endpoint);
+    let span = tracing::info_span!(
+        "gen_ai",
+        otel.name = op,
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = op,
+        gen_ai.system = tracing::field::Empty,
+        gen_ai.request.model = tracing::field::Empty,
+        gen_ai.response.model = tracing::field::Empty,
+        gen_ai.usage.input_tokens = tracing::field::Empty,
+        gen_ai.usage.output_tokens = tracing::field::Empty,
+        gen_ai.response.finish_reasons = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+        http.response.status_code = tracing::field::Empty,
+        aihub.request_id = request_id,
+        aihub.app = tracing::field::Empty,
+    );
+    if state.telemetry_enabled {
+        let _ = span.set_parent(crate::telemetry::extract(req.headers()));
+    }
+    let principal: Principal = state
+        .auth
+        .authenticate(req.headers())
+        .instrument(tracing::info_span!(parent: &span, "auth"))
+        .await?;
+    span.record("aihub.app", principal.app_name.as_str());
+    let mut guard = CallGuard::new(state, request_id, &principal, endpoint, span.clone(), start);
+    guard.timings.auth = start.elapsed();
+    let result = serve_call(state, req, endpoint, &mut guard, &trace)
+        .instrument(span.clone())
+        .await;
+    let mut resp = match result {
         Ok(Served::Whole(resp, usage)) => {
             guard.usage(usage);
             guard.ok();
-            Ok(resp)
+            resp
         }
-        // The stream records the call when it ends.
-        Ok(Served::Streaming(resp)) => Ok(resp),
+        // The stream accounts for the call when it ends.
+        Ok(Served::Streaming(resp)) => resp,
         Err(e) => {
             guard.fail(&e);
-            Err(e)
+            http::error(&e)
         }
+    };
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&guard.server_timing()) {
+        resp.headers_mut().insert("server-timing", v);
     }
+    resp.extensions_mut().insert(http::Logged);
+    Ok(resp)
 }
 
 enum Served {
@@ -96,9 +160,23 @@ fn retryable(e: &ApiError) -> bool {
 }
 
 /// Notes an attempt's outcome on the credential, persisting state changes.
-pub fn note(state: &Arc<AppState>, cred: &RouteCredential, outcome: &Outcome, model: &str) {
+pub fn note(
+    state: &Arc<AppState>,
+    route: &Route,
+    cred: &RouteCredential,
+    outcome: &Outcome,
+    model: &str,
+) {
     if let Some(p) = cred.health.record(outcome, model, &state.policy) {
-        tracing::info!(credential = %cred.name, state = p.state, "credential state changed");
+        tracing::info!(provider = %route.prefix, credential = %cred.name, state = p.state, "credential state changed");
+        state
+            .metrics
+            .credential_states
+            .get_or_create(&crate::metrics::StateLabels {
+                provider: route.prefix.clone(),
+                state: p.state.to_string(),
+            })
+            .inc();
         if let Some(id) = cred.id {
             let st = state.clone();
             tokio::task::spawn_blocking(move || {
@@ -118,6 +196,7 @@ async fn serve_call(
     req: Request<Incoming>,
     endpoint: Endpoint,
     guard: &mut CallGuard,
+    trace: &TraceHeaders,
 ) -> Result<Served, ApiError> {
     let body = read_body(req, state.config.server.max_body_bytes).await?;
     let head = parse_head(&body)?;
@@ -142,7 +221,16 @@ async fn serve_call(
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-    let targets = state.routes.load().resolve(&model);
+    guard
+        .span
+        .record("otel.name", format!("{} {model}", operation(endpoint)));
+    guard.span.record("gen_ai.request.model", model.as_str());
+    let route_start = Instant::now();
+    let targets = {
+        let _s = tracing::info_span!("route").entered();
+        state.routes.load().resolve(&model)
+    };
+    guard.timings.route = route_start.elapsed();
     if targets.is_empty() {
         return Err(not_found(&model, state));
     }
@@ -152,7 +240,19 @@ async fn serve_call(
     let mut failures = 0u32;
     let n_targets = targets.len();
     for (t, (route, upstream_model)) in targets.into_iter().enumerate() {
+        if t > 0 {
+            let left_provider = guard.rec().map(|r| r.provider.clone()).unwrap_or_default();
+            state
+                .metrics
+                .failovers
+                .get_or_create(&crate::metrics::ProviderLabels {
+                    provider: left_provider,
+                })
+                .inc();
+        }
         let served = format!("{}/{}", route.prefix, upstream_model);
+        guard.known_model = route.models.iter().any(|m| m.id == upstream_model);
+        guard.span.record("gen_ai.system", route.plugin.as_str());
         if let Some(rec) = guard.rec() {
             if rec.model != served {
                 rec.requested_model
@@ -164,7 +264,10 @@ async fn serve_call(
         let deadline = deadline.min(guard.started() + route.timeouts.total);
         let mut tried: Vec<usize> = Vec::new();
         for _ in 0..r.max_attempts {
-            let picked = route.pick_credential(&tried).map(|(i, c)| (i, c.clone()));
+            let picked = {
+                let _s = tracing::info_span!("credential.select").entered();
+                route.pick_credential(&tried).map(|(i, c)| (i, c.clone()))
+            };
             if route.auth.needs_key() && picked.is_none() {
                 // After a failed attempt its own error says more than "no key left".
                 if tried.is_empty() || last_error.is_none() {
@@ -202,17 +305,18 @@ async fn serve_call(
                 stream,
                 include_usage,
             };
-            match attempt(state, &route, &call, guard, deadline).await {
+            let number = guard.rec().map(|r| r.attempts).unwrap_or(1);
+            match attempt(state, &route, &call, guard, deadline, trace, number).await {
                 Ok(served) => {
                     if let Some(c) = &cred {
-                        note(state, c, &Outcome::Success, &upstream_model);
+                        note(state, &route, c, &Outcome::Success, &upstream_model);
                     }
                     return Ok(served);
                 }
                 Err(e) => {
                     let outcome = outcome_of(&e);
                     if let Some(c) = &cred {
-                        note(state, c, &outcome, &upstream_model);
+                        note(state, &route, c, &outcome, &upstream_model);
                     }
                     if !retryable(&e) {
                         return Err(e);
@@ -247,10 +351,17 @@ fn no_credential(route: &Route) -> ApiError {
     let views: Vec<_> = route.credentials.iter().map(|c| c.health.view()).collect();
     let now = crate::store::now_ms();
     if views.iter().all(|v| v.state == "cooling_down") {
-        let wait_ms = views.iter().filter_map(|v| v.until).min().map(|u| (u - now).max(0) as u64);
+        let wait_ms = views
+            .iter()
+            .filter_map(|v| v.until)
+            .min()
+            .map(|u| (u - now).max(0) as u64);
         return ApiError::Provider(
             plugin_api::ProviderError::rate_limited(
-                format!("every key of provider '{}' is cooling down after rate limits", route.prefix),
+                format!(
+                    "every key of provider '{}' is cooling down after rate limits",
+                    route.prefix
+                ),
                 wait_ms.or(Some(1000)),
             )
             .with_code("rate_limit_exceeded"),
@@ -268,19 +379,28 @@ async fn attempt(
     call: &Call<'_>,
     guard: &mut CallGuard,
     deadline: Instant,
+    trace: &TraceHeaders,
+    number: u32,
 ) -> Result<Served, ApiError> {
     let left = || deadline.saturating_duration_since(Instant::now());
-    match route.adapter.prepare(call).map_err(ApiError::Provider)? {
+    let t = Instant::now();
+    let prepared = {
+        let _s = tracing::info_span!("plugin.prepare").entered();
+        route.adapter.prepare(call).map_err(ApiError::Provider)
+    };
+    guard.timings.plugin += t.elapsed();
+    match prepared? {
         Prepared::Local(local) => {
             let headers = [("content-type", local.content_type.as_str())];
             if call.stream && (200..300).contains(&local.status) {
                 let mut decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
                 let (bytes, usage, error) = stream::local(&mut decoder, &local.body);
-                guard.usage(usage);
-                guard.first_byte();
+                let mut g = guard.take_for_stream();
+                g.usage(usage);
+                g.first_byte();
                 match error {
-                    None => guard.ok(),
-                    Some(e) => guard.fail(&e),
+                    None => g.ok(),
+                    Some(e) => g.fail(&e),
                 }
                 return Ok(Served::Streaming(http::event_stream(http::full(bytes))));
             }
@@ -289,32 +409,61 @@ async fn attempt(
                 headers: &headers,
                 body: &local.body,
             };
-            let reply = route
-                .adapter
-                .parse(call, &resp)
-                .map_err(ApiError::Provider)?;
-            Ok(Served::Whole(
-                http::json_bytes(200, reply.body),
-                reply.usage,
-            ))
+            parse(route, call, &resp, guard)
         }
-        Prepared::Upstream(request) => {
-            let resp = state
+        Prepared::Upstream(mut request) => {
+            let (host, path) = split_url(&request.url);
+            let span = tracing::info_span!(
+                "upstream",
+                otel.name = request.method.as_str(),
+                otel.kind = "client",
+                http.request.method = request.method.as_str(),
+                server.address = host.as_str(),
+                url.path = path.as_str(),
+                http.response.status_code = tracing::field::Empty,
+                aihub.attempt = number,
+            );
+            if state.telemetry_enabled {
+                crate::telemetry::inject(&span.context(), &mut request.headers);
+            } else if let Some(tp) = &trace.traceparent {
+                request.headers.push(("traceparent".into(), tp.clone()));
+                if let Some(ts) = &trace.tracestate {
+                    request.headers.push(("tracestate".into(), ts.clone()));
+                }
+            }
+            let t = Instant::now();
+            let sent = state
                 .upstream
                 .send(request, route.timeouts.first_byte.min(left()))
-                .await?;
+                .instrument(span.clone())
+                .await;
+            guard.timings.upstream += t.elapsed();
+            state
+                .metrics
+                .upstream_duration
+                .get_or_create(&crate::metrics::ProviderLabels {
+                    provider: route.prefix.clone(),
+                })
+                .observe(t.elapsed().as_secs_f64());
+            let resp = sent?;
             let status = resp.status().as_u16();
+            span.record("http.response.status_code", status);
             if call.stream && resp.status().is_success() {
                 let decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
                 let (tx, rx) = mpsc::channel(16);
-                tokio::spawn(stream::pump(
-                    route.clone(),
-                    decoder,
-                    resp.into_body(),
-                    tx,
-                    guard.take(),
-                    deadline,
-                ));
+                let stream_guard = guard.take_for_stream();
+                tokio::spawn(
+                    stream::pump(
+                        state.clone(),
+                        route.clone(),
+                        decoder,
+                        resp.into_body(),
+                        tx,
+                        stream_guard,
+                        deadline,
+                    )
+                    .instrument(span),
+                );
                 return Ok(Served::Streaming(http::event_stream(BodyExt::boxed(
                     ChannelBody::new(rx),
                 ))));
@@ -323,6 +472,7 @@ async fn attempt(
             let bytes = state
                 .upstream
                 .read_body(resp.into_body(), route.timeouts.idle.min(left()))
+                .instrument(span)
                 .await?;
             guard.first_byte();
             let headers: Vec<(&str, &str)> = owned
@@ -334,14 +484,70 @@ async fn attempt(
                 headers: &headers,
                 body: &bytes,
             };
-            let reply = route
-                .adapter
-                .parse(call, &resp)
-                .map_err(ApiError::Provider)?;
-            Ok(Served::Whole(
-                http::json_bytes(200, reply.body),
-                reply.usage,
-            ))
+            parse(route, call, &resp, guard)
         }
+    }
+}
+
+fn parse(
+    route: &Route,
+    call: &Call<'_>,
+    resp: &plugin_api::Response<'_>,
+    guard: &mut CallGuard,
+) -> Result<Served, ApiError> {
+    let t = Instant::now();
+    let reply = {
+        let _s = tracing::info_span!("plugin.parse").entered();
+        route.adapter.parse(call, resp).map_err(ApiError::Provider)
+    };
+    guard.timings.plugin += t.elapsed();
+    let reply = reply?;
+    if !guard.span.is_disabled() {
+        record_response(&guard.span, &reply.body);
+    }
+    Ok(Served::Whole(
+        http::json_bytes(200, reply.body),
+        reply.usage,
+    ))
+}
+
+/// `gen_ai.response.model` and finish reasons, read from the reply only when traced.
+fn record_response(span: &tracing::Span, body: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Choice {
+        finish_reason: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        model: Option<String>,
+        #[serde(default)]
+        choices: Vec<Choice>,
+    }
+    if let Ok(r) = serde_json::from_slice::<Reply>(body) {
+        if let Some(m) = r.model {
+            span.record("gen_ai.response.model", m.as_str());
+        }
+        let reasons: Vec<String> = r
+            .choices
+            .into_iter()
+            .filter_map(|c| c.finish_reason)
+            .collect();
+        if !reasons.is_empty() {
+            span.record(
+                "gen_ai.response.finish_reasons",
+                format!("{reasons:?}").as_str(),
+            );
+        }
+    }
+}
+
+/// Host and path of a URL, for span attributes (the query may carry credentials).
+fn split_url(url: &str) -> (String, String) {
+    match url.parse::<hyper::Uri>() {
+        Ok(u) => (
+            u.host().unwrap_or_default().to_string(),
+            u.path().to_string(),
+        ),
+        Err(_) => (String::new(), String::new()),
     }
 }

@@ -3,7 +3,9 @@
 use super::guard::CallGuard;
 use crate::error::ApiError;
 use crate::http;
+use crate::metrics::GaugeGuard;
 use crate::routing::Route;
+use crate::state::AppState;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -49,6 +51,7 @@ pub fn local(decoder: &mut Decoder, body: &[u8]) -> (Bytes, Option<Usage>, Optio
 /// the upstream finish properly; otherwise with an error event. A client that goes away
 /// drops the upstream body at once, which closes the upstream connection.
 pub async fn pump(
+    state: Arc<AppState>,
     route: Arc<Route>,
     mut decoder: Decoder,
     mut body: Incoming,
@@ -56,6 +59,8 @@ pub async fn pump(
     mut guard: CallGuard,
     deadline: Instant,
 ) {
+    let _open = GaugeGuard::new(&state.metrics.streams);
+    let traced = !guard.span.is_disabled();
     let idle = route.timeouts.idle;
     let mut done = false;
     let mut usage: Option<Usage> = None;
@@ -100,6 +105,9 @@ pub async fn pump(
         };
         done |= events.done;
         usage = events.usage.or(usage);
+        if traced {
+            note_chunks(&guard.span, &events.chunks);
+        }
         if !events.chunks.is_empty() {
             guard.first_byte();
             if tx.send(http::sse_frames(&events.chunks)).await.is_err() {
@@ -138,4 +146,40 @@ pub fn backoff(n: u32, base: Duration, max: Duration) -> Duration {
     let frac = u32::from_le_bytes(r) as f64 / u32::MAX as f64;
     // Half fixed, half random: spreads retries without ever retrying instantly.
     exp.mul_f64(0.5 + frac / 2.0)
+}
+
+/// Response model and finish reasons for the trace, from chunks that carry them.
+fn note_chunks(span: &tracing::Span, chunks: &[Vec<u8>]) {
+    #[derive(serde::Deserialize)]
+    struct Choice {
+        finish_reason: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Chunk {
+        model: Option<String>,
+        #[serde(default)]
+        choices: Vec<Choice>,
+    }
+    for c in chunks {
+        let finishing = c.windows(16).any(|w| w == b"\"finish_reason\":\"");
+        if !finishing {
+            continue;
+        }
+        if let Ok(chunk) = serde_json::from_slice::<Chunk>(c) {
+            if let Some(m) = chunk.model {
+                span.record("gen_ai.response.model", m.as_str());
+            }
+            let reasons: Vec<String> = chunk
+                .choices
+                .into_iter()
+                .filter_map(|c| c.finish_reason)
+                .collect();
+            if !reasons.is_empty() {
+                span.record(
+                    "gen_ai.response.finish_reasons",
+                    format!("{reasons:?}").as_str(),
+                );
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ use crate::state::AppState;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use plugin_api::Endpoint;
+use sha2::Digest;
 use std::sync::Arc;
 
 pub async fn dispatch(
@@ -47,8 +48,9 @@ pub async fn dispatch(
             Err(not_allowed(&method, path))
         }
         (_, "/healthz") if method == Method::GET => Ok(health::healthz()),
+        (_, "/metrics") if method == Method::GET => metrics(state, &req),
         (_, "/readyz") if method == Method::GET => Ok(health::readyz(state)),
-        (_, "/healthz" | "/readyz") => Err(not_allowed(&method, path)),
+        (_, "/healthz" | "/readyz" | "/metrics") => Err(not_allowed(&method, path)),
         (_, p) if p.starts_with("/api/admin/") => admin::dispatch(state, req, &method, p).await,
         _ => Err(ApiError::NotFound {
             method: method.to_string(),
@@ -62,4 +64,46 @@ pub(crate) fn not_allowed(method: &Method, path: &str) -> ApiError {
         method: method.to_string(),
         path: path.to_string(),
     }
+}
+
+/// `GET /metrics` in the Prometheus text format, behind a token when one is configured.
+fn metrics(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, ApiError> {
+    let cfg = &state.config.metrics;
+    if !cfg.enabled {
+        return Err(ApiError::NotFound {
+            method: "GET".into(),
+            path: "/metrics".into(),
+        });
+    }
+    if let Some(token) = &cfg.token {
+        let presented = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = subtle::ConstantTimeEq::ct_eq(
+            sha2::Sha256::digest(presented.as_bytes()).as_slice(),
+            sha2::Sha256::digest(token.expose().as_bytes()).as_slice(),
+        )
+        .into();
+        if !ok {
+            return Err(ApiError::Unauthorized(
+                "metrics need 'Authorization: Bearer <metrics token>'".into(),
+            ));
+        }
+    }
+    let m = &state.metrics;
+    m.call_log_queue.set(state.calls.depth());
+    m.call_log_dropped.set(state.calls.dropped() as i64);
+    m.call_log_written.set(state.calls.written() as i64);
+    state.sync_plugin_metrics();
+    let mut resp = Response::new(crate::http::full(m.render()));
+    resp.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static(
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        ),
+    );
+    Ok(resp)
 }

@@ -1367,9 +1367,7 @@ impl TestServer {
             if let Some(c) = cursor {
                 path.push_str(&format!("&cursor={c}"));
             }
-            let page = self
-                .admin_ok(reqwest::Method::GET, &path, None, 200)
-                .await;
+            let page = self.admin_ok(reqwest::Method::GET, &path, None, 200).await;
             let rows = page["data"]
                 .as_array()
                 .unwrap_or_else(|| panic!("GET {path}: no data array: {page}"));

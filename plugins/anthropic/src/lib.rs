@@ -23,12 +23,6 @@ pub struct Anthropic {
     settings: Settings,
 }
 
-impl Anthropic {
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-}
-
 impl Plugin for Anthropic {
     type Decoder = AnthropicStream;
 

@@ -39,11 +39,7 @@ pub fn translate(
     let messages = match req.get("messages") {
         Some(Value::Array(m)) if !m.is_empty() => m,
         Some(Value::Array(_)) => return Err(bad("'messages' must not be empty")),
-        _ => {
-            return Err(bad(
-                "'messages' must be a non-empty array of chat messages",
-            ))
-        }
+        _ => return Err(bad("'messages' must be a non-empty array of chat messages")),
     };
 
     let mut system: Vec<Value> = Vec::new();
@@ -90,10 +86,9 @@ pub fn translate(
     }
     for turn in turns.iter_mut().filter(|t| t.role == "user") {
         // The API wants tool results before any other block of their user message.
-        let (mut results, rest): (Vec<Value>, Vec<Value>) =
-            std::mem::take(&mut turn.blocks)
-                .into_iter()
-                .partition(|b| b["type"] == "tool_result");
+        let (mut results, rest): (Vec<Value>, Vec<Value>) = std::mem::take(&mut turn.blocks)
+            .into_iter()
+            .partition(|b| b["type"] == "tool_result");
         results.extend(rest);
         turn.blocks = results;
     }
@@ -256,7 +251,10 @@ fn response_format_instruction(format: Option<&Value>) -> Result<Option<String>,
         Some("json_schema") => {
             let spec = format.get("json_schema").unwrap_or(&Value::Null);
             let schema = spec.get("schema").cloned().unwrap_or(json!({}));
-            let name = spec.get("name").and_then(Value::as_str).unwrap_or("response");
+            let name = spec
+                .get("name")
+                .and_then(Value::as_str)
+                .unwrap_or("response");
             let mut text = format!(
                 "{JSON_ONLY} The object must conform to this JSON schema (named \"{name}\"):\n{schema}"
             );
@@ -531,7 +529,10 @@ fn tools(tools: Option<&Value>) -> Result<Vec<Value>, ProviderError> {
     let mut out = Vec::with_capacity(tools.len());
     for (i, tool) in tools.iter().enumerate() {
         let at = format!("tools[{i}]");
-        let kind = tool.get("type").and_then(Value::as_str).unwrap_or("function");
+        let kind = tool
+            .get("type")
+            .and_then(Value::as_str)
+            .unwrap_or("function");
         if kind != "function" {
             return Err(bad(format!(
                 "{at}: tool type '{kind}' is not supported by anthropic"

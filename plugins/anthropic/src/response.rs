@@ -63,9 +63,7 @@ pub fn class_for_error_type(kind: &str) -> ErrorClass {
     match kind {
         "authentication_error" | "permission_error" | "billing_error" => ErrorClass::Auth,
         "rate_limit_error" => ErrorClass::RateLimited,
-        "invalid_request_error" | "not_found_error" | "request_too_large" => {
-            ErrorClass::BadRequest
-        }
+        "invalid_request_error" | "not_found_error" | "request_too_large" => ErrorClass::BadRequest,
         "timeout_error" => ErrorClass::Timeout,
         // overloaded_error, api_error and types added later.
         _ => ErrorClass::Upstream,

@@ -63,12 +63,15 @@ fn cdylib_loads_and_translates_through_the_abi() {
     let sse = fixture("chat_stream_text.sse");
     let mut d = adapter.stream(&c).expect("decoder");
     let (head, tail) = sse.split_at(sse.len() / 2);
-    let mut got = d.feed(head).expect("feed");
-    let rest = d.feed(tail).expect("feed");
+    let (mut got, err) = d.feed(head);
+    assert!(err.is_none(), "{err:?}");
+    let (rest, err) = d.feed(tail);
+    assert!(err.is_none(), "{err:?}");
     got.chunks.extend(rest.chunks);
     got.usage = rest.usage.or(got.usage);
     got.done |= rest.done;
-    let end = d.finish().expect("finish");
+    let (end, err) = d.finish();
+    assert!(err.is_none(), "{err:?}");
     assert!(end.chunks.is_empty());
     assert_eq!(got, decode(&openai(), false, &sse).into_output());
 }

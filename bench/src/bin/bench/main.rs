@@ -1,0 +1,721 @@
+//! `bench`: the `make bench` driver (issue 6). Starts the mock upstream, the floor proxy
+//! and aihub (openai plugin pointed at the mock, an app key, call logging on, SQLite in a
+//! temp dir), drives direct-to-mock, floor and aihub with the same load, and writes
+//! `bench/results/latest.md` and `latest.json`. It builds nothing: `make bench` runs
+//! `cargo build --release --workspace` first.
+
+mod procs;
+mod report;
+
+use aihub_bench::loadgen::{self, HttpClient, RequestSpec, RunResult, Stop};
+use aihub_bench::procfs;
+use aihub_bench::stats::{fmt_us, Summary};
+use clap::Parser;
+use procs::{Proc, TempDir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(about = "Benchmark aihub against a bare proxy floor and the mock upstream itself")]
+pub struct Args {
+    /// The short run (under a minute) for routine use.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where aihub, libaihub_openai.so, mock-upstream and floor are (default: next to this binary).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Where latest.md and latest.json go (default: bench/results).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Content chunks of the streaming scenario.
+    #[arg(long, default_value_t = 20)]
+    pub stream_chunks: usize,
+    /// Milliseconds between two chunks in the streaming scenario.
+    #[arg(long, default_value_t = 5)]
+    pub stream_delay_ms: u64,
+    /// Concurrent streams held open for the memory scenario.
+    #[arg(long, default_value_t = 1000)]
+    pub idle_streams: usize,
+    /// Concurrency of the throughput and streaming scenarios.
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+    /// Keep the temp dir (aihub's data dir and logs) for inspection.
+    #[arg(long)]
+    pub keep_tmp: bool,
+}
+
+/// How long one scenario measures: `rounds` slices of `slice` per path, the paths
+/// interleaved (rotating order) so that noise from a shared box hits them alike.
+#[derive(Debug, Clone, Copy)]
+pub struct Slices {
+    pub rounds: usize,
+    pub slice: Duration,
+}
+
+/// Durations of one mode.
+#[derive(Debug, Clone, Copy)]
+pub struct Plan {
+    pub mode: &'static str,
+    pub c1: Slices,
+    pub cn: Slices,
+    pub stream: Slices,
+    /// Unmeasured load on each path before a scenario (fills every pool on the way).
+    pub warmup: Duration,
+    /// How long the idle streams are held while RSS is sampled.
+    pub hold: Duration,
+}
+
+impl Plan {
+    fn new(quick: bool) -> Plan {
+        let s = |rounds, ms| Slices {
+            rounds,
+            slice: Duration::from_millis(ms),
+        };
+        if quick {
+            Plan {
+                mode: "quick",
+                c1: s(4, 600),
+                cn: s(3, 1000),
+                stream: s(2, 1500),
+                warmup: Duration::from_millis(300),
+                hold: Duration::from_secs(2),
+            }
+        } else {
+            Plan {
+                mode: "full",
+                c1: s(10, 1000),
+                cn: s(6, 2000),
+                stream: s(5, 3000),
+                warmup: Duration::from_secs(1),
+                hold: Duration::from_secs(5),
+            }
+        }
+    }
+}
+
+/// One way to the mock: straight, through the floor, through aihub.
+pub struct Target {
+    pub name: &'static str,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    /// The process that does this path's work (the mock itself for direct).
+    pub pid: u32,
+}
+
+/// One path's figures in one scenario.
+pub struct PathResult {
+    pub name: &'static str,
+    pub run: RunResult,
+    pub latency: Summary,
+    pub ttft: Option<Summary>,
+    /// CPU ticks of the path's own process during the measured runs.
+    pub cpu_ticks: u64,
+    /// CPU ticks of the mock during the same runs (unknown when paths were interleaved).
+    pub mock_ticks: Option<u64>,
+}
+
+pub struct ScenarioResult {
+    pub key: &'static str,
+    pub title: String,
+    pub concurrency: usize,
+    pub stream: bool,
+    pub paths: Vec<PathResult>,
+}
+
+impl ScenarioResult {
+    pub fn path(&self, name: &str) -> Option<&PathResult> {
+        self.paths.iter().find(|p| p.name == name)
+    }
+}
+
+/// One process holding many idle streams.
+pub struct MemResult {
+    pub name: &'static str,
+    pub streams: usize,
+    pub ready: usize,
+    pub failed: usize,
+    pub errors: Vec<String>,
+    pub open_secs: f64,
+    pub before_kb: u64,
+    pub held_kb: u64,
+    pub hwm_kb: u64,
+    pub after_kb: u64,
+    /// Open descriptors before, while holding, and 1 s after the client closed the streams.
+    pub fds: [usize; 3],
+}
+
+/// Everything a run measured.
+pub struct Results {
+    pub plan: Plan,
+    pub args_stream_chunks: usize,
+    pub args_stream_delay_ms: u64,
+    pub scenarios: Vec<ScenarioResult>,
+    pub aihub_idle_fresh_kb: u64,
+    pub floor_idle_fresh_kb: u64,
+    pub memory: Vec<MemResult>,
+    pub clk_tck: u64,
+    pub total_secs: f64,
+    /// aihub's call-log counters at the end (written, dropped, queued), if it reports them.
+    pub call_log: Option<serde_json::Value>,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot start a runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = rt.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+        // Dropping `drive` on a signal drops its process guards, which kill the children.
+        tokio::select! {
+            r = drive(args) => r,
+            _ = int.recv() => Err("interrupted".to_string()),
+            _ = term.recv() => Err("terminated".to_string()),
+        }
+    });
+    rt.shutdown_timeout(Duration::from_secs(2));
+    match outcome {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("bench: INVALID run (errors above); figures written anyway");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn default_bin_dir() -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    exe.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| "this binary has no directory".to_string())
+}
+
+fn require(path: PathBuf) -> Result<PathBuf, String> {
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!(
+            "{} is missing: run `cargo build --release --workspace` first (or `make bench`)",
+            path.display()
+        ))
+    }
+}
+
+fn progress(msg: impl AsRef<str>) {
+    eprintln!("bench: {}", msg.as_ref());
+}
+
+/// Returns whether the run is valid (no errors anywhere).
+async fn drive(args: Args) -> Result<bool, String> {
+    let started = Instant::now();
+    let plan = Plan::new(args.quick);
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => default_bin_dir()?,
+    };
+    let aihub_bin = require(bin_dir.join("aihub"))?;
+    let openai_so = require(bin_dir.join("libaihub_openai.so"))?;
+    let mock_bin = require(bin_dir.join("mock-upstream"))?;
+    let floor_bin = require(bin_dir.join("floor"))?;
+    let out_dir = args
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("results"));
+
+    // Dropped last: the processes below die before their files go.
+    let tmp = TempDir::new(args.keep_tmp)?;
+    let boot = Duration::from_secs(20);
+
+    let (mock, mock_addr) =
+        procs::spawn_announcing("mock-upstream", Command::new(&mock_bin), boot)?;
+    progress(format!("mock-upstream on {mock_addr} (pid {})", mock.pid()));
+    let mut floor_cmd = Command::new(&floor_bin);
+    floor_cmd
+        .arg("--upstream")
+        .arg(format!("http://{mock_addr}"));
+    let (floor, floor_addr) = procs::spawn_announcing("floor", floor_cmd, boot)?;
+    progress(format!("floor on {floor_addr} (pid {})", floor.pid()));
+
+    let (mut aihub, aihub_addr, app_key) =
+        start_aihub(&tmp, &aihub_bin, &openai_so, mock_addr).await?;
+    progress(format!("aihub on {aihub_addr} (pid {})", aihub.pid()));
+
+    let targets = [
+        Target {
+            name: "direct",
+            base: format!("http://{mock_addr}"),
+            pid: mock.pid(),
+        },
+        Target {
+            name: "floor",
+            base: format!("http://{floor_addr}"),
+            pid: floor.pid(),
+        },
+        Target {
+            name: "aihub",
+            base: format!("http://{aihub_addr}"),
+            pid: aihub.pid(),
+        },
+    ];
+
+    // Idle memory before any traffic.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let aihub_idle_fresh_kb = procfs::rss(aihub.pid()).map(|r| r.rss_kb).unwrap_or(0);
+    let floor_idle_fresh_kb = procfs::rss(floor.pid()).map(|r| r.rss_kb).unwrap_or(0);
+
+    let chunks = args.stream_chunks.clamp(1, 10_000);
+    let model_plain = "mock/gpt-4o-mini".to_string();
+    let model_stream = format!(
+        "mock/gpt-4o-mini@chunks={chunks},delay_ms={}",
+        args.stream_delay_ms
+    );
+    let model_idle = "mock/gpt-4o-mini@chunks=2,delay_ms=120000".to_string();
+    let spec = |t: &Target, model: &str, stream: bool| -> Result<Arc<RequestSpec>, String> {
+        let uri = format!("{}/v1/chat/completions", t.base)
+            .parse()
+            .map_err(|e| format!("bad uri: {e}"))?;
+        let mut s = RequestSpec::post_json(
+            uri,
+            loadgen::chat_body(model, stream),
+            Some(&app_key),
+            stream,
+        )?;
+        if stream {
+            // Every content chunk and [DONE] must come through.
+            s.min_events = chunks as u64 + 1;
+        }
+        Ok(Arc::new(s))
+    };
+
+    // Smoke: one request of each kind on each path, so a broken setup fails loudly and early.
+    for t in &targets {
+        for (model, stream) in [(&model_plain, false), (&model_stream, true)] {
+            let client = loadgen::client(1);
+            let r = loadgen::run(&client, &spec(t, model, stream)?, 1, Stop::Requests(1)).await;
+            if r.errors > 0 {
+                let log = procs::tail(&tmp.join("aihub.stderr"), 20);
+                return Err(format!(
+                    "smoke request to {} (stream={stream}) failed: {}\naihub log tail:\n{log}",
+                    t.name,
+                    r.error_samples.join("; ")
+                ));
+            }
+        }
+    }
+    progress(format!("all paths answer; {} mode", plan.mode));
+
+    let mock_pid = mock.pid();
+    let n = args.concurrency.max(1);
+    let mut scenarios = Vec::new();
+    let specs_plain: Vec<_> = targets
+        .iter()
+        .map(|t| spec(t, &model_plain, false))
+        .collect::<Result<_, _>>()?;
+    let specs_stream: Vec<_> = targets
+        .iter()
+        .map(|t| spec(t, &model_stream, true))
+        .collect::<Result<_, _>>()?;
+    scenarios.push(
+        scenario(
+            "nonstream_c1",
+            "non-stream, concurrency 1".into(),
+            &targets,
+            &specs_plain,
+            1,
+            plan.c1,
+            plan.warmup,
+            mock_pid,
+        )
+        .await,
+    );
+    aihub.check_alive()?;
+    scenarios.push(
+        scenario(
+            "nonstream_cn",
+            format!("non-stream, concurrency {n}"),
+            &targets,
+            &specs_plain,
+            n,
+            plan.cn,
+            plan.warmup,
+            mock_pid,
+        )
+        .await,
+    );
+    aihub.check_alive()?;
+    scenarios.push(
+        scenario(
+            "stream_cn",
+            format!(
+                "stream, {chunks} chunks {} ms apart, concurrency {n}",
+                args.stream_delay_ms
+            ),
+            &targets,
+            &specs_stream,
+            n,
+            plan.stream,
+            plan.warmup,
+            mock_pid,
+        )
+        .await,
+    );
+    aihub.check_alive()?;
+
+    let mut memory = Vec::new();
+    for t in &targets[1..] {
+        let s = spec(t, &model_idle, true)?;
+        memory.push(hold_idle(t, &s, args.idle_streams, plan.hold).await);
+        aihub.check_alive()?;
+    }
+
+    let call_log = call_log_stats(&targets[2].base).await;
+    let results = Results {
+        plan,
+        args_stream_chunks: chunks,
+        args_stream_delay_ms: args.stream_delay_ms,
+        scenarios,
+        aihub_idle_fresh_kb,
+        floor_idle_fresh_kb,
+        memory,
+        clk_tck: procfs::clk_tck(),
+        total_secs: started.elapsed().as_secs_f64(),
+        call_log,
+    };
+    let rendered = report::render(&results);
+    println!("{}", rendered.markdown);
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| format!("cannot create {}: {e}", out_dir.display()))?;
+    let md = out_dir.join("latest.md");
+    let json = out_dir.join("latest.json");
+    std::fs::write(&md, &rendered.markdown)
+        .map_err(|e| format!("cannot write {}: {e}", md.display()))?;
+    let pretty = serde_json::to_string_pretty(&rendered.json).unwrap_or_default();
+    std::fs::write(&json, pretty + "\n")
+        .map_err(|e| format!("cannot write {}: {e}", json.display()))?;
+    progress(format!(
+        "wrote {} and {} ({:.0} s)",
+        md.display(),
+        json.display(),
+        started.elapsed().as_secs_f64()
+    ));
+    drop(aihub);
+    drop(floor);
+    drop(mock);
+    Ok(rendered.valid)
+}
+
+/// Creates aihub's data dir and app key, starts `aihub serve` and waits until it is ready.
+async fn start_aihub(
+    tmp: &TempDir,
+    bin: &Path,
+    openai_so: &Path,
+    mock_addr: std::net::SocketAddr,
+) -> Result<(Proc, std::net::SocketAddr, String), String> {
+    let data_dir = tmp.join("data");
+    let plugin_dir = data_dir.join("plugins");
+    std::fs::create_dir_all(&plugin_dir)
+        .map_err(|e| format!("cannot create {}: {e}", plugin_dir.display()))?;
+    std::fs::copy(openai_so, plugin_dir.join("libaihub_openai.so"))
+        .map_err(|e| format!("cannot copy the openai plugin: {e}"))?;
+    let config = tmp.join("aihub.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[providers]]\nprefix = \"mock\"\nplugin = \"openai\"\nbase_url = \"http://{mock_addr}/v1\"\napi_key_env = \"BENCH_MOCK_KEY\"\n"
+        ),
+    )
+    .map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+
+    let command = |sub: &[&str]| {
+        let mut cmd = Command::new(bin);
+        // Only this run's settings: no AIHUB_* from the caller's environment.
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("AIHUB_") {
+                cmd.env_remove(&k);
+            }
+        }
+        cmd.current_dir(&tmp.path)
+            .arg("--config")
+            .arg(&config)
+            .args(sub)
+            .env("AIHUB_STORAGE__DATA_DIR", &data_dir)
+            .env("AIHUB_SERVER__LISTEN", "127.0.0.1:0")
+            .env("AIHUB_SERVER__SHUTDOWN_GRACE_MS", "1000")
+            .env(
+                "AIHUB_ADMIN_TOKEN",
+                "bench-admin-token-0123456789abcdef0123456789",
+            )
+            .env("BENCH_MOCK_KEY", "sk-bench-mock-key")
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null());
+        cmd
+    };
+
+    let out = command(&["apps", "create", "bench"])
+        .output()
+        .map_err(|e| format!("cannot run aihub apps create: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "aihub apps create failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let key = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
+        .ok_or("aihub apps create printed no key")?;
+
+    let log = std::fs::File::create(tmp.join("aihub.stderr")).map_err(|e| e.to_string())?;
+    let out_log = std::fs::File::create(tmp.join("aihub.stdout")).map_err(|e| e.to_string())?;
+    let mut cmd = command(&["serve"]);
+    cmd.stdout(out_log).stderr(log);
+    let mut proc = procs::spawn("aihub", cmd)?;
+
+    let addr_file = data_dir.join("aihub.addr");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let fail = |what: String| {
+        format!(
+            "{what}\naihub log tail:\n{}",
+            procs::tail(&tmp.join("aihub.stderr"), 20)
+        )
+    };
+    let addr = loop {
+        if let Ok(s) = std::fs::read_to_string(&addr_file) {
+            if let Ok(a) = s.trim().parse::<std::net::SocketAddr>() {
+                break a;
+            }
+        }
+        proc.check_alive().map_err(fail)?;
+        if Instant::now() > deadline {
+            return Err(fail("aihub wrote no address file within 30 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
+    let client = loadgen::client(1);
+    loop {
+        if get_status(&client, &format!("http://{addr}/readyz")).await == Some(200) {
+            break;
+        }
+        proc.check_alive().map_err(fail)?;
+        if Instant::now() > deadline {
+            return Err(fail("aihub was not ready within 30 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok((proc, addr, key))
+}
+
+async fn get_status(client: &HttpClient, uri: &str) -> Option<u16> {
+    get(client, uri).await.map(|(status, _)| status)
+}
+
+async fn get(client: &HttpClient, uri: &str) -> Option<(u16, bytes::Bytes)> {
+    let req = http::Request::get(uri)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .ok()?;
+    let resp = tokio::time::timeout(Duration::from_secs(2), client.request(req))
+        .await
+        .ok()?
+        .ok()?;
+    let status = resp.status().as_u16();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .ok()?;
+    Some((status, body.to_bytes()))
+}
+
+/// aihub's call-log counters from `/readyz` (`{"call_log": {"queued", "written",
+/// "dropped"}}`), once the queue has drained (bounded wait).
+async fn call_log_stats(base: &str) -> Option<serde_json::Value> {
+    let client = loadgen::client(1);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = get(&client, &format!("{base}/readyz")).await?;
+        if status != 200 {
+            return None;
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body).ok()?;
+        let log = v.get("call_log")?.clone();
+        let queued = log.get("queued").and_then(|q| q.as_u64()).unwrap_or(0);
+        if queued == 0 || Instant::now() > deadline {
+            return Some(log);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Warms every path up, then runs `slices.rounds` slices on each, rotating the order.
+#[allow(clippy::too_many_arguments)]
+async fn scenario(
+    key: &'static str,
+    title: String,
+    targets: &[Target],
+    specs: &[Arc<RequestSpec>],
+    concurrency: usize,
+    slices: Slices,
+    warmup: Duration,
+    mock_pid: u32,
+) -> ScenarioResult {
+    let clients: Vec<HttpClient> = targets
+        .iter()
+        .map(|_| loadgen::client(concurrency))
+        .collect();
+    let mut paths: Vec<PathResult> = targets
+        .iter()
+        .map(|t| PathResult {
+            name: t.name,
+            run: RunResult::default(),
+            latency: Summary::default(),
+            ttft: None,
+            cpu_ticks: 0,
+            mock_ticks: None,
+        })
+        .collect();
+    let stream = specs.first().is_some_and(|s| s.stream);
+    for (i, client) in clients.iter().enumerate() {
+        let _ = loadgen::run(client, &specs[i], concurrency, Stop::Duration(warmup)).await;
+    }
+    if concurrency == 1 {
+        // Request by request across the paths; one slice per round covers them all.
+        let pairs: Vec<_> = clients.iter().cloned().zip(specs.iter().cloned()).collect();
+        for round in 0..slices.rounds {
+            let own0: Vec<u64> = targets
+                .iter()
+                .map(|t| procfs::cpu_ticks(t.pid).unwrap_or(0))
+                .collect();
+            let runs = loadgen::run_interleaved(&pairs, slices.slice * targets.len() as u32).await;
+            for (i, r) in runs.into_iter().enumerate() {
+                let own1 = procfs::cpu_ticks(targets[i].pid).unwrap_or(0);
+                report_slice(&title, round, slices.rounds, targets[i].name, &r);
+                let p = &mut paths[i];
+                p.cpu_ticks += own1.saturating_sub(own0[i]);
+                // The mock serves every path at once here: its share is not separable.
+                p.mock_ticks = None;
+                p.run.merge(r);
+            }
+        }
+    } else {
+        for round in 0..slices.rounds {
+            for k in 0..targets.len() {
+                let i = (round + k) % targets.len();
+                let (t, spec, client) = (&targets[i], &specs[i], &clients[i]);
+                let own0 = procfs::cpu_ticks(t.pid).unwrap_or(0);
+                let mock0 = procfs::cpu_ticks(mock_pid).unwrap_or(0);
+                let r = loadgen::run(client, spec, concurrency, Stop::Duration(slices.slice)).await;
+                let own1 = procfs::cpu_ticks(t.pid).unwrap_or(0);
+                let mock1 = procfs::cpu_ticks(mock_pid).unwrap_or(0);
+                report_slice(&title, round, slices.rounds, t.name, &r);
+                let p = &mut paths[i];
+                p.cpu_ticks += own1.saturating_sub(own0);
+                p.mock_ticks = Some(p.mock_ticks.unwrap_or(0) + mock1.saturating_sub(mock0));
+                p.run.merge(r);
+            }
+        }
+    }
+    for p in &mut paths {
+        p.latency = Summary::of(&mut p.run.latencies_ns);
+        if stream {
+            p.ttft = Some(Summary::of(&mut p.run.ttft_ns));
+        }
+        // The samples are summarised; free them.
+        p.run.latencies_ns = Vec::new();
+        p.run.ttft_ns = Vec::new();
+    }
+    ScenarioResult {
+        key,
+        title,
+        concurrency,
+        stream,
+        paths,
+    }
+}
+
+fn report_slice(title: &str, round: usize, rounds: usize, name: &str, r: &RunResult) {
+    let mut v = r.latencies_ns.clone();
+    let s = Summary::of(&mut v);
+    progress(format!(
+        "{title} [{}/{rounds}] {name:<6} {:>8.0} req/s  p50 {:>9}  p99 {:>9}  errors {}",
+        round + 1,
+        r.rps(),
+        fmt_us(s.p50_us),
+        fmt_us(s.p99_us),
+        r.errors
+    ));
+    for e in r.error_samples.iter().take(3) {
+        progress(format!("  error on {name}: {e}"));
+    }
+}
+
+/// Opens `n` slow streams through `t` and samples its RSS while they are held.
+async fn hold_idle(t: &Target, spec: &Arc<RequestSpec>, n: usize, hold: Duration) -> MemResult {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before_kb = procfs::rss(t.pid).map(|r| r.rss_kb).unwrap_or(0);
+    let fds_before = procfs::fd_count(t.pid).unwrap_or(0);
+    let client = loadgen::client(n);
+    let t0 = Instant::now();
+    let held = loadgen::hold_streams(&client, spec, n);
+    let all = held.wait_ready(n, Duration::from_secs(30)).await;
+    let open_secs = t0.elapsed().as_secs_f64();
+    let mut held_kb = 0;
+    let end = Instant::now() + hold;
+    while Instant::now() < end {
+        if let Ok(r) = procfs::rss(t.pid) {
+            held_kb = held_kb.max(r.rss_kb);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let hwm_kb = procfs::rss(t.pid).map(|r| r.hwm_kb).unwrap_or(0);
+    let fds_held = procfs::fd_count(t.pid).unwrap_or(0);
+    // Streams not open at the end of the hold (failed, ended early, or never opened).
+    let ready = held.ready.load(std::sync::atomic::Ordering::Relaxed);
+    let failed = n.saturating_sub(ready);
+    let mut errors = held
+        .error_samples
+        .lock()
+        .map(|e| e.clone())
+        .unwrap_or_default();
+    if !all {
+        errors.push(format!("only {ready} of {n} streams opened within 30 s"));
+    }
+    held.close(Duration::from_secs(10)).await;
+    drop(client);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_kb = procfs::rss(t.pid).map(|r| r.rss_kb).unwrap_or(0);
+    let fds_after = procfs::fd_count(t.pid).unwrap_or(0);
+    progress(format!(
+        "{n} idle streams through {}: {ready} held, {failed} failed, RSS {} -> {} KiB (after close {} KiB), fds {fds_before} -> {fds_held} -> {fds_after}, opened in {open_secs:.1} s",
+        t.name, before_kb, held_kb, after_kb
+    ));
+    MemResult {
+        name: t.name,
+        streams: n,
+        ready,
+        failed,
+        errors,
+        open_secs,
+        before_kb,
+        held_kb,
+        hwm_kb,
+        after_kb,
+        fds: [fds_before, fds_held, fds_after],
+    }
+}

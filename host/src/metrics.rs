@@ -1,0 +1,255 @@
+//! Prometheus metrics, served at `GET /metrics`. Labels are bounded: endpoints, provider
+//! prefixes, app names and catalog model names — never request ids or free user input
+//! (a model a catalog does not list is counted as `other`).
+
+use prometheus_client::encoding::{text::encode, EncodeLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CallLabels {
+    pub endpoint: String,
+    pub provider: String,
+    pub model: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LatencyLabels {
+    pub endpoint: String,
+    pub provider: String,
+    pub status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub app: String,
+    pub provider: String,
+    pub model: String,
+    pub direction: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct CostLabels {
+    pub app: String,
+    pub provider: String,
+    pub model: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabels {
+    pub provider: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub provider: String,
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+fn latency_buckets() -> impl Iterator<Item = f64> {
+    [
+        0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
+    ]
+    .into_iter()
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub calls: Family<CallLabels, Counter>,
+    pub call_duration: Family<LatencyLabels, Histogram>,
+    pub upstream_duration: Family<ProviderLabels, Histogram>,
+    pub time_to_first_token: Family<ProviderLabels, Histogram>,
+    pub tokens: Family<TokenLabels, Counter>,
+    pub cost: Family<CostLabels, Counter<f64, AtomicU64>>,
+    pub retries: Family<ProviderLabels, Counter>,
+    pub failovers: Family<ProviderLabels, Counter>,
+    pub credential_states: Family<StateLabels, Counter>,
+    pub plugin_loads: Family<ResultLabels, Counter>,
+    pub inflight: Gauge,
+    pub streams: Gauge,
+    pub call_log_queue: Gauge,
+    pub call_log_dropped: Gauge,
+    pub call_log_written: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("aihub");
+        let calls = Family::<CallLabels, Counter>::default();
+        registry.register(
+            "calls",
+            "Consumer calls by endpoint, provider, model and status",
+            calls.clone(),
+        );
+        let call_duration = Family::<LatencyLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register(
+            "call_duration_seconds",
+            "Consumer call latency, streams to their end",
+            call_duration.clone(),
+        );
+        let upstream_duration = Family::<ProviderLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register(
+            "upstream_duration_seconds",
+            "Upstream latency to the response head, per attempt",
+            upstream_duration.clone(),
+        );
+        let time_to_first_token = Family::<ProviderLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(latency_buckets())
+        });
+        registry.register(
+            "time_to_first_token_seconds",
+            "Time to the first streamed chunk sent to the client",
+            time_to_first_token.clone(),
+        );
+        let tokens = Family::<TokenLabels, Counter>::default();
+        registry.register(
+            "tokens",
+            "Tokens by app, provider, model and direction (input, output, cached)",
+            tokens.clone(),
+        );
+        let cost = Family::<CostLabels, Counter<f64, AtomicU64>>::default();
+        registry.register(
+            "cost_usd",
+            "Cost in US dollars by app, provider and model",
+            cost.clone(),
+        );
+        let retries = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "retries",
+            "Attempts after the first, by provider",
+            retries.clone(),
+        );
+        let failovers = Family::<ProviderLabels, Counter>::default();
+        registry.register(
+            "failovers",
+            "Calls moved on to another target, by the provider left",
+            failovers.clone(),
+        );
+        let credential_states = Family::<StateLabels, Counter>::default();
+        registry.register(
+            "credential_state_changes",
+            "Credential health transitions, by provider and new state",
+            credential_states.clone(),
+        );
+        let plugin_loads = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "plugin_loads",
+            "Plugin libraries loaded or refused",
+            plugin_loads.clone(),
+        );
+        let inflight = Gauge::default();
+        registry.register(
+            "inflight_requests",
+            "HTTP requests being served",
+            inflight.clone(),
+        );
+        let streams = Gauge::default();
+        registry.register(
+            "active_streams",
+            "Streamed replies in progress",
+            streams.clone(),
+        );
+        let call_log_queue = Gauge::default();
+        registry.register(
+            "call_log_queue_depth",
+            "Call records waiting for the writer",
+            call_log_queue.clone(),
+        );
+        let call_log_dropped = Gauge::default();
+        registry.register(
+            "call_log_dropped_records",
+            "Call records dropped because the queue was full (since start)",
+            call_log_dropped.clone(),
+        );
+        let call_log_written = Gauge::default();
+        registry.register(
+            "call_log_written_records",
+            "Call records written (since start)",
+            call_log_written.clone(),
+        );
+        Metrics {
+            registry,
+            calls,
+            call_duration,
+            upstream_duration,
+            time_to_first_token,
+            tokens,
+            cost,
+            retries,
+            failovers,
+            credential_states,
+            plugin_loads,
+            inflight,
+            streams,
+            call_log_queue,
+            call_log_dropped,
+            call_log_written,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        if encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}
+
+/// Decrements a gauge when dropped (in-flight requests, open streams).
+pub struct GaugeGuard(Gauge);
+
+impl GaugeGuard {
+    pub fn new(g: &Gauge) -> Self {
+        g.inc();
+        GaugeGuard(g.clone())
+    }
+}
+
+impl Drop for GaugeGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_labels() {
+        let m = Metrics::new();
+        m.calls
+            .get_or_create(&CallLabels {
+                endpoint: "chat".into(),
+                provider: "echo".into(),
+                model: "echo/echo-1".into(),
+                status: "ok".into(),
+            })
+            .inc();
+        let text = m.render();
+        assert!(text.contains("aihub_calls_total{endpoint=\"chat\",provider=\"echo\",model=\"echo/echo-1\",status=\"ok\"} 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
