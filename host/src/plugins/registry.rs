@@ -195,10 +195,7 @@ impl Registry {
                     }
                 }
             }
-            Err((error, manifest)) => {
-                entry.error = Some(error);
-                entry.refused_manifest = manifest;
-            }
+            Err(error) => entry.error = Some(error),
         }
         if let Some(error) = &entry.error {
             self.refused_count += 1;
@@ -212,22 +209,14 @@ impl Registry {
         changed
     }
 
-    fn load(
-        &self,
-        file: &Path,
-        bytes: &[u8],
-        hash: &str,
-    ) -> Result<LoadedPlugin, (String, Option<Manifest>)> {
+    fn load(&self, file: &Path, bytes: &[u8], hash: &str) -> Result<LoadedPlugin, String> {
         let copy = self.private_copy(file, bytes, hash).map_err(|e| {
-            (
-                format!(
-                    "cannot copy the library to {}: {e}",
-                    self.loaded_dir.display()
-                ),
-                None,
+            format!(
+                "cannot copy the library to {}: {e}",
+                self.loaded_dir.display()
             )
         })?;
-        let library = PluginLibrary::load(&copy).map_err(|e| (e.to_string(), None))?;
+        let library = PluginLibrary::load(&copy).map_err(|e| e.to_string())?;
         Ok(LoadedPlugin {
             library: Arc::new(library),
             loaded_from: copy,

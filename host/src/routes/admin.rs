@@ -123,13 +123,38 @@ async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Api
     } else {
         bytes
     };
-    serde_json::from_slice(&bytes).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::Validation {
-            field: "body".into(),
-            message: e.to_string(),
-        },
-        _ => ApiError::InvalidJson(e.to_string()),
+    let de = &mut serde_json::Deserializer::from_slice(&bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let message = inner.to_string();
+                ApiError::Validation {
+                    field: field_of(&message, &path),
+                    message,
+                }
+            }
+            _ => ApiError::InvalidJson(inner.to_string()),
+        }
     })
+}
+
+/// The field a body error is about: the one serde names (unknown or missing), else the
+/// path where it went wrong.
+fn field_of(message: &str, path: &str) -> String {
+    for marker in ["unknown field `", "missing field `"] {
+        if let Some(rest) = message.split(marker).nth(1) {
+            if let Some(name) = rest.split('`').next() {
+                return name.to_string();
+            }
+        }
+    }
+    if path.is_empty() || path == "." {
+        "body".into()
+    } else {
+        path.to_string()
+    }
 }
 
 fn query(req: &Request<Incoming>) -> HashMap<String, String> {

@@ -414,17 +414,61 @@ impl Store {
         Ok(rows.len())
     }
 
-    /// Whether `cipher` opens the first stored secret (`None`: there is none).
+    /// Whether `cipher` is the key the secrets were stored under: true when any of the
+    /// first stored secrets opens (one damaged row must not stop the server), `None` when
+    /// there are none.
     pub fn probe_cipher(&self, cipher: &Cipher) -> Result<Option<bool>, StoreError> {
         let conn = self.conn()?;
-        let row: Option<(i64, Vec<u8>)> = conn
+        let mut stmt = conn.prepare("SELECT id, secret FROM credentials ORDER BY id LIMIT 20")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(
+            rows.iter()
+                .any(|(id, blob)| cipher.decrypt(*id, blob).is_ok()),
+        ))
+    }
+}
+
+impl Store {
+    /// The plaintext of one credential, for the admin "test" action.
+    pub fn credential_secret(
+        &self,
+        cipher: &Cipher,
+        provider_id: i64,
+        id: i64,
+    ) -> Result<String, StoreError> {
+        let conn = self.conn()?;
+        let blob: Vec<u8> = conn
             .query_row(
-                "SELECT id, secret FROM credentials ORDER BY id LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                "SELECT secret FROM credentials WHERE id = ?1 AND provider_id = ?2",
+                [id, provider_id],
+                |r| r.get(0),
             )
-            .optional()?;
-        Ok(row.map(|(id, blob)| cipher.decrypt(id, &blob).is_ok()))
+            .optional()?
+            .ok_or_else(|| {
+                StoreError::NotFound(format!("credential {id} of provider {provider_id}"))
+            })?;
+        cipher.decrypt(id, &blob)
+    }
+
+    /// Persists a credential's health so it survives a restart.
+    pub fn set_credential_state(
+        &self,
+        id: i64,
+        state: &str,
+        until_ms: Option<i64>,
+        last_error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.execute(
+            "UPDATE credentials SET state = ?1, state_until = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?5",
+            params![state, until_ms, last_error, now_ms(), id],
+        )?;
+        Ok(())
     }
 }
 
@@ -502,44 +546,5 @@ mod tests {
             ..Default::default()
         });
         assert!(matches!(bad, Err(StoreError::Invalid { ref field, .. }) if field == "prefix"));
-    }
-}
-
-impl Store {
-    /// The plaintext of one credential, for the admin "test" action.
-    pub fn credential_secret(
-        &self,
-        cipher: &Cipher,
-        provider_id: i64,
-        id: i64,
-    ) -> Result<String, StoreError> {
-        let conn = self.conn()?;
-        let blob: Vec<u8> = conn
-            .query_row(
-                "SELECT secret FROM credentials WHERE id = ?1 AND provider_id = ?2",
-                [id, provider_id],
-                |r| r.get(0),
-            )
-            .optional()?
-            .ok_or_else(|| {
-                StoreError::NotFound(format!("credential {id} of provider {provider_id}"))
-            })?;
-        cipher.decrypt(id, &blob)
-    }
-
-    /// Persists a credential's health so it survives a restart.
-    pub fn set_credential_state(
-        &self,
-        id: i64,
-        state: &str,
-        until_ms: Option<i64>,
-        last_error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        let conn = self.conn()?;
-        conn.execute(
-            "UPDATE credentials SET state = ?1, state_until = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?5",
-            params![state, until_ms, last_error, now_ms(), id],
-        )?;
-        Ok(())
     }
 }

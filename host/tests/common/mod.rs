@@ -1408,3 +1408,5 @@ impl TestServer {
             .unwrap_or(Value::Null)
     }
 }
+
+pub mod providers;

@@ -110,8 +110,9 @@ pub struct PathResult {
     pub run: RunResult,
     pub latency: Summary,
     pub ttft: Option<Summary>,
-    /// CPU ticks of the path's own process during the measured runs.
-    pub cpu_ticks: u64,
+    /// CPU ticks of the path's own process during the measured runs (unknown for the
+    /// mock when the paths were interleaved).
+    pub cpu_ticks: Option<u64>,
     /// CPU ticks of the mock during the same runs (unknown when paths were interleaved).
     pub mock_ticks: Option<u64>,
 }
@@ -586,7 +587,7 @@ async fn scenario(
             run: RunResult::default(),
             latency: Summary::default(),
             ttft: None,
-            cpu_ticks: 0,
+            cpu_ticks: None,
             mock_ticks: None,
         })
         .collect();
@@ -607,8 +608,12 @@ async fn scenario(
                 let own1 = procfs::cpu_ticks(targets[i].pid).unwrap_or(0);
                 report_slice(&title, round, slices.rounds, targets[i].name, &r);
                 let p = &mut paths[i];
-                p.cpu_ticks += own1.saturating_sub(own0[i]);
                 // The mock serves every path at once here: its share is not separable.
+                p.cpu_ticks = if targets[i].pid == mock_pid {
+                    None
+                } else {
+                    Some(p.cpu_ticks.unwrap_or(0) + own1.saturating_sub(own0[i]))
+                };
                 p.mock_ticks = None;
                 p.run.merge(r);
             }
@@ -625,7 +630,7 @@ async fn scenario(
                 let mock1 = procfs::cpu_ticks(mock_pid).unwrap_or(0);
                 report_slice(&title, round, slices.rounds, t.name, &r);
                 let p = &mut paths[i];
-                p.cpu_ticks += own1.saturating_sub(own0);
+                p.cpu_ticks = Some(p.cpu_ticks.unwrap_or(0) + own1.saturating_sub(own0));
                 p.mock_ticks = Some(p.mock_ticks.unwrap_or(0) + mock1.saturating_sub(mock0));
                 p.run.merge(r);
             }

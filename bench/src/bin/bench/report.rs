@@ -379,7 +379,8 @@ pub fn render(r: &Results) -> Rendered {
                     let who = if p.name == "direct" { "mock" } else { p.name };
                     format!(
                         "{who} {}",
-                        cpu_per_1k(p.cpu_ticks, p.run.ok, r.clk_tck)
+                        p.cpu_ticks
+                            .and_then(|t| cpu_per_1k(t, p.run.ok, r.clk_tck))
                             .map_or("n/a".into(), |v| format!("{v:.3}"))
                     )
                 })
@@ -451,7 +452,7 @@ pub fn render(r: &Results) -> Rendered {
     for s in &r.scenarios {
         let own = |name: &str| {
             s.path(name)
-                .and_then(|p| cpu_per_1k(p.cpu_ticks, p.run.ok, r.clk_tck))
+                .and_then(|p| cpu_per_1k(p.cpu_ticks?, p.run.ok, r.clk_tck))
                 .map_or("n/a".into(), |v| format!("{v:.3}"))
         };
         let mock = |name: &str| {
@@ -635,7 +636,7 @@ fn scenario_json(s: &ScenarioResult, clk_tck: u64) -> Value {
                 "latency": p.latency.to_json(),
                 "ttft": summary_json(p.ttft),
                 "events": p.run.events,
-                "cpu_s_per_1k": cpu_per_1k(p.cpu_ticks, p.run.ok, clk_tck).map(round3),
+                "cpu_s_per_1k": p.cpu_ticks.and_then(|t| cpu_per_1k(t, p.run.ok, clk_tck)).map(round3),
                 "mock_cpu_s_per_1k": p.mock_ticks.and_then(|t| cpu_per_1k(t, p.run.ok, clk_tck)).map(round3),
             })
         })
