@@ -86,10 +86,17 @@ impl Store {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Migration(format!("cannot create {}: {e}", data_dir.display()))
         })?;
-        let path = data_dir.join("aihub.db");
+                let path = data_dir.join("aihub.db");
+        // WAL is a property of the file: switch it once, on one connection, before the
+        // pool opens several at a time (concurrent switches fail with "locked").
+        {
+            let mut first = rusqlite::Connection::open(&path)?;
+            init_connection(&mut first)?;
+        }
         let manager = SqliteConnectionManager::file(&path).with_init(init_connection);
         let pool = r2d2::Pool::builder()
-            .max_size(8)
+                        .max_size(8)
+            .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
         Ok(Store { pool, path })

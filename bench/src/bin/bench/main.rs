@@ -160,6 +160,8 @@ pub struct Results {
     pub total_secs: f64,
     /// aihub's call-log counters at the end (written, dropped, queued), if it reports them.
     pub call_log: Option<serde_json::Value>,
+    /// `aihub version`.
+    pub aihub_version: String,
 }
 
 fn main() -> ExitCode {
@@ -396,6 +398,7 @@ async fn drive(args: Args) -> Result<bool, String> {
         clk_tck: procfs::clk_tck(),
         total_secs: started.elapsed().as_secs_f64(),
         call_log,
+        aihub_version: aihub_version(&aihub_bin),
     };
     let rendered = report::render(&results);
     println!("{}", rendered.markdown);
@@ -523,6 +526,19 @@ async fn start_aihub(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     Ok((proc, addr, key))
+}
+
+fn aihub_version(bin: &Path) -> String {
+    Command::new(bin)
+        .arg("version")
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 async fn get_status(client: &HttpClient, uri: &str) -> Option<u16> {

@@ -280,6 +280,7 @@ pub fn render(r: &Results) -> Rendered {
         m.nproc, m.cpu, m.nproc, m.kernel
     );
     let _ = writeln!(md, "| commit | {} |", m.commit);
+    let _ = writeln!(md, "| binary | {} |", r.aihub_version);
     let _ = writeln!(md, "| command | `{command}` |");
     let sl = |x: crate::Slices| format!("{} × {:?}", x.rounds, x.slice);
     let _ = writeln!(
@@ -564,6 +565,7 @@ pub fn render(r: &Results) -> Rendered {
         "mode": r.plan.mode,
         "date": m.date,
         "commit": m.commit,
+        "aihub_version": r.aihub_version,
         "machine": {"nproc": m.nproc, "cpu": m.cpu, "kernel": m.kernel},
         "plan": {
             "c1": {"rounds": r.plan.c1.rounds, "slice_secs": r.plan.c1.slice.as_secs_f64()},
