@@ -391,15 +391,18 @@ impl RoutingTable {
             .or_else(|| default.map(|d| d.base_url.clone()))
             .unwrap_or_default();
         let auth = default.map(|d| d.auth.clone()).unwrap_or_default();
-        let models = match &decl.models {
-            Some(ids) => ids.iter().map(ModelSpec::chat).collect(),
-            None => manifest
-                .providers
-                .iter()
-                .find(|p| p.prefix == decl.prefix)
-                .map(|p| p.models.clone())
-                .unwrap_or_default(),
-        };
+        // The plugin's catalog for this prefix, plus the models the operator lists.
+        let mut models: Vec<ModelSpec> = manifest
+            .providers
+            .iter()
+            .find(|p| p.prefix == decl.prefix)
+            .map(|p| p.models.clone())
+            .unwrap_or_default();
+        for id in decl.models.iter().flatten() {
+            if !models.iter().any(|m| &m.id == id) {
+                models.push(ModelSpec::chat(id));
+            }
+        }
         let credentials: Vec<RouteCredential> = match decl.store_id {
             Some(id) => src
                 .credentials

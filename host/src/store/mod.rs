@@ -86,7 +86,7 @@ impl Store {
         std::fs::create_dir_all(data_dir).map_err(|e| {
             StoreError::Migration(format!("cannot create {}: {e}", data_dir.display()))
         })?;
-                let path = data_dir.join("aihub.db");
+        let path = data_dir.join("aihub.db");
         // WAL is a property of the file: switch it once, on one connection, before the
         // pool opens several at a time (concurrent switches fail with "locked").
         {
@@ -95,7 +95,7 @@ impl Store {
         }
         let manager = SqliteConnectionManager::file(&path).with_init(init_connection);
         let pool = r2d2::Pool::builder()
-                        .max_size(8)
+            .max_size(8)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
