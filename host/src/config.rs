@@ -223,7 +223,7 @@ impl Default for Config {
                 format: "text".into(),
             },
             call_log: CallLogConfig {
-                queue_capacity: 10_000,
+                queue_capacity: 50_000,
             },
             telemetry: TelemetryConfig {
                 otlp_endpoint: String::new(),

@@ -47,6 +47,8 @@ pub enum ApiError {
     UpstreamConnect(String),
     #[error("the upstream did not answer within {0} ms")]
     UpstreamTimeout(u64),
+    #[error("the upstream stream went silent for {0} ms")]
+    StreamStalled(u64),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -78,7 +80,7 @@ impl ApiError {
                 ErrorClass::Internal => 500,
             },
             ApiError::UpstreamConnect(_) => 502,
-            ApiError::UpstreamTimeout(_) => 504,
+            ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => 504,
             ApiError::Internal(_) => 500,
         }
     }
@@ -127,7 +129,7 @@ impl ApiError {
                 }
             }
             ApiError::UpstreamConnect(_) => "upstream_unreachable",
-            ApiError::UpstreamTimeout(_) => "upstream_timeout",
+            ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => "upstream_timeout",
             ApiError::Internal(_) => "internal_error",
         };
         Some(code.to_string())
@@ -185,7 +187,7 @@ impl ApiError {
         match self {
             ApiError::Provider(e) => e.class.as_str(),
             ApiError::UpstreamConnect(_) => "upstream_unreachable",
-            ApiError::UpstreamTimeout(_) => "timeout",
+            ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => "timeout",
             ApiError::Internal(_) => "internal",
             _ => "client",
         }

@@ -82,6 +82,9 @@ pub fn init(config: &Config) -> Result<Telemetry, String> {
     // Spans are exported whatever the log level: the log filter must not starve them.
     let otel = tracing_opentelemetry::layer()
         .with_tracer(tracer)
+        .with_threads(false)
+        .with_location(false)
+        .with_tracked_inactivity(false)
         .with_filter(
             tracing_subscriber::filter::Targets::new().with_target("aihub", tracing::Level::INFO),
         );

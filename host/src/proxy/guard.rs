@@ -33,6 +33,8 @@ pub struct CallGuard {
     streaming: bool,
     pub span: tracing::Span,
     pub timings: Timings,
+    /// `telemetry.capture_content`: prompt and completion text go into the span.
+    pub capture_content: bool,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -61,6 +63,7 @@ impl CallGuard {
             streaming: false,
             span,
             timings: Timings::default(),
+            capture_content: false,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -109,6 +112,7 @@ impl CallGuard {
             streaming: true,
             span: self.span.clone(),
             timings: self.timings,
+            capture_content: self.capture_content,
         }
     }
 
@@ -238,10 +242,10 @@ impl CallGuard {
                 .inc_by(u64::from(rec.attempts - 1));
         }
         let span = &self.span;
-        span.record("gen_ai.usage.input_tokens", rec.input_tokens);
-        span.record("gen_ai.usage.output_tokens", rec.output_tokens);
+        span.record("gen_ai.usage.input_tokens", rec.input_tokens as i64);
+        span.record("gen_ai.usage.output_tokens", rec.output_tokens as i64);
         let sent_status = if self.streaming { 200 } else { rec.http_status };
-        span.record("http.response.status_code", sent_status);
+        span.record("http.response.status_code", i64::from(sent_status));
         if let Some(e) = error {
             span.record("error.type", e.kind());
             span.record("otel.status_code", "ERROR");

@@ -77,7 +77,6 @@ pub async fn handle(
         gen_ai.response.model = tracing::field::Empty,
         gen_ai.usage.input_tokens = tracing::field::Empty,
         gen_ai.usage.output_tokens = tracing::field::Empty,
-        gen_ai.response.finish_reasons = tracing::field::Empty,
         error.type = tracing::field::Empty,
         http.response.status_code = tracing::field::Empty,
         aihub.request_id = request_id,
@@ -86,14 +85,31 @@ pub async fn handle(
     if state.telemetry_enabled {
         let _ = span.set_parent(crate::telemetry::extract(req.headers()));
     }
-    let principal: Principal = state
+    let principal: Principal = match state
         .auth
         .authenticate(req.headers())
         .instrument(tracing::info_span!(parent: &span, "auth"))
-        .await?;
+        .await
+    {
+        Ok(p) => p,
+        Err(e) => {
+            span.record("error.type", e.kind());
+            span.record("otel.status_code", "ERROR");
+            let mut resp = http::error(&e);
+            let ms = start.elapsed().as_secs_f64() * 1000.0;
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+                "auth;dur={ms:.3}, total;dur={ms:.3}"
+            )) {
+                resp.headers_mut().insert("server-timing", v);
+            }
+            // The envelope logs it (no call record: the caller is unknown).
+            return Ok(resp);
+        }
+    };
     span.record("aihub.app", principal.app_name.as_str());
     let mut guard = CallGuard::new(state, request_id, &principal, endpoint, span.clone(), start);
     guard.timings.auth = start.elapsed();
+    guard.capture_content = state.telemetry_enabled && state.config.telemetry.capture_content;
     let result = serve_call(state, req, endpoint, &mut guard, &trace)
         .instrument(span.clone())
         .await;
@@ -150,7 +166,7 @@ pub fn outcome_of(e: &ApiError) -> Outcome {
             ErrorClass::BadRequest | ErrorClass::Internal => Outcome::Neutral,
         },
         ApiError::UpstreamConnect(m) => Outcome::Failed(m.chars().take(500).collect()),
-        ApiError::UpstreamTimeout(_) => Outcome::Failed(e.to_string()),
+        ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => Outcome::Failed(e.to_string()),
         _ => Outcome::Neutral,
     }
 }
@@ -221,10 +237,20 @@ async fn serve_call(
             .stream_options
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
-    guard
-        .span
-        .record("otel.name", format!("{} {model}", operation(endpoint)));
-    guard.span.record("gen_ai.request.model", model.as_str());
+    if !guard.span.is_disabled() {
+        let span_name = format!("{} {model}", operation(endpoint));
+        if state.telemetry_enabled {
+            // tracing-opentelemetry applies `otel.name` only while the OTel span is
+            // unstarted; the child `auth` span has started it, so rename it directly.
+            use opentelemetry::trace::TraceContextExt;
+            guard.span.context().span().update_name(span_name.clone());
+        }
+        guard.span.record("otel.name", span_name.as_str());
+        guard.span.record("gen_ai.request.model", model.as_str());
+    }
+    if guard.capture_content {
+        capture(&guard.span, "gen_ai.input.messages", &body, "messages");
+    }
     let route_start = Instant::now();
     let targets = {
         let _s = tracing::info_span!("route").entered();
@@ -421,7 +447,7 @@ async fn attempt(
                 server.address = host.as_str(),
                 url.path = path.as_str(),
                 http.response.status_code = tracing::field::Empty,
-                aihub.attempt = number,
+                aihub.attempt = i64::from(number),
             );
             if state.telemetry_enabled {
                 crate::telemetry::inject(&span.context(), &mut request.headers);
@@ -447,7 +473,7 @@ async fn attempt(
                 .observe(t.elapsed().as_secs_f64());
             let resp = sent?;
             let status = resp.status().as_u16();
-            span.record("http.response.status_code", status);
+            span.record("http.response.status_code", i64::from(status));
             if call.stream && resp.status().is_success() {
                 let decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
                 let (tx, rx) = mpsc::channel(16);
@@ -505,6 +531,14 @@ fn parse(
     if !guard.span.is_disabled() {
         record_response(&guard.span, &reply.body);
     }
+    if guard.capture_content {
+        capture(
+            &guard.span,
+            "gen_ai.output.messages",
+            &reply.body,
+            "choices",
+        );
+    }
     Ok(Served::Whole(
         http::json_bytes(200, reply.body),
         reply.usage,
@@ -533,10 +567,7 @@ fn record_response(span: &tracing::Span, body: &[u8]) {
             .filter_map(|c| c.finish_reason)
             .collect();
         if !reasons.is_empty() {
-            span.record(
-                "gen_ai.response.finish_reasons",
-                format!("{reasons:?}").as_str(),
-            );
+            set_finish_reasons(span, reasons);
         }
     }
 }
@@ -550,4 +581,32 @@ fn split_url(url: &str) -> (String, String) {
         ),
         Err(_) => (String::new(), String::new()),
     }
+}
+
+/// `gen_ai.response.finish_reasons` as the string array the semantic conventions ask for
+/// (a `tracing` field can only carry a scalar).
+pub(crate) fn set_finish_reasons(span: &tracing::Span, reasons: Vec<String>) {
+    let values: Vec<opentelemetry::StringValue> = reasons.into_iter().map(Into::into).collect();
+    span.set_attribute(
+        "gen_ai.response.finish_reasons",
+        opentelemetry::Value::Array(values.into()),
+    );
+}
+
+/// Puts one JSON field of a body into the span as text (capped), for operators who turned
+/// `telemetry.capture_content` on.
+fn capture(span: &tracing::Span, attribute: &'static str, body: &[u8], field: &str) {
+    const MAX: usize = 16 * 1024;
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    let mut text = v.get(field).map(|f| f.to_string()).unwrap_or_default();
+    if text.len() > MAX {
+        let mut cut = MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    span.set_attribute(attribute, text);
 }

@@ -81,12 +81,13 @@ pub async fn pump(
             };
             match frame {
                 Err(_) => {
-                    let waited = if limit == deadline {
-                        deadline.saturating_duration_since(guard.started())
+                    break Err(if limit == deadline {
+                        // The whole call's deadline, not a silence.
+                        let total = deadline.saturating_duration_since(guard.started());
+                        ApiError::UpstreamTimeout(total.as_millis() as u64)
                     } else {
-                        idle
-                    };
-                    break Err(ApiError::UpstreamTimeout(waited.as_millis() as u64));
+                        ApiError::StreamStalled(idle.as_millis() as u64)
+                    });
                 }
                 Ok(None) => {
                     ended = true;
@@ -161,8 +162,10 @@ fn note_chunks(span: &tracing::Span, chunks: &[Vec<u8>]) {
         choices: Vec<Choice>,
     }
     for c in chunks {
-        let finishing = c.windows(16).any(|w| w == b"\"finish_reason\":\"");
-        if !finishing {
+        // A chunk that finishes: `"finish_reason":"stop"` (not `null`). The pattern is
+        // 17 bytes; `windows(16)` could never match it.
+        const KEY: &[u8] = b"\"finish_reason\":\"";
+        if !c.windows(KEY.len()).any(|w| w == KEY) {
             continue;
         }
         if let Ok(chunk) = serde_json::from_slice::<Chunk>(c) {
@@ -175,10 +178,7 @@ fn note_chunks(span: &tracing::Span, chunks: &[Vec<u8>]) {
                 .filter_map(|c| c.finish_reason)
                 .collect();
             if !reasons.is_empty() {
-                span.record(
-                    "gen_ai.response.finish_reasons",
-                    format!("{reasons:?}").as_str(),
-                );
+                super::set_finish_reasons(span, reasons);
             }
         }
     }

@@ -1410,3 +1410,4 @@ impl TestServer {
 }
 
 pub mod providers;
+pub mod scripted;
