@@ -5,9 +5,8 @@ use crate::error::ApiError;
 use crate::health::Outcome;
 use crate::http::{self, Body};
 use crate::state::AppState;
-use crate::upstream::headers_of;
 use hyper::Response;
-use plugin_api::{Call, Endpoint, ErrorClass, ModelKind, Prepared};
+use plugin_api::{ErrorClass, ModelKind};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Instant;
@@ -53,64 +52,9 @@ pub async fn run(
             message: "the provider lists no chat model; give one in the body: {\"model\": \"...\"}"
                 .into(),
         })?;
-    let body = json!({
-        "model": format!("{}/{}", route.prefix, model),
-        "messages": [{"role": "user", "content": "ping"}],
-        "max_tokens": 1,
-    })
-    .to_string();
-    let call = Call {
-        endpoint: Endpoint::Chat,
-        model: &model,
-        body: body.as_bytes(),
-        api_key: Some(&secret),
-        stream: false,
-        include_usage: false,
-    };
     let start = Instant::now();
-    let outcome: Result<(), ApiError> = async {
-        match route.adapter.prepare(&call).map_err(ApiError::Provider)? {
-            Prepared::Local(l) => {
-                let headers = [("content-type", l.content_type.as_str())];
-                let resp = plugin_api::Response {
-                    status: l.status,
-                    headers: &headers,
-                    body: &l.body,
-                };
-                route
-                    .adapter
-                    .parse(&call, &resp)
-                    .map_err(ApiError::Provider)?;
-            }
-            Prepared::Upstream(request) => {
-                let resp = state
-                    .upstream
-                    .send(request, route.timeouts.first_byte)
-                    .await?;
-                let status = resp.status().as_u16();
-                let owned = headers_of(&resp);
-                let bytes = state
-                    .upstream
-                    .read_body(resp.into_body(), route.timeouts.idle)
-                    .await?;
-                let headers: Vec<(&str, &str)> = owned
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), v.as_str()))
-                    .collect();
-                let resp = plugin_api::Response {
-                    status,
-                    headers: &headers,
-                    body: &bytes,
-                };
-                route
-                    .adapter
-                    .parse(&call, &resp)
-                    .map_err(ApiError::Provider)?;
-            }
-        }
-        Ok(())
-    }
-    .await;
+    let outcome =
+        crate::health_check::probe(state, &route, &secret, &model, route.timeouts.first_byte).await;
     let latency_ms = start.elapsed().as_millis() as u64;
     let health_outcome = match &outcome {
         Ok(()) => Outcome::Success,

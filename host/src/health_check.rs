@@ -43,7 +43,14 @@ async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, m
     } else {
         model
     };
-    let result = probe(&state, &route, &cred, &model).await;
+    let result = probe(
+        &state,
+        &route,
+        &cred.secret,
+        &model,
+        Duration::from_secs(30),
+    )
+    .await;
     // Any answer other than a refusal means the upstream accepts the key again; a
     // network failure says nothing, so the check counts as failed and backs off.
     let accepted = match &result {
@@ -77,12 +84,14 @@ async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, m
     }
 }
 
-/// A one-token chat with this credential.
-async fn probe(
+/// A one-token chat with a key: the cheapest real call through the plugin. Used by the
+/// background checks and by the admin API's "test" action.
+pub async fn probe(
     state: &AppState,
     route: &Route,
-    cred: &RouteCredential,
+    secret: &str,
     model: &str,
+    within: Duration,
 ) -> Result<(), ApiError> {
     let body = json!({
         "model": format!("{}/{}", route.prefix, model),
@@ -94,7 +103,7 @@ async fn probe(
         endpoint: Endpoint::Chat,
         model,
         body: body.as_bytes(),
-        api_key: Some(&cred.secret),
+        api_key: Some(secret),
         stream: false,
         include_usage: false,
     };
@@ -107,16 +116,13 @@ async fn probe(
         Prepared::Upstream(request) => {
             let resp = state
                 .upstream
-                .send(
-                    request,
-                    route.timeouts.first_byte.min(Duration::from_secs(30)),
-                )
+                .send(request, route.timeouts.first_byte.min(within))
                 .await?;
             let status = resp.status().as_u16();
             let headers = headers_of(&resp);
             let bytes = state
                 .upstream
-                .read_body(resp.into_body(), Duration::from_secs(30))
+                .read_body(resp.into_body(), route.timeouts.idle.min(within))
                 .await?;
             (status, headers, bytes)
         }

@@ -42,33 +42,32 @@ fn env_filter() -> EnvFilter {
     EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Logging only (the CLI commands).
-pub fn init_logging(config: &Config) {
+/// The log layer: text or JSON lines on stderr (colours only on a terminal).
+fn fmt_layer<S>(config: &Config) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(ansi);
-    let fmt = if config.log.format == "json" {
+    if config.log.format == "json" {
         fmt.json().flatten_event(true).boxed()
     } else {
         fmt.boxed()
-    };
+    }
+}
+
+/// Logging only (the CLI commands).
+pub fn init_logging(config: &Config) {
     let _ = tracing_subscriber::registry()
-        .with(fmt.with_filter(env_filter()))
+        .with(fmt_layer(config).with_filter(env_filter()))
         .try_init();
 }
 
 /// Logging plus, when configured, trace export. Call inside the tokio runtime.
 pub fn init(config: &Config) -> Result<Telemetry, String> {
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let fmt = if config.log.format == "json" {
-        fmt.json().flatten_event(true).boxed()
-    } else {
-        fmt.boxed()
-    };
+    let fmt = fmt_layer(config);
     let t = &config.telemetry;
     if t.otlp_endpoint.is_empty() {
         let _ = tracing_subscriber::registry()
