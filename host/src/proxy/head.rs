@@ -2,11 +2,12 @@
 
 use crate::error::ApiError;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::Request;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
+use std::time::Duration;
 
 /// The few fields the host itself needs; the rest is the plugin's business.
 #[derive(Deserialize)]
@@ -24,25 +25,53 @@ pub struct StreamOptions {
     pub include_usage: Option<bool>,
 }
 
+/// How much of an oversized body is read and thrown away before answering 413. Closing a
+/// socket with unread data makes the kernel send a reset, which can destroy the 413 before
+/// the client reads it; past this, the connection is closed anyway.
+const DRAIN_MAX: u64 = 8 * 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
     let declared = req
         .headers()
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let mut body = req.into_body();
     if declared.is_some_and(|n| n > limit as u64) {
+        if declared.is_some_and(|n| n <= DRAIN_MAX) {
+            drain(&mut body).await;
+        }
         return Err(ApiError::BodyTooLarge { limit });
     }
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            Err(ApiError::BodyTooLarge { limit })
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                drain(&mut body).await;
+                return Err(ApiError::BodyTooLarge { limit });
+            }
+            buf.extend_from_slice(&data);
         }
-        Err(e) => Err(ApiError::BodyRead(e.to_string())),
     }
+    Ok(buf.freeze())
+}
+
+/// Reads and discards what is left of a body, within bounds of size and time.
+async fn drain(body: &mut Incoming) {
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(DRAIN_TIME, async {
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(d) = frame.into_data() {
+                seen += d.len() as u64;
+                if seen > DRAIN_MAX {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
 }
 
 pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {
