@@ -41,8 +41,17 @@ pub async fn dispatch(
             proxy::handle(state, req, Endpoint::Images, request_id).await
         }
         (Some("/models"), _) if method == Method::GET => {
+            let start = std::time::Instant::now();
             state.auth.authenticate(req.headers()).await?;
-            Ok(models::list(state))
+            let auth = start.elapsed().as_secs_f64() * 1000.0;
+            let mut resp = models::list(state);
+            let total = start.elapsed().as_secs_f64() * 1000.0;
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
+                "auth;dur={auth:.3}, total;dur={total:.3}"
+            )) {
+                resp.headers_mut().insert("server-timing", v);
+            }
+            Ok(resp)
         }
         (Some("/chat/completions" | "/embeddings" | "/images/generations" | "/models"), _) => {
             Err(not_allowed(&method, path))
