@@ -205,9 +205,10 @@ fn retry_after_from_headers_or_message() {
         br#"{"error":{"message":"slow down"}}"#,
     )
     .unwrap_err();
+    // An HTTP date is understood too; one in the past means "now".
     assert_eq!(
         (err.class, err.retry_after_ms),
-        (ErrorClass::RateLimited, None)
+        (ErrorClass::RateLimited, Some(0))
     );
     let err = parse(503, &[("retry-after", "5")], &fixture("error_503.json")).unwrap_err();
     assert_eq!(err.retry_after_ms, Some(5_000));
