@@ -545,8 +545,9 @@ fn parse(
     ))
 }
 
-/// `gen_ai.response.model` and finish reasons, read from the reply only when traced.
-fn record_response(span: &tracing::Span, body: &[u8]) {
+/// `gen_ai.response.model` and finish reasons from a reply or a stream chunk (both carry
+/// `model` and `choices[].finish_reason`); read only when traced.
+pub(super) fn record_response(span: &tracing::Span, body: &[u8]) {
     #[derive(serde::Deserialize)]
     struct Choice {
         finish_reason: Option<String>,
@@ -585,7 +586,7 @@ fn split_url(url: &str) -> (String, String) {
 
 /// `gen_ai.response.finish_reasons` as the string array the semantic conventions ask for
 /// (a `tracing` field can only carry a scalar).
-pub(crate) fn set_finish_reasons(span: &tracing::Span, reasons: Vec<String>) {
+fn set_finish_reasons(span: &tracing::Span, reasons: Vec<String>) {
     let values: Vec<opentelemetry::StringValue> = reasons.into_iter().map(Into::into).collect();
     span.set_attribute(
         "gen_ai.response.finish_reasons",

@@ -149,37 +149,15 @@ pub fn backoff(n: u32, base: Duration, max: Duration) -> Duration {
     exp.mul_f64(0.5 + frac / 2.0)
 }
 
-/// Response model and finish reasons for the trace, from chunks that carry them.
+/// Response model and finish reasons for the trace, from the chunks that finish.
 fn note_chunks(span: &tracing::Span, chunks: &[Vec<u8>]) {
-    #[derive(serde::Deserialize)]
-    struct Choice {
-        finish_reason: Option<String>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Chunk {
-        model: Option<String>,
-        #[serde(default)]
-        choices: Vec<Choice>,
-    }
-    for c in chunks {
-        // A chunk that finishes: `"finish_reason":"stop"` (not `null`). The pattern is
-        // 17 bytes; `windows(16)` could never match it.
-        const KEY: &[u8] = b"\"finish_reason\":\"";
-        if !c.windows(KEY.len()).any(|w| w == KEY) {
-            continue;
-        }
-        if let Ok(chunk) = serde_json::from_slice::<Chunk>(c) {
-            if let Some(m) = chunk.model {
-                span.record("gen_ai.response.model", m.as_str());
-            }
-            let reasons: Vec<String> = chunk
-                .choices
-                .into_iter()
-                .filter_map(|c| c.finish_reason)
-                .collect();
-            if !reasons.is_empty() {
-                super::set_finish_reasons(span, reasons);
-            }
-        }
+    // A chunk that finishes carries `"finish_reason":"stop"` (not `null`); only those are
+    // parsed.
+    const KEY: &[u8] = b"\"finish_reason\":\"";
+    for c in chunks
+        .iter()
+        .filter(|c| c.windows(KEY.len()).any(|w| w == KEY))
+    {
+        super::record_response(span, c);
     }
 }

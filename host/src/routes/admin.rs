@@ -18,18 +18,8 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-fn bearer(req: &Request<Incoming>) -> Option<&str> {
-    let v = req
-        .headers()
-        .get(hyper::header::AUTHORIZATION)?
-        .to_str()
-        .ok()?;
-    let (scheme, token) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
 fn authorize(state: &AppState, req: &Request<Incoming>) -> Result<(), ApiError> {
-    match bearer(req) {
+    match crate::auth::bearer(req.headers()) {
         None => Err(ApiError::Unauthorized(
             "the admin API needs the admin token: send 'Authorization: Bearer <admin token>'"
                 .into(),

@@ -11,7 +11,6 @@ use crate::state::AppState;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use plugin_api::Endpoint;
-use sha2::Digest;
 use std::sync::Arc;
 
 pub async fn dispatch(
@@ -85,17 +84,11 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, 
         });
     }
     if let Some(token) = &cfg.token {
-        let presented = req
-            .headers()
-            .get(hyper::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or("");
-        let ok: bool = subtle::ConstantTimeEq::ct_eq(
-            sha2::Sha256::digest(presented.as_bytes()).as_slice(),
-            sha2::Sha256::digest(token.expose().as_bytes()).as_slice(),
-        )
-        .into();
+        // Compared through hashes, in constant time, like the admin token.
+        let presented = crate::auth::bearer(req.headers()).unwrap_or("");
+        let hash = crate::admin_token::hash;
+        let ok: bool =
+            subtle::ConstantTimeEq::ct_eq(&hash(presented)[..], &hash(token.expose())[..]).into();
         if !ok {
             return Err(ApiError::Unauthorized(
                 "metrics need 'Authorization: Bearer <metrics token>'".into(),
