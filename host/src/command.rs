@@ -1,0 +1,111 @@
+//! The command line: parsing and dispatch to each command.
+
+use crate::{cli, config, plugin_list, serve, telemetry};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "aihub",
+    version,
+    about = "Self-hosted AI gateway with hot-loaded provider plugins"
+)]
+struct Cli {
+    /// Configuration file (default: ./aihub.toml when present).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage apps.
+    Apps {
+        #[command(subcommand)]
+        command: AppsCommand,
+    },
+    /// Re-encrypt every stored provider key under a new master key.
+    RotateMasterKey,
+    /// Manage the admin token.
+    AdminToken {
+        #[command(subcommand)]
+        command: AdminTokenCommand,
+    },
+    /// Inspect plugin libraries.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
+    /// Print the version and the plugin ABI version.
+    Version,
+}
+
+#[derive(Subcommand)]
+enum AppsCommand {
+    /// Create an app with one key; the key is printed once, alone on the last line.
+    Create { name: String },
+}
+
+#[derive(Subcommand)]
+enum AdminTokenCommand {
+    /// Replace the admin token with a new random one, printed once.
+    Reset,
+}
+
+#[derive(Subcommand)]
+enum PluginsCommand {
+    /// What each library in DIR (default: the configured plugin dir) offers, or why it is refused.
+    List { dir: Option<PathBuf> },
+}
+
+/// Parses the command line and runs the command; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Version = cli.command {
+        println!(
+            "aihub {} (plugin ABI {}, aihub-plugin-api {})",
+            env!("CARGO_PKG_VERSION"),
+            plugin_api::ABI_VERSION,
+            env!("CARGO_PKG_VERSION")
+        );
+        return ExitCode::SUCCESS;
+    }
+    let config = match config::Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("aihub: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !matches!(cli.command, Command::Serve) {
+        telemetry::init_logging(&config);
+    }
+    let result = match cli.command {
+        Command::Serve => serve::run(config),
+        Command::Migrate => cli::migrate(&config),
+        Command::Apps {
+            command: AppsCommand::Create { name },
+        } => cli::create_app(&config, &name),
+        Command::RotateMasterKey => cli::rotate_master_key(&config),
+        Command::AdminToken {
+            command: AdminTokenCommand::Reset,
+        } => cli::reset_admin_token(&config),
+        Command::Plugins {
+            command: PluginsCommand::List { dir },
+        } => plugin_list::run(&config, dir),
+        Command::Version => Ok(()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("aihub: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
