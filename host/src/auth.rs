@@ -15,7 +15,10 @@ use subtle::ConstantTimeEq;
 const POSITIVE_TTL: Duration = Duration::from_secs(30);
 /// Unknown keys are remembered briefly so a flood of bad keys does not hit the database.
 const NEGATIVE_TTL: Duration = Duration::from_secs(1);
-const MAX_ENTRIES: usize = 100_000;
+/// Known keys kept; only real keys get here, so a flood cannot fill it.
+const MAX_KNOWN: usize = 100_000;
+/// Unknown keys kept; a flood fills and clears only this map, never the known keys.
+const MAX_UNKNOWN: usize = 10_000;
 
 /// The authenticated caller.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,14 +29,23 @@ pub struct Principal {
 }
 
 struct Entry {
-    owner: Option<KeyOwner>,
+    owner: KeyOwner,
     hash: [u8; 32],
     at: Instant,
 }
 
+#[derive(Default)]
+struct Entries {
+    known: HashMap<[u8; 32], Entry>,
+    unknown: HashMap<[u8; 32], Instant>,
+    /// Bumped by every invalidation. A lookup that started before one must not put its
+    /// (possibly stale) answer back into the cleared cache.
+    generation: u64,
+}
+
 pub struct AuthCache {
     store: Store,
-    entries: RwLock<HashMap<[u8; 32], Entry>>,
+    entries: RwLock<Entries>,
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive), if any.
@@ -60,27 +72,74 @@ impl AuthCache {
     pub fn new(store: Store) -> Self {
         AuthCache {
             store,
-            entries: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries::default()),
         }
     }
 
     /// Forget everything (after a revocation or an app change).
     pub fn invalidate(&self) {
         if let Ok(mut e) = self.entries.write() {
-            e.clear();
+            e.known.clear();
+            e.unknown.clear();
+            e.generation += 1;
         }
     }
 
-    fn cached(&self, hash: &[u8; 32]) -> Option<Option<KeyOwner>> {
-        let entries = self.entries.read().ok()?;
-        let e = entries.get(hash)?;
-        let ttl = if e.owner.is_some() {
-            POSITIVE_TTL
-        } else {
-            NEGATIVE_TTL
+    /// The cached answer (`Some(None)`: known to be unknown), and the generation it was
+    /// read in.
+    fn cached(&self, hash: &[u8; 32]) -> (Option<Option<KeyOwner>>, u64) {
+        let Ok(entries) = self.entries.read() else {
+            return (None, u64::MAX);
         };
-        // The map lookup found it by hash; confirm in constant time all the same.
-        (e.at.elapsed() < ttl && bool::from(e.hash.ct_eq(hash))).then(|| e.owner.clone())
+        let generation = entries.generation;
+        if let Some(e) = entries.known.get(hash) {
+            // The map lookup found it by hash; confirm in constant time all the same.
+            if e.at.elapsed() < POSITIVE_TTL && bool::from(e.hash.ct_eq(hash)) {
+                return (Some(Some(e.owner.clone())), generation);
+            }
+        } else if let Some(at) = entries.unknown.get(hash) {
+            if at.elapsed() < NEGATIVE_TTL {
+                return (Some(None), generation);
+            }
+        }
+        (None, generation)
+    }
+
+    /// Remembers a store answer, unless an invalidation happened since `generation`.
+    fn remember(&self, hash: [u8; 32], found: &Option<KeyOwner>, generation: u64) {
+        let Ok(mut entries) = self.entries.write() else {
+            return;
+        };
+        if entries.generation != generation {
+            return;
+        }
+        let now = Instant::now();
+        match found {
+            Some(owner) => {
+                if entries.known.len() >= MAX_KNOWN {
+                    entries.known.retain(|_, e| e.at.elapsed() < POSITIVE_TTL);
+                    if entries.known.len() >= MAX_KNOWN {
+                        return;
+                    }
+                }
+                entries.unknown.remove(&hash);
+                entries.known.insert(
+                    hash,
+                    Entry {
+                        owner: owner.clone(),
+                        hash,
+                        at: now,
+                    },
+                );
+            }
+            None => {
+                if entries.unknown.len() >= MAX_UNKNOWN {
+                    entries.unknown.clear();
+                }
+                entries.known.remove(&hash);
+                entries.unknown.insert(hash, now);
+            }
+        }
     }
 
     pub async fn authenticate(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
@@ -91,7 +150,8 @@ impl AuthCache {
             )
         })?;
         let hash = hash_key(key);
-        let owner = match self.cached(&hash) {
+        let (cached, generation) = self.cached(&hash);
+        let owner = match cached {
             Some(o) => o,
             None => {
                 let store = self.store.clone();
@@ -99,19 +159,7 @@ impl AuthCache {
                     .await
                     .map_err(|e| ApiError::Internal(format!("key lookup failed: {e}")))?
                     .map_err(|e| ApiError::Internal(format!("key lookup failed: {e}")))?;
-                if let Ok(mut entries) = self.entries.write() {
-                    if entries.len() >= MAX_ENTRIES {
-                        entries.clear();
-                    }
-                    entries.insert(
-                        hash,
-                        Entry {
-                            owner: found.clone(),
-                            hash,
-                            at: Instant::now(),
-                        },
-                    );
-                }
+                self.remember(hash, &found, generation);
                 found
             }
         };
@@ -179,5 +227,44 @@ mod tests {
             cache.authenticate(&h).await,
             Err(ApiError::Unauthorized(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn a_lookup_racing_an_invalidation_is_not_cached() {
+        let (_d, s) = test_store();
+        let cache = AuthCache::new(s.clone());
+        let app = s.create_app("a").unwrap();
+        let (row, key) = s.create_key(app.id, None).unwrap();
+        let hash = hash_key(&key);
+        // A lookup reads the generation, then the store answers "valid"...
+        let (_, generation) = cache.cached(&hash);
+        let stale = s.key_owner(&hash).unwrap();
+        // ...while an admin revokes the key and clears the cache...
+        s.revoke_key(app.id, row.id).unwrap();
+        cache.invalidate();
+        // ...so the stale answer is not put back.
+        cache.remember(hash, &stale, generation);
+        assert!(cache.cached(&hash).0.is_none());
+        assert!(matches!(
+            cache.authenticate(&headers(&format!("Bearer {key}"))).await,
+            Err(ApiError::Unauthorized(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_unknown_keys_does_not_flush_known_ones() {
+        let (_d, s) = test_store();
+        let cache = AuthCache::new(s.clone());
+        let app = s.create_app("a").unwrap();
+        let (_, key) = s.create_key(app.id, None).unwrap();
+        cache
+            .authenticate(&headers(&format!("Bearer {key}")))
+            .await
+            .unwrap();
+        let (_, generation) = cache.cached(&hash_key(&key));
+        for i in 0..(MAX_UNKNOWN + 10) {
+            cache.remember(hash_key(&format!("ak-nope-{i}")), &None, generation);
+        }
+        assert!(matches!(cache.cached(&hash_key(&key)).0, Some(Some(_))));
     }
 }

@@ -15,6 +15,9 @@ pub enum ApiError {
         field: &'static str,
         message: String,
     },
+    /// A wrongly typed parameter somewhere in the body; `param` is its path.
+    #[error("invalid parameter '{param}': {message}")]
+    InvalidParam { param: String, message: String },
     #[error("request body exceeds the limit of {limit} bytes")]
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
@@ -59,6 +62,7 @@ impl ApiError {
             ApiError::InvalidJson(_)
             | ApiError::MissingField(_)
             | ApiError::InvalidField { .. }
+            | ApiError::InvalidParam { .. }
             | ApiError::BodyRead(_)
             | ApiError::Validation { .. } => 400,
             ApiError::Forbidden(_) => 403,
@@ -102,7 +106,7 @@ impl ApiError {
         let code = match self {
             ApiError::InvalidJson(_) => "invalid_json",
             ApiError::MissingField(_) => "missing_required_parameter",
-            ApiError::InvalidField { .. } => "invalid_type",
+            ApiError::InvalidField { .. } | ApiError::InvalidParam { .. } => "invalid_type",
             ApiError::BodyTooLarge { .. } => "request_too_large",
             ApiError::BodyRead(_) => "invalid_body",
             ApiError::ModelNotFound { .. } => "model_not_found",
@@ -139,6 +143,7 @@ impl ApiError {
         match self {
             ApiError::MissingField(f) | ApiError::InvalidField { field: f, .. } => Some(f),
             ApiError::Validation { field, .. } => Some(field),
+            ApiError::InvalidParam { param, .. } => Some(param),
             ApiError::ModelNotFound { .. } => Some("model"),
             _ => None,
         }

@@ -5,6 +5,7 @@
 pub mod admin_token;
 pub mod auth;
 pub mod balance;
+pub mod bounds;
 pub mod cli;
 pub mod command;
 pub mod config;

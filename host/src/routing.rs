@@ -9,7 +9,7 @@ use crate::health::{CredHealth, HealthKey, HealthPolicy, HealthRegistry};
 use crate::plugins::Registry;
 use crate::store::aliases::AliasRow;
 use crate::store::providers::{LiveCredential, ProviderRow};
-use crate::store::rates::Rate;
+use crate::store::rates::{usd_per_mtok_to_micros, Rate};
 use plugin_api::host::{Adapter, PluginLibrary};
 use plugin_api::{AuthScheme, ModelSpec, ProviderConfig};
 use std::collections::{BTreeMap, HashMap};
@@ -157,10 +157,6 @@ struct Decl {
     first_byte_timeout_ms: Option<u64>,
     idle_timeout_ms: Option<u64>,
     total_timeout_ms: Option<u64>,
-}
-
-fn per_mtok_micros(usd: f64) -> i64 {
-    (usd * 1_000_000.0).round() as i64
 }
 
 impl RoutingTable {
@@ -312,14 +308,19 @@ impl RoutingTable {
         }
         for route in table.routes.values() {
             for m in &route.models {
-                if let (Some(i), Some(o)) = (m.input_price_per_mtok, m.output_price_per_mtok) {
+                let price = |p: Option<f64>| p.and_then(usd_per_mtok_to_micros);
+                // A list price out of range (a broken manifest) is no price at all.
+                if let (Some(i), Some(o)) = (
+                    price(m.input_price_per_mtok),
+                    price(m.output_price_per_mtok),
+                ) {
                     let model = format!("{}/{}", route.prefix, m.id);
                     table.prices.insert(
                         model.clone(),
                         Rate {
                             model,
-                            input_per_mtok_micros: per_mtok_micros(i),
-                            output_per_mtok_micros: per_mtok_micros(o),
+                            input_per_mtok_micros: i,
+                            output_per_mtok_micros: o,
                             cached_per_mtok_micros: None,
                             updated_at: 0,
                         },

@@ -141,10 +141,20 @@ impl CallGuard {
             rec.input_tokens = u.input_tokens;
             rec.output_tokens = u.output_tokens;
             rec.cached_tokens = u.cached_input_tokens;
-            rec.cost_micros = routes
-                .price(&rec.model)
-                .map(|r| r.cost_micros(u.input_tokens, u.output_tokens, u.cached_input_tokens))
-                .unwrap_or(0);
+            rec.cost_micros = match routes.price(&rec.model) {
+                None => 0,
+                Some(r) => r
+                    .cost_micros(u.input_tokens, u.output_tokens, u.cached_input_tokens)
+                    .unwrap_or_else(|| {
+                        tracing::warn!(
+                            model = %rec.model,
+                            input_tokens = u.input_tokens,
+                            output_tokens = u.output_tokens,
+                            "reported usage is too large to price; cost recorded as 0"
+                        );
+                        0
+                    }),
+            };
         }
     }
 

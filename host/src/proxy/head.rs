@@ -1,23 +1,57 @@
 //! Reading and checking a consumer request before it is routed.
 
+use super::validate::{
+    ArrayOf, Count, EmbeddingInput, Int, Message, Number, Object, Stop, Str, Tool,
+};
+use crate::bounds::MAX_MODEL_NAME;
 use crate::error::ApiError;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::Request;
-use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::time::Duration;
 
-/// The few fields the host itself needs; the rest is the plugin's business.
+/// The fields the host needs, and the common fields type-checked (without being kept) so
+/// a plugin only ever sees a well-typed request; the rest is the plugin's business.
 #[derive(Deserialize)]
 pub struct Head {
     pub model: Option<serde_json::Value>,
-    pub messages: Option<IgnoredAny>,
-    pub input: Option<IgnoredAny>,
-    pub prompt: Option<IgnoredAny>,
+    pub messages: Option<ArrayOf<Message>>,
+    pub input: Option<EmbeddingInput>,
+    pub prompt: Option<Str>,
     pub stream: Option<bool>,
     pub stream_options: Option<StreamOptions>,
+    #[serde(default, rename = "max_tokens")]
+    _max_tokens: Option<Count>,
+    #[serde(default, rename = "max_completion_tokens")]
+    _max_completion_tokens: Option<Count>,
+    #[serde(default, rename = "n")]
+    _n: Option<Count>,
+    #[serde(default, rename = "seed")]
+    _seed: Option<Int>,
+    #[serde(default, rename = "dimensions")]
+    _dimensions: Option<Count>,
+    #[serde(default, rename = "temperature")]
+    _temperature: Option<Number>,
+    #[serde(default, rename = "top_p")]
+    _top_p: Option<Number>,
+    #[serde(default, rename = "presence_penalty")]
+    _presence_penalty: Option<Number>,
+    #[serde(default, rename = "frequency_penalty")]
+    _frequency_penalty: Option<Number>,
+    #[serde(default, rename = "stop")]
+    _stop: Option<Stop>,
+    #[serde(default, rename = "tools")]
+    _tools: Option<ArrayOf<Tool>>,
+    #[serde(default, rename = "user")]
+    _user: Option<Str>,
+    #[serde(default, rename = "response_format")]
+    _response_format: Option<Object>,
+    #[serde(default, rename = "size")]
+    _size: Option<Str>,
+    #[serde(default, rename = "encoding_format")]
+    _encoding_format: Option<Str>,
 }
 
 #[derive(Deserialize)]
@@ -75,19 +109,52 @@ async fn drain(body: &mut Incoming) {
 }
 
 pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {
-    serde_json::from_slice::<Head>(body).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => ApiError::InvalidField {
-            field: "body",
-            message: e.to_string(),
-        },
-        _ => ApiError::InvalidJson(e.to_string()),
-    })
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let head = serde_path_to_error::deserialize::<_, Head>(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data if path == "." => ApiError::InvalidField {
+                field: "body",
+                message: inner.to_string(),
+            },
+            serde_json::error::Category::Data if path == "model" => ApiError::InvalidField {
+                field: "model",
+                message: "must be a non-empty string such as \"echo/echo-1\"".into(),
+            },
+            serde_json::error::Category::Data => ApiError::InvalidParam {
+                param: path,
+                message: without_position(&inner),
+            },
+            _ => ApiError::InvalidJson(inner.to_string()),
+        }
+    })?;
+    de.end().map_err(|e| ApiError::InvalidJson(e.to_string()))?;
+    Ok(head)
+}
+
+/// A serde error's text without its " at line 1 column 57" suffix: the path says where.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 /// The `model` field, which must be a non-empty string.
 pub fn model_of(head: &Head) -> Result<String, ApiError> {
     match &head.model {
         None | Some(serde_json::Value::Null) => Err(ApiError::MissingField("model")),
+        Some(serde_json::Value::String(s)) if s.len() > MAX_MODEL_NAME => {
+            Err(ApiError::InvalidField {
+                field: "model",
+                message: format!(
+                    "is {} bytes long; model names are at most {MAX_MODEL_NAME} bytes",
+                    s.len()
+                ),
+            })
+        }
         Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
         Some(_) => Err(ApiError::InvalidField {
             field: "model",
@@ -108,7 +175,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_head(br#"{"stream":"yes"}"#),
-            Err(ApiError::InvalidField { .. })
+            Err(ApiError::InvalidParam { .. })
         ));
         assert!(matches!(
             parse_head(b"[1]"),
@@ -122,5 +189,51 @@ mod tests {
         assert_eq!(model_of(&h).unwrap(), "a/b");
         let h = parse_head(br#"{"model":""}"#).unwrap();
         assert!(model_of(&h).is_err());
+        let long = format!(r#"{{"model":"echo/{}"}}"#, "x".repeat(MAX_MODEL_NAME));
+        let h = parse_head(long.as_bytes()).unwrap();
+        assert!(matches!(
+            model_of(&h),
+            Err(ApiError::InvalidField { field: "model", .. })
+        ));
+    }
+
+    #[test]
+    fn deeper_types_are_checked_with_their_path() {
+        let param = |body: &str| match parse_head(body.as_bytes()) {
+            Err(ApiError::InvalidParam { param, message }) => format!("{param}: {message}"),
+            Err(other) => panic!("{body}: {other:?}"),
+            Ok(_) => "ok".to_string(),
+        };
+        assert!(param(r#"{"messages":[1,2]}"#).starts_with("messages[0]: "));
+        let m = param(r#"{"messages":[{"role":"user","content":5}]}"#);
+        assert!(m.starts_with("messages[0].content: "), "{m}");
+        assert!(
+            m.contains("a string, an array of content parts, or null"),
+            "{m}"
+        );
+        assert!(param(r#"{"messages":[{"content":"hi"}]}"#).starts_with("messages[0]: "));
+        assert!(param(r#"{"max_tokens":"ten"}"#).starts_with("max_tokens: "));
+        assert!(param(r#"{"max_tokens":-1}"#).starts_with("max_tokens: "));
+        assert!(param(r#"{"temperature":"hot"}"#).starts_with("temperature: "));
+        assert!(param(r#"{"stop":[1]}"#).starts_with("stop[0]: "));
+        assert!(param(r#"{"tools":[{"function":{}}]}"#).starts_with("tools[0]: "));
+        assert!(param(r#"{"input":{"a":1}}"#).starts_with("input: "));
+        assert!(
+            param(r#"{"messages":[{"role":"user","content":[{"text":"x"}]}]}"#)
+                .starts_with("messages[0].content[0]: ")
+        );
+        for ok in [
+            r#"{"model":"a/b","messages":[{"role":"user","content":"hi"}],"max_tokens":10,"temperature":0.5,"stop":["x"]}"#,
+            r#"{"messages":[{"role":"assistant","content":null,"tool_calls":[{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]}]}"#,
+            r#"{"messages":[{"role":"user","content":[{"type":"text","text":"x"},{"type":"image_url","image_url":{"url":"data:,"}}]}]}"#,
+            r#"{"input":"x"}"#,
+            r#"{"input":["x","y"]}"#,
+            r#"{"input":[1,2]}"#,
+            r#"{"input":[[1],[2]]}"#,
+            r#"{"prompt":"a cat","n":1,"size":"256x256"}"#,
+            r#"{"unknown_field":{"any":[1,"x"]}}"#,
+        ] {
+            assert_eq!(param(ok), "ok", "{ok}");
+        }
     }
 }

@@ -9,6 +9,7 @@
 mod guard;
 mod head;
 mod stream;
+mod validate;
 
 pub use head::read_body;
 

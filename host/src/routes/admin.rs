@@ -1,13 +1,15 @@
 //! The admin API (admin token required): plugins, providers and credentials, apps and
 //! keys, model rates, the call log and usage reports.
 
+use crate::bounds::MAX_MODEL_NAME;
 use crate::error::ApiError;
 use crate::http::{self, Body};
 use crate::proxy::read_body;
 use crate::routing::Source;
 use crate::state::AppState;
-use crate::store::calls::{CallFilter, CALL_COLUMNS};
+use crate::store::calls::{CallFilter, ExportWindow, CALL_COLUMNS};
 use crate::store::providers::{CredentialChange, ProviderChange};
+use crate::store::rates::{usd_per_mtok_to_micros, MAX_USD_PER_MTOK};
 use crate::store::usage::{GroupBy, UsageFilter};
 use crate::store::{Store, StoreError};
 use hyper::body::Incoming;
@@ -163,7 +165,7 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Ap
         field: name.to_string(),
         message: format!("'{raw}' is not a Unix time (seconds or milliseconds)"),
     })?;
-    Ok(Some(if v.abs() < 100_000_000_000 {
+    Ok(Some(if v.unsigned_abs() < 100_000_000_000 {
         v * 1000
     } else {
         v
@@ -373,14 +375,21 @@ pub async fn dispatch(
         (R::Rate, Method::PUT) => {
             let model = p.get("model").unwrap_or("").to_string();
             let body: RateBody = json_body(req).await?;
+            if model.len() > MAX_MODEL_NAME || !model.contains('/') {
+                return Err(validation(
+                    "model",
+                    &format!("must be '<prefix>/<model>', at most {MAX_MODEL_NAME} bytes"),
+                ));
+            }
             let usd = |v: f64, field: &str| -> Result<i64, ApiError> {
-                if !v.is_finite() || v < 0.0 {
-                    return Err(validation(
+                usd_per_mtok_to_micros(v).ok_or_else(|| {
+                    validation(
                         field,
-                        "must be a non-negative number of USD per million tokens",
-                    ));
-                }
-                Ok((v * 1_000_000.0).round() as i64)
+                        &format!(
+                            "must be a number of USD per million tokens between 0 and {MAX_USD_PER_MTOK}"
+                        ),
+                    )
+                })
             };
             let input = usd(body.input_per_mtok, "input_per_mtok")?;
             let output = usd(body.output_per_mtok, "output_per_mtok")?;
@@ -610,7 +619,7 @@ async fn calls(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Respons
             return Err(validation("status", "must be one of: ok, error, cancelled"));
         }
     }
-    let max = if csv { 100_000 } else { 1000 };
+    let max = if csv { MAX_EXPORT_ROWS } else { 1000 };
     let limit = int_param(&q, "limit")?.unwrap_or(if csv { max } else { 100 });
     if limit < 1 || limit > max {
         return Err(validation("limit", &format!("must be between 1 and {max}")));
@@ -623,44 +632,100 @@ async fn calls(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Respons
         since: time_param(&q, "since")?,
         until: time_param(&q, "until")?,
         cursor: int_param(&q, "cursor")?,
+        min_id: None,
         limit: limit as usize,
     };
-    let (rows, next) = blocking(state, move |s, _| s.list_calls(&filter)).await?;
     if !csv {
+        let (rows, next) = blocking(state, move |s, _| s.list_calls(&filter)).await?;
         return Ok(http::json(
             200,
             &json!({"object": "list", "data": rows, "next_cursor": next}),
         ));
     }
-    let mut out = CALL_COLUMNS.join(",");
-    out.push('\n');
-    for r in &rows {
-        let v = serde_json::to_value(r).unwrap_or_default();
-        let line: Vec<String> = CALL_COLUMNS.iter().map(|c| csv_field(&v[*c])).collect();
-        out.push_str(&line.join(","));
-        out.push('\n');
-    }
-    let mut resp = Response::new(http::full(out));
+    let window = {
+        let f = filter.clone();
+        blocking(state, move |s, _| s.call_export_window(&f)).await?
+    };
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || export_csv(&store, filter, window, &tx));
+    let mut resp = Response::new(http::Body::new(http::ChannelBody::new(rx)));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/csv; charset=utf-8"),
     );
-    if let Some(n) = next {
+    if let Some(n) = window.next_cursor {
         resp.headers_mut().insert("x-next-cursor", n.into());
     }
     Ok(resp)
 }
 
-fn csv_field(v: &serde_json::Value) -> String {
-    let s = match v {
-        serde_json::Value::Null => return String::new(),
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// Most rows one CSV export streams; `x-next-cursor` continues after them.
+const MAX_EXPORT_ROWS: i64 = 1_000_000;
+/// Rows read from the store per page of an export.
+const EXPORT_PAGE: usize = 1000;
+
+/// Streams the calls of `window` as CSV, a page at a time, so an export of any size holds
+/// one page in memory. A store error midway ends the body early (the status is sent).
+fn export_csv(
+    store: &Store,
+    mut filter: CallFilter,
+    window: ExportWindow,
+    tx: &tokio::sync::mpsc::Sender<bytes::Bytes>,
+) {
+    let writer = || {
+        csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new())
     };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
+    let mut out = writer();
+    let _ = out.write_record(CALL_COLUMNS);
+    let Some(top) = window.top else {
+        let _ = tx.blocking_send(out.into_inner().unwrap_or_default().into());
+        return;
+    };
+    filter.cursor = Some(top.saturating_add(1));
+    filter.min_id = window.next_cursor;
+    filter.limit = EXPORT_PAGE;
+    loop {
+        let (rows, next) = match store.list_calls(&filter) {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(error = %e, "call export stopped early: store error");
+                return;
+            }
+        };
+        for r in &rows {
+            let v = serde_json::to_value(r).unwrap_or_default();
+            let _ = out.write_record(CALL_COLUMNS.iter().map(|c| csv_cell(&v[*c])));
+        }
+        let chunk = std::mem::replace(&mut out, writer())
+            .into_inner()
+            .unwrap_or_default();
+        if tx.blocking_send(chunk.into()).is_err() {
+            return; // the client went away
+        }
+        match next {
+            Some(n) => filter.cursor = Some(n),
+            None => return,
+        }
+    }
+}
+
+/// One CSV cell. Text that a spreadsheet would run as a formula (a leading `=`, `+`, `-`,
+/// `@`, tab or carriage return) gets a leading `'`, as OWASP recommends; the csv writer
+/// quotes what needs quoting.
+fn csv_cell(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => String::new(),
+        serde_json::Value::String(s) => {
+            if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                format!("'{s}")
+            } else {
+                s.clone()
+            }
+        }
+        other => other.to_string(),
     }
 }
 
@@ -702,10 +767,26 @@ mod tests {
     }
 
     #[test]
-    fn csv_quotes_what_needs_it() {
-        assert_eq!(csv_field(&json!("a,b")), "\"a,b\"");
-        assert_eq!(csv_field(&json!("say \"hi\"")), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field(&json!(12)), "12");
-        assert_eq!(csv_field(&serde_json::Value::Null), "");
+    fn csv_cells_defuse_formulas_and_are_quoted_by_the_writer() {
+        assert_eq!(csv_cell(&json!("a,b")), "a,b");
+        assert_eq!(csv_cell(&json!(12)), "12");
+        assert_eq!(csv_cell(&serde_json::Value::Null), "");
+        for bad in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(csv_cell(&json!(bad)), format!("'{bad}"));
+        }
+        let mut w = csv::WriterBuilder::new()
+            .terminator(csv::Terminator::Any(b'\n'))
+            .from_writer(Vec::new());
+        w.write_record([
+            csv_cell(&json!("a,b")),
+            csv_cell(&json!("say \"hi\"")),
+            csv_cell(&json!("=HYPERLINK(\"http://x\",\"y\")")),
+        ])
+        .unwrap();
+        let text = String::from_utf8(w.into_inner().unwrap()).unwrap();
+        assert_eq!(
+            text,
+            "\"a,b\",\"say \"\"hi\"\"\",\"'=HYPERLINK(\"\"http://x\"\",\"\"y\"\")\"\n"
+        );
     }
 }

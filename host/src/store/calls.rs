@@ -8,7 +8,7 @@
 
 use super::{Store, StoreError};
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{params, params_from_iter, Row};
+use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -70,6 +70,37 @@ pub struct CallRecord {
     pub requested_model: Option<String>,
 }
 
+/// Token counts above this are an upstream's nonsense, not usage: clamped so that sums in
+/// the rollup cannot overflow (an overflow would fail the whole batch's transaction).
+pub const MAX_TOKENS_PER_CALL: u64 = 1_000_000_000_000;
+
+impl CallRecord {
+    /// Caps every client- or upstream-chosen field, so a hostile call stores a bounded row.
+    fn bound(&mut self) {
+        use crate::bounds::{truncate_owned, MAX_ERROR_MESSAGE, MAX_LABEL, MAX_MODEL_NAME};
+        truncate_owned(&mut self.request_id, MAX_LABEL);
+        truncate_owned(&mut self.provider, MAX_LABEL);
+        truncate_owned(&mut self.model, MAX_MODEL_NAME);
+        for s in [&mut self.requested_model, &mut self.error_class]
+            .into_iter()
+            .flatten()
+        {
+            truncate_owned(s, MAX_MODEL_NAME);
+        }
+        if let Some(m) = &mut self.error_message {
+            truncate_owned(m, MAX_ERROR_MESSAGE);
+        }
+        for t in [
+            &mut self.input_tokens,
+            &mut self.output_tokens,
+            &mut self.cached_tokens,
+        ] {
+            *t = (*t).min(MAX_TOKENS_PER_CALL);
+        }
+        self.credentials_tried.truncate(64);
+    }
+}
+
 enum Msg {
     Record(Box<CallRecord>),
     Shutdown,
@@ -107,7 +138,8 @@ impl CallLog {
     }
 
     /// Never blocks: a full queue drops the record and counts it.
-    pub fn record(&self, rec: CallRecord) {
+    pub fn record(&self, mut rec: CallRecord) {
+        rec.bound();
         match self.tx.try_send(Msg::Record(Box::new(rec))) {
             Ok(()) => {
                 self.depth.fetch_add(1, Ordering::Relaxed);
@@ -270,10 +302,11 @@ impl Store {
                     .or_default();
                 s.calls += 1;
                 s.errors += (r.status != CallStatus::Ok) as i64;
-                s.input += r.input_tokens as i64;
-                s.output += r.output_tokens as i64;
-                s.cached += r.cached_tokens as i64;
-                s.cost += r.cost_micros;
+                // Bounded per record (`bound`); saturating so no batch can fail on a sum.
+                s.input = s.input.saturating_add(r.input_tokens as i64);
+                s.output = s.output.saturating_add(r.output_tokens as i64);
+                s.cached = s.cached.saturating_add(r.cached_tokens as i64);
+                s.cost = s.cost.saturating_add(r.cost_micros);
                 if let Some(k) = r.key_id {
                     let t = keys.entry(k).or_insert(0);
                     *t = (*t).max(r.created_at);
@@ -413,16 +446,26 @@ pub struct CallFilter {
     pub until: Option<i64>,
     /// Return calls older than this id (the previous page's `next_cursor`).
     pub cursor: Option<i64>,
+    /// Return calls with at least this id (an export's lower bound).
+    pub min_id: Option<i64>,
     pub limit: usize,
 }
 
+/// Where an export of `limit` calls starts and ends, fixed at its start so rows arriving
+/// while it streams do not shift it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ExportWindow {
+    /// The newest matching id; `None` when nothing matches.
+    pub top: Option<i64>,
+    /// The oldest id the export includes when more rows match beyond `limit`: also the
+    /// cursor that continues after it.
+    pub next_cursor: Option<i64>,
+}
+
 impl Store {
-    /// Newest first. Paging by id is stable while new calls arrive.
-    pub fn list_calls(&self, f: &CallFilter) -> Result<(Vec<CallRow>, Option<i64>), StoreError> {
-        let mut sql = format!(
-            "SELECT {} FROM model_calls WHERE 1 = 1",
-            CALL_COLUMNS.join(", ")
-        );
+    /// The `WHERE` clause and its arguments for a filter.
+    fn call_conditions(f: &CallFilter) -> (String, Vec<SqlValue>) {
+        let mut sql = String::from(" WHERE 1 = 1");
         let mut args: Vec<SqlValue> = Vec::new();
         let mut cond = |clause: &str, v: SqlValue| {
             sql.push_str(&format!(" AND {clause} ?{}", args.len() + 1));
@@ -449,6 +492,43 @@ impl Store {
         if let Some(c) = f.cursor {
             cond("id <", c.into());
         }
+        if let Some(m) = f.min_id {
+            cond("id >=", m.into());
+        }
+        (sql, args)
+    }
+
+    /// Fixes the bounds of an export of `f.limit` rows, in one read snapshot.
+    pub fn call_export_window(&self, f: &CallFilter) -> Result<ExportWindow, StoreError> {
+        let (cond, args) = Self::call_conditions(f);
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        let top: Option<i64> = tx
+            .query_row(
+                &format!("SELECT id FROM model_calls{cond} ORDER BY id DESC LIMIT 1"),
+                params_from_iter(args.iter()),
+                |r| r.get(0),
+            )
+            .optional()?;
+        let offset = f.limit.max(1) - 1;
+        let mut stmt = tx.prepare(&format!(
+            "SELECT id FROM model_calls{cond} ORDER BY id DESC LIMIT 2 OFFSET {offset}"
+        ))?;
+        let ids = stmt
+            .query_map(params_from_iter(args.iter()), |r| r.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        drop(stmt);
+        tx.commit()?;
+        Ok(ExportWindow {
+            top,
+            next_cursor: (ids.len() == 2).then(|| ids[0]),
+        })
+    }
+
+    /// Newest first. Paging by id is stable while new calls arrive.
+    pub fn list_calls(&self, f: &CallFilter) -> Result<(Vec<CallRow>, Option<i64>), StoreError> {
+        let (cond, args) = Self::call_conditions(f);
+        let mut sql = format!("SELECT {} FROM model_calls{cond}", CALL_COLUMNS.join(", "));
         let limit = f.limit.clamp(1, 1000);
         sql.push_str(&format!(" ORDER BY id DESC LIMIT {}", limit + 1));
         let conn = self.conn()?;

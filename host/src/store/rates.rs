@@ -15,18 +15,34 @@ pub struct Rate {
     pub updated_at: i64,
 }
 
+/// The highest price accepted, in USD per million tokens ($1 a token). Far above any
+/// real model, low enough that no plausible call's cost can overflow.
+pub const MAX_USD_PER_MTOK: f64 = 1_000_000.0;
+
+/// USD per million tokens as integer micro-USD, or `None` when negative, not finite or
+/// above [`MAX_USD_PER_MTOK`].
+pub fn usd_per_mtok_to_micros(usd: f64) -> Option<i64> {
+    (usd.is_finite() && (0.0..=MAX_USD_PER_MTOK).contains(&usd))
+        .then(|| (usd * 1_000_000.0).round() as i64)
+}
+
 impl Rate {
-    /// Cost of one call in micro-USD. Cached tokens are part of `input`.
-    pub fn cost_micros(&self, input: u64, output: u64, cached: u64) -> i64 {
-        let cached = cached.min(input) as i128;
-        let fresh = input as i128 - cached;
-        let cached_rate = self
-            .cached_per_mtok_micros
-            .unwrap_or(self.input_per_mtok_micros) as i128;
-        let total = fresh * self.input_per_mtok_micros as i128
-            + cached * cached_rate
-            + output as i128 * self.output_per_mtok_micros as i128;
-        (total / 1_000_000) as i64
+    /// Cost of one call in micro-USD. Cached tokens are part of `input`. `None` when the
+    /// token counts are so large the cost does not fit (checked, never wrapped).
+    pub fn cost_micros(&self, input: u64, output: u64, cached: u64) -> Option<i64> {
+        let cached = i128::from(cached.min(input));
+        let fresh = i128::from(input) - cached;
+        let cached_rate = i128::from(
+            self.cached_per_mtok_micros
+                .unwrap_or(self.input_per_mtok_micros),
+        );
+        let total = fresh
+            .checked_mul(i128::from(self.input_per_mtok_micros))?
+            .checked_add(cached.checked_mul(cached_rate)?)?
+            .checked_add(
+                i128::from(output).checked_mul(i128::from(self.output_per_mtok_micros))?,
+            )?;
+        i64::try_from(total / 1_000_000).ok()
     }
 }
 
@@ -103,6 +119,31 @@ mod tests {
         };
         // 1000 input of which 400 cached, 100 output:
         // 600*2.5 + 400*1.25 + 100*10 = 1500 + 500 + 1000 = 3000 micro-USD... per million tokens -> /1e6 * 1e6
-        assert_eq!(r.cost_micros(1000, 100, 400), 3000);
+        assert_eq!(r.cost_micros(1000, 100, 400), Some(3000));
+    }
+
+    #[test]
+    fn huge_prices_are_refused_and_costs_never_wrap() {
+        assert_eq!(usd_per_mtok_to_micros(2.5), Some(2_500_000));
+        assert_eq!(usd_per_mtok_to_micros(0.0), Some(0));
+        assert_eq!(usd_per_mtok_to_micros(1e308), None);
+        assert_eq!(usd_per_mtok_to_micros(-1.0), None);
+        assert_eq!(usd_per_mtok_to_micros(f64::NAN), None);
+        assert_eq!(usd_per_mtok_to_micros(f64::INFINITY), None);
+        let top = usd_per_mtok_to_micros(MAX_USD_PER_MTOK).unwrap();
+        let r = Rate {
+            model: "x/y".into(),
+            input_per_mtok_micros: top,
+            output_per_mtok_micros: top,
+            cached_per_mtok_micros: None,
+            updated_at: 0,
+        };
+        // Two million tokens at the top rate: $2,000,000, exactly.
+        assert_eq!(
+            r.cost_micros(1_000_000, 1_000_000, 0),
+            Some(2_000_000_000_000)
+        );
+        // Absurd usage from a hostile upstream: no wrap into a small number.
+        assert_eq!(r.cost_micros(u64::MAX, u64::MAX, 0), None);
     }
 }
