@@ -1,6 +1,7 @@
 //! aihub: a self-hosted AI gateway. The library owns everything; the `aihub` binary only
 //! parses the command line and calls [`command::main`]. Being a library lets fuzz targets and
 //! benches reach the parsers directly.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin_token;
 pub mod auth;

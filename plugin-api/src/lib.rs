@@ -130,6 +130,7 @@
 //! The host checks the library's `aihub-plugin-api` version (same major, or same minor
 //! while 0.x), the layout of every type crossing the boundary, and [`ABI_VERSION`]. A
 //! library that fails any check is refused with a message; the host keeps serving.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod abi;
 // Half of the conversions serve only the host side.

@@ -7,6 +7,7 @@
 //!
 //! Build: `cargo build --release`, then copy `target/release/libhello_plugin.so` into the
 //! gateway's plugin directory (write it under a temporary name and `mv` it into place).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use plugin_api::openai::{chunk, completion, last_user_text, unix_now, usage_chunk};
 use plugin_api::serde_json::{json, Value};

@@ -4,6 +4,7 @@
 //! results), replies (text, tool calls, stop reasons, cache token counts) and the
 //! streaming event sequence, and classifies Anthropic's errors. Pure translation: the
 //! host sends and receives.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 mod manifest;

@@ -2,6 +2,7 @@
 //! word when streamed, with token counts (one token per whitespace-separated word).
 //! It needs no key and no network: the provider a new user tries first, and the one the
 //! tests and benchmarks use to measure the gateway alone.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 use plugin_api::openai::{chunk, completion, content_text, last_user_text, unix_now, usage_chunk};
 use plugin_api::serde_json::{self, json, Value};

@@ -6,6 +6,7 @@
 //! in the `x-goog-api-key` header, never in the URL, so it stays out of logs and traces.
 //! Modules: `request` builds the Gemini body, `response` and `stream` read replies
 //! back, `errors` classifies Google's failures, `schema` adapts JSON Schemas.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod b64;
 mod embed;

@@ -6,6 +6,7 @@
 //! gateway must control (`model`, `stream`, `stream_options.include_usage`, Azure's URL
 //! and key header). What it adds is classification: every upstream failure, whatever
 //! shape the server sent it in, becomes a [`ProviderError`] the host can act on.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 mod errors;
