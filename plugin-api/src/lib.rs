@@ -140,6 +140,7 @@ mod export;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod openai;
+pub mod options;
 mod sdk;
 pub mod sse;
 mod types;

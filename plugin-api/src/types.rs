@@ -407,56 +407,26 @@ impl fmt::Display for ProviderError {
 
 impl std::error::Error for ProviderError {}
 
+/// The longest wait a `Retry-After` may ask for; longer values are cut to it, so a broken
+/// or hostile upstream cannot park a key for years.
+pub const MAX_RETRY_AFTER_MS: u64 = 60 * 60 * 1000;
+
 /// Parses a `Retry-After` header: seconds (the form LLM providers use), or an HTTP date
-/// (`Sun, 06 Nov 1994 08:49:37 GMT`), turned into the wait from now.
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), turned into the wait from now; at most
+/// [`MAX_RETRY_AFTER_MS`].
 pub fn retry_after_ms(value: Option<&str>) -> Option<u64> {
     let v = value?.trim();
     if let Ok(s) = v.parse::<f64>() {
-        return (s.is_finite() && s >= 0.0).then_some((s * 1000.0) as u64);
+        return (s.is_finite() && s >= 0.0)
+            .then(|| (s * 1000.0).min(MAX_RETRY_AFTER_MS as f64) as u64);
     }
-    let at = http_date_unix(v)?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_secs() as i64;
-    Some((at - now).max(0) as u64 * 1000)
-}
-
-/// Unix seconds of an IMF-fixdate, the HTTP date form (RFC 9110).
-fn http_date_unix(s: &str) -> Option<i64> {
-    let (_, rest) = s.split_once(", ")?;
-    let mut parts = rest.split(' ');
-    let day: i64 = parts.next()?.parse().ok()?;
-    let month = match parts.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = parts.next()?.parse().ok()?;
-    let mut hms = parts.next()?.split(':').map(|x| x.parse::<i64>().ok());
-    let (h, m, sec) = (hms.next()??, hms.next()??, hms.next()??);
-    if parts.next()? != "GMT" || !(1..=31).contains(&day) || h > 23 || m > 59 || sec > 60 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+    let at = httpdate::parse_http_date(v).ok()?;
+    let wait = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    Some(
+        u64::try_from(wait.as_millis()).map_or(MAX_RETRY_AFTER_MS, |ms| ms.min(MAX_RETRY_AFTER_MS)),
+    )
 }
 
 #[cfg(test)]
@@ -468,11 +438,12 @@ mod retry_after_tests {
         assert_eq!(retry_after_ms(Some("2")), Some(2000));
         assert_eq!(retry_after_ms(Some("1.5")), Some(1500));
         assert_eq!(retry_after_ms(Some("-1")), None);
+        assert_eq!(retry_after_ms(Some("1e300")), Some(MAX_RETRY_AFTER_MS));
         assert_eq!(
-            http_date_unix("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
+            retry_after_ms(Some("Fri, 31 Dec 9999 23:59:59 GMT")),
+            Some(MAX_RETRY_AFTER_MS),
+            "a far-future date is cut, not wrapped"
         );
-        assert_eq!(http_date_unix("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
         assert_eq!(
             retry_after_ms(Some("Sun, 06 Nov 1994 08:49:37 GMT")),
             Some(0),

@@ -103,30 +103,7 @@ impl Settings {
             }
         };
 
-        let headers = match options.get("headers") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Object(map)) => {
-                let mut headers = Vec::with_capacity(map.len());
-                for (name, value) in map {
-                    let value = match value {
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => n.to_string(),
-                        other => {
-                            return Err(fail(format!(
-                                "options.headers.{name} must be a string, got {other}"
-                            )))
-                        }
-                    };
-                    headers.push((name.clone(), value));
-                }
-                headers
-            }
-            Some(other) => {
-                return Err(fail(format!(
-                    "options.headers must be a table of strings, got {other}"
-                )))
-            }
-        };
+        let headers = plugin_api::options::header_table(options.get("headers")).map_err(&fail)?;
 
         Ok(Settings {
             base_url,
@@ -185,6 +162,8 @@ mod tests {
             json!({"beta": 3}),
             json!({"headers": ["x"]}),
             json!({"headers": {"x": {"y": 1}}}),
+            json!({"headers": {"bad header": "v"}}),
+            json!({"headers": {"x-a": "line\nbreak"}}),
             json!({"anthropic_version": ""}),
             json!("nope"),
         ] {

@@ -99,22 +99,7 @@ impl Settings {
             Flavor::OpenAi => base_url,
         };
 
-        let headers = match options.get("headers") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Object(h)) => h
-                .iter()
-                .map(|(k, v)| match v {
-                    Value::String(s) => check_header(k, s).map(|()| (k.clone(), s.clone())),
-                    other => Err(format!("options.headers.{k} must be a string, got {other}")),
-                })
-                .collect::<Result<_, _>>()
-                .map_err(&fail)?,
-            Some(other) => {
-                return Err(fail(format!(
-                    "options.headers must be a table, got {other}"
-                )))
-            }
-        };
+        let headers = plugin_api::options::header_table(options.get("headers")).map_err(&fail)?;
 
         let mistral = config.prefix == "mistral" || host == "api.mistral.ai";
         let stream_usage = match options.get("stream_usage") {
@@ -208,28 +193,6 @@ fn host_of(url: &str) -> &str {
         return authority.split(']').next().map_or(authority, |h| &h[1..]);
     }
     authority.split(':').next().unwrap_or(authority)
-}
-
-fn check_header(name: &str, value: &str) -> Result<(), String> {
-    let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
-    if name.is_empty() || !name.chars().all(token) {
-        return Err(format!(
-            "options.headers: \"{name}\" is not a valid header name"
-        ));
-    }
-    if value.chars().any(|c| matches!(c, '\r' | '\n' | '\0')) {
-        return Err(format!(
-            "options.headers.{name}: the value may not contain line breaks"
-        ));
-    }
-    let lower = name.to_ascii_lowercase();
-    if matches!(
-        lower.as_str(),
-        "host" | "content-length" | "transfer-encoding" | "connection"
-    ) {
-        return Err(format!("options.headers: \"{name}\" is set by the gateway"));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
