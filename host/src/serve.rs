@@ -1,6 +1,7 @@
 //! `aihub serve`: start-up, signals, shutdown.
 
 use crate::config::Config;
+use crate::plugins::check::LoadCheck;
 use crate::plugins::{watcher, Registry};
 use crate::state::{AppState, Parts};
 use crate::store::calls::CallLog;
@@ -49,7 +50,8 @@ async fn run_async(config: Config) -> Result<(), String> {
         println!("app key of app 'default' (shown once): {key}");
     }
 
-    let mut registry = Registry::new(plugin_dir.clone(), &data_dir);
+    let check = LoadCheck::this_executable(Duration::from_millis(config.plugins.check_timeout_ms));
+    let mut registry = Registry::new(plugin_dir.clone(), &data_dir, check);
     let rescan = tokio::task::spawn_blocking(move || {
         registry.rescan();
         registry
