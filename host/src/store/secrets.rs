@@ -150,8 +150,9 @@ pub enum KeySource {
 }
 
 /// The master key from `AIHUB_MASTER_KEY` (config `master_key`), else `<data_dir>/master.key`,
-/// made on first start. `probe` decrypts one stored secret, to finish an interrupted
-/// rotation the right way round.
+/// made on first start. `probe` tries a key on the stored secrets (`None`: there are none),
+/// to finish an interrupted rotation the right way round and to refuse to make a new key
+/// while secrets under another one are stored.
 pub fn load_master_key(
     data_dir: &Path,
     configured: Option<&str>,
@@ -187,7 +188,16 @@ pub fn load_master_key(
     if path.exists() {
         return Ok((read(&path)?, KeySource::File(path)));
     }
+    // A new key is made only for a database without secrets: one made now could never
+    // open stored ones, and left on disk it would hide the real key's absence at the next
+    // start (and be mistaken for it in a backup).
     let cipher = Cipher::generate();
+    if probe(&cipher).is_some() {
+        return Err(StoreError::Crypto(format!(
+            "provider keys are stored, but the master key they are encrypted under is missing: {} does not exist and AIHUB_MASTER_KEY is not set. Restore the key file from a backup (or set AIHUB_MASTER_KEY to the key); no new key was written",
+            path.display()
+        )));
+    }
     write_key_file(&path, &cipher)?;
     tracing::info!(file = %path.display(), "generated a new master key (keep a backup: without it stored provider keys are lost)");
     Ok((cipher, KeySource::File(path)))
@@ -217,6 +227,33 @@ mod tests {
         assert_eq!(mask("sk-proj-abcdefghijklmnop1234"), "sk-...1234");
         assert_eq!(mask("short"), "****");
         assert!(!mask("AIzaSyD-abcdefghijklmnopqrstu").contains("abcdefgh"));
+    }
+
+    #[test]
+    fn no_new_key_while_secrets_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_master_key(dir.path(), None, |_| Some(false)).unwrap_err();
+        assert!(err.to_string().contains("master key"), "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!key_file(dir.path()).exists(), "no key file may be left");
+        assert!(!key_file(dir.path()).with_extension("tmp").exists());
+        // Restored: it loads, whatever the probe says.
+        let c = Cipher::generate();
+        write_key_file(&key_file(dir.path()), &c).unwrap();
+        let (loaded, _) = load_master_key(dir.path(), None, |_| Some(true)).unwrap();
+        assert_eq!(loaded.to_base64(), c.to_base64());
+    }
+
+    #[test]
+    fn an_interrupted_rotation_is_finished_without_the_old_file() {
+        // The new key committed, the old file gone: the pending key is installed.
+        let dir = tempfile::tempdir().unwrap();
+        let new = Cipher::generate();
+        write_key_file(&pending_key_file(dir.path()), &new).unwrap();
+        let want = new.to_base64();
+        let (c, _) = load_master_key(dir.path(), None, |c| Some(c.to_base64() == want)).unwrap();
+        assert_eq!(c.to_base64(), want);
+        assert!(!pending_key_file(dir.path()).exists());
     }
 
     #[test]
