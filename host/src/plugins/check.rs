@@ -152,7 +152,7 @@ where
     let phoff: u64 = header.e_phoff(endian).into();
     let segments = header.program_headers(endian, bytes).map_err(|_| {
         damaged(format!(
-            "the program header table at byte {phoff} does not fit in the file, which has {len} bytes"
+            "the program header table at byte {phoff} does not fit: the file has {len} bytes"
         ))
     })?;
     let (mut loadable, mut dynamic) = (0, false);
@@ -181,7 +181,7 @@ where
     let shoff: u64 = header.e_shoff(endian).into();
     let sections = header.section_headers(endian, bytes).map_err(|_| {
         damaged(format!(
-            "the section header table at byte {shoff} does not fit in the file, which has {len} bytes"
+            "the section header table at byte {shoff} does not fit: the file has {len} bytes"
         ))
     })?;
     for (i, section) in sections.iter().enumerate() {
