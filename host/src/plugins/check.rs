@@ -158,7 +158,7 @@ where
     let (mut loadable, mut dynamic) = (0, false);
     for (i, segment) in segments.iter().enumerate() {
         let (offset, size) = segment.file_range(endian);
-        let end = offset.checked_add(size).unwrap_or(u64::MAX);
+        let end = offset.saturating_add(size);
         if end > len {
             return Err(damaged(format!(
                 "segment {i} ends at byte {end} but the file has {len} bytes"
@@ -186,7 +186,7 @@ where
     })?;
     for (i, section) in sections.iter().enumerate() {
         if let Some((offset, size)) = section.file_range(endian) {
-            let end = offset.checked_add(size).unwrap_or(u64::MAX);
+            let end = offset.saturating_add(size);
             if end > len {
                 return Err(damaged(format!(
                     "section {i} ends at byte {end} but the file has {len} bytes"
