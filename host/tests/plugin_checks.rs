@@ -175,6 +175,14 @@ async fn a_library_that_crashes_the_loader_is_refused_with_the_signal_named() {
         .await;
     assert_refused(&entry, "crashed the loader check with SIGSEGV");
     server.assert_echo_still_works().await;
+    let kept: Vec<_> = files_under(&server.data_dir().join("loaded"))
+        .into_iter()
+        .filter(|f| f.to_string_lossy().contains("libcrash"))
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "refused content keeps no private copy: {kept:?}"
+    );
     assert!(
         server.logs().contains("crashed the loader check"),
         "the refusal should be logged\n{}",

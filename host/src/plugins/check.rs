@@ -327,7 +327,8 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Result<Finished, Stri
             ));
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(20));
+        // Short pauses: a check takes tens of milliseconds, and `try_wait` is one syscall.
+        pause = (pause * 2).min(Duration::from_millis(5));
     };
     // A grandchild may still hold the pipes open: do not wait on it for long.
     let collect = |rx: mpsc::Receiver<Vec<u8>>| {

@@ -233,7 +233,10 @@ impl Registry {
         })?;
         if !self.checked.contains(hash) {
             let started = std::time::Instant::now();
-            let summary = self.check.run(&copy)?;
+            let summary = self.check.run(&copy).inspect_err(|_| {
+                // Refused content is never loaded: keep no copy of it.
+                let _ = std::fs::remove_file(&copy);
+            })?;
             tracing::debug!(
                 file = %file.display(),
                 elapsed_ms = started.elapsed().as_millis() as u64,
