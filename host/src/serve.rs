@@ -147,7 +147,7 @@ pub fn open_store(config: &Config) -> Result<OpenedStore, String> {
     let (cipher, key_source) = load_master_key(
         data_dir,
         config.master_key.as_ref().map(|k| k.expose()),
-        move |c| probe_store.probe_cipher(c).ok().flatten(),
+        move |c| probe_store.probe_cipher(c),
     )
     .map_err(|e| e.to_string())?;
     if store.probe_cipher(&cipher).map_err(|e| e.to_string())? == Some(false) {
