@@ -62,6 +62,9 @@ enum AdminTokenCommand {
 enum PluginsCommand {
     /// What each library in DIR (default: the configured plugin dir) offers, or why it is refused.
     List { dir: Option<PathBuf> },
+    /// Check one library the way the server does before loading it (static ELF check, then
+    /// a full load); prints a JSON summary of its manifest, or the reason on stderr (exit 1).
+    Check { file: PathBuf },
 }
 
 /// Parses the command line and runs the command; the process exit code.
@@ -75,6 +78,20 @@ pub fn main() -> ExitCode {
             env!("CARGO_PKG_VERSION")
         );
         return ExitCode::SUCCESS;
+    }
+    // The host runs this in a child before it maps a library: no configuration, store,
+    // port or log, so it works with any `--config` and a cleared environment.
+    if let Command::Plugins {
+        command: PluginsCommand::Check { file },
+    } = &cli.command
+    {
+        return match plugin_list::check(file) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("aihub: {e}");
+                ExitCode::FAILURE
+            }
+        };
     }
     let config = match config::Config::load(cli.config.as_deref()) {
         Ok(c) => c,
@@ -99,7 +116,10 @@ pub fn main() -> ExitCode {
         Command::Plugins {
             command: PluginsCommand::List { dir },
         } => plugin_list::run(&config, dir),
-        Command::Version => Ok(()),
+        Command::Plugins {
+            command: PluginsCommand::Check { .. },
+        }
+        | Command::Version => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -123,6 +123,14 @@ pub struct PluginsConfig {
     pub dir: Option<PathBuf>,
     /// Watch the directory and load new or replaced libraries while running.
     pub watch: bool,
+    /// How long the loader check (a child `aihub plugins check`) may take per library
+    /// before it is killed and the library refused.
+    #[serde(default = "default_check_timeout_ms")]
+    pub check_timeout_ms: u64,
+}
+
+fn default_check_timeout_ms() -> u64 {
+    10_000
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -212,6 +220,7 @@ impl Default for Config {
             plugins: PluginsConfig {
                 dir: None,
                 watch: true,
+                check_timeout_ms: default_check_timeout_ms(),
             },
             upstream: UpstreamConfig {
                 connect_timeout_ms: 10_000,
@@ -308,6 +317,11 @@ impl Config {
         if self.server.max_body_bytes == 0 {
             return Err(ConfigError::Invalid(
                 "server.max_body_bytes must be greater than 0".into(),
+            ));
+        }
+        if self.plugins.check_timeout_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "plugins.check_timeout_ms must be greater than 0".into(),
             ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {

@@ -1,6 +1,7 @@
 //! `aihub serve`: start-up, signals, shutdown.
 
 use crate::config::Config;
+use crate::plugins::check::LoadCheck;
 use crate::plugins::{watcher, Registry};
 use crate::state::{AppState, Parts};
 use crate::store::calls::CallLog;
@@ -49,7 +50,8 @@ async fn run_async(config: Config) -> Result<(), String> {
         println!("app key of app 'default' (shown once): {key}");
     }
 
-    let mut registry = Registry::new(plugin_dir.clone(), &data_dir);
+    let check = LoadCheck::this_executable(Duration::from_millis(config.plugins.check_timeout_ms));
+    let mut registry = Registry::new(plugin_dir.clone(), &data_dir, check);
     let rescan = tokio::task::spawn_blocking(move || {
         registry.rescan();
         registry
@@ -145,7 +147,7 @@ pub fn open_store(config: &Config) -> Result<OpenedStore, String> {
     let (cipher, key_source) = load_master_key(
         data_dir,
         config.master_key.as_ref().map(|k| k.expose()),
-        move |c| probe_store.probe_cipher(c).ok().flatten(),
+        move |c| probe_store.probe_cipher(c),
     )
     .map_err(|e| e.to_string())?;
     if store.probe_cipher(&cipher).map_err(|e| e.to_string())? == Some(false) {

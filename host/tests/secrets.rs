@@ -411,3 +411,67 @@ async fn rotate_master_key_keeps_stored_keys_usable() {
         Some(format!("Bearer {key}"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_master_key_fails_the_start_and_leaves_no_new_key() {
+    let mock =
+        MockUpstream::always(MockReply::json(200, openai_completion("gpt-x", "ok", 2, 1))).await;
+    let mut server = TestServer::start(ServerOptions::new().plugin(ECHO).plugin(OPENAI)).await;
+    let pid = create_provider(&server, "mk", &mock).await;
+    let key = format!("sk-mk-{}", random_hex());
+    add_credential(&server, pid, "k", &key).await;
+    server.sigterm();
+    let st = server.wait_exit(Duration::from_secs(20)).await;
+    assert!(st.is_some_and(|s| s.success()), "{st:?}\n{}", server.logs());
+
+    let key_file = server.data_dir().join("master.key");
+    let saved = std::fs::read(&key_file).expect("master.key made on first start");
+    std::fs::remove_file(&key_file).unwrap();
+
+    // The server refuses to start, says why, and writes no key of its own.
+    let (status, _out, err) =
+        run_aihub_timeout(server.data_dir(), &["serve"], Duration::from_secs(30));
+    let status = status.expect("aihub serve should exit, not serve without its master key");
+    assert!(!status.success(), "start-up should fail: {err}");
+    assert!(
+        err.contains("master key") && err.contains("master.key does not exist"),
+        "the failure should name the missing key file: {err}"
+    );
+    assert!(
+        err.contains("no new key was written"),
+        "the failure should say no key was made: {err}"
+    );
+    assert!(
+        !key_file.exists(),
+        "a failed start left a new master.key on disk"
+    );
+    assert!(
+        !files_under(server.data_dir()).iter().any(|f| f
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("master.key"))),
+        "no key file of any name may be left: {:?}",
+        files_under(server.data_dir())
+    );
+    // Other commands that open the store refuse the same way.
+    let out = server.cli(&["apps", "create", "x"]);
+    assert!(!out.status.success());
+    assert!(!key_file.exists(), "apps create left a new master.key");
+    // A second try still fails: nothing was left to mistake for the key.
+    let (status, _, err) =
+        run_aihub_timeout(server.data_dir(), &["serve"], Duration::from_secs(30));
+    assert!(status.is_some_and(|s| !s.success()), "{err}");
+
+    // With the key restored, it starts and the stored key works.
+    std::fs::write(&key_file, &saved).unwrap();
+    server.restart().await;
+    let resp = server
+        .post_chat(&chat_body("mk/gpt-x", "after restore"))
+        .await;
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+    assert_eq!(
+        mock.requests()
+            .last()
+            .and_then(|r| r.header("authorization").map(String::from)),
+        Some(format!("Bearer {key}"))
+    );
+}

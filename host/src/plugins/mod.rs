@@ -1,5 +1,7 @@
-//! Plugin libraries: loading (`registry`), and noticing new files (`watcher`).
+//! Plugin libraries: checking them before they are mapped (`check`), loading (`registry`),
+//! and noticing new files (`watcher`).
 
+pub mod check;
 pub mod registry;
 pub mod watcher;
 

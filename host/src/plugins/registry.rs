@@ -4,12 +4,17 @@
 //! loading: the dynamic loader hands back an already loaded object for a path or inode it
 //! has seen, and libraries are never unloaded, so a new version must be a new file. The
 //! hash also makes a re-drop of identical bytes a no-op.
+//!
+//! Before a library is mapped into the host it passes the checks of [`super::check`]: a
+//! static ELF check, then a load in a child process, so a library that would crash the
+//! loader is refused instead of taking the server down.
 
+use super::check::{self, LoadCheck};
 use plugin_api::host::PluginLibrary;
 use plugin_api::Manifest;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,6 +71,10 @@ pub struct Registry {
     dir: PathBuf,
     loaded_dir: PathBuf,
     entries: BTreeMap<PathBuf, PluginEntry>,
+    check: LoadCheck,
+    /// Content hashes that passed the child check: the same bytes under another name are
+    /// not checked again.
+    checked: HashSet<String>,
 }
 
 const LIB_EXTENSIONS: [&str; 3] = ["so", "dylib", "dll"];
@@ -80,13 +89,16 @@ fn hash_hex(bytes: &[u8]) -> String {
 }
 
 impl Registry {
-    pub fn new(dir: PathBuf, data_dir: &Path) -> Self {
+    /// `check` runs the loader check of each new library in a child process.
+    pub fn new(dir: PathBuf, data_dir: &Path, check: LoadCheck) -> Self {
         Registry {
             loaded_count: 0,
             refused_count: 0,
             dir,
             loaded_dir: data_dir.join("loaded"),
             entries: BTreeMap::new(),
+            check,
+            checked: HashSet::new(),
         }
     }
 
@@ -209,13 +221,30 @@ impl Registry {
         changed
     }
 
-    fn load(&self, file: &Path, bytes: &[u8], hash: &str) -> Result<LoadedPlugin, String> {
+    /// The checks, then the load into the host. The private copy is what the child checks
+    /// and what the host maps: it never changes, so what was checked is what is loaded.
+    fn load(&mut self, file: &Path, bytes: &[u8], hash: &str) -> Result<LoadedPlugin, String> {
+        check::check_static(bytes)?;
         let copy = self.private_copy(file, bytes, hash).map_err(|e| {
             format!(
                 "cannot copy the library to {}: {e}",
                 self.loaded_dir.display()
             )
         })?;
+        if !self.checked.contains(hash) {
+            let started = std::time::Instant::now();
+            let summary = self.check.run(&copy).inspect_err(|_| {
+                // Refused content is never loaded: keep no copy of it.
+                let _ = std::fs::remove_file(&copy);
+            })?;
+            tracing::debug!(
+                file = %file.display(),
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                %summary,
+                "plugin passed the loader check"
+            );
+            self.checked.insert(hash.to_string());
+        }
         let library = PluginLibrary::load(&copy).map_err(|e| e.to_string())?;
         Ok(LoadedPlugin {
             library: Arc::new(library),

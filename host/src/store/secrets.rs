@@ -150,12 +150,13 @@ pub enum KeySource {
 }
 
 /// The master key from `AIHUB_MASTER_KEY` (config `master_key`), else `<data_dir>/master.key`,
-/// made on first start. `probe` decrypts one stored secret, to finish an interrupted
-/// rotation the right way round.
+/// made on first start. `probe` tries a key on the stored secrets (`None`: there are none),
+/// to finish an interrupted rotation the right way round and to refuse to make a new key
+/// while secrets under another one are stored.
 pub fn load_master_key(
     data_dir: &Path,
     configured: Option<&str>,
-    probe: impl Fn(&Cipher) -> Option<bool>,
+    probe: impl Fn(&Cipher) -> Result<Option<bool>, StoreError>,
 ) -> Result<(Cipher, KeySource), StoreError> {
     if let Some(text) = configured.filter(|t| !t.trim().is_empty()) {
         return Ok((Cipher::from_base64(text)?, KeySource::Env));
@@ -175,8 +176,9 @@ pub fn load_master_key(
         } else {
             None
         };
-        let old_works = current.as_ref().and_then(&probe).unwrap_or(false);
-        if !old_works && probe(&new) != Some(false) {
+        let try_key = |c: &Cipher| probe(c).ok().flatten();
+        let old_works = current.as_ref().and_then(try_key).unwrap_or(false);
+        if !old_works && try_key(&new) != Some(false) {
             std::fs::rename(&pending, &path).map_err(|e| StoreError::Crypto(e.to_string()))?;
             tracing::warn!("finished an interrupted master key rotation");
         } else {
@@ -187,7 +189,21 @@ pub fn load_master_key(
     if path.exists() {
         return Ok((read(&path)?, KeySource::File(path)));
     }
+    // A new key is made only for a database without secrets: one made now could never
+    // open stored ones, and left on disk it would hide the real key's absence at the next
+    // start (and be mistaken for it in a backup).
     let cipher = Cipher::generate();
+    let stored = probe(&cipher).map_err(|e| {
+        StoreError::Crypto(format!(
+            "cannot tell whether provider keys are stored ({e}); no new master key was written"
+        ))
+    })?;
+    if stored.is_some() {
+        return Err(StoreError::Crypto(format!(
+            "provider keys are stored, but the master key they are encrypted under is missing: {} does not exist and AIHUB_MASTER_KEY is not set. Restore the key file from a backup (or set AIHUB_MASTER_KEY to the key); no new key was written",
+            path.display()
+        )));
+    }
     write_key_file(&path, &cipher)?;
     tracing::info!(file = %path.display(), "generated a new master key (keep a backup: without it stored provider keys are lost)");
     Ok((cipher, KeySource::File(path)))
@@ -220,9 +236,44 @@ mod tests {
     }
 
     #[test]
+    fn no_new_key_while_secrets_are_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = load_master_key(dir.path(), None, |_| Ok(Some(false))).unwrap_err();
+        assert!(err.to_string().contains("master key"), "{err}");
+        assert!(err.to_string().contains("does not exist"), "{err}");
+        assert!(!key_file(dir.path()).exists(), "no key file may be left");
+        assert!(!key_file(dir.path()).with_extension("tmp").exists());
+        // A store that cannot be read is no reason to make a key either.
+        let err = load_master_key(dir.path(), None, |_| {
+            Err(StoreError::Crypto("disk I/O error".into()))
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("no new master key"), "{err}");
+        assert!(!key_file(dir.path()).exists());
+        // Restored: it loads, whatever the probe says.
+        let c = Cipher::generate();
+        write_key_file(&key_file(dir.path()), &c).unwrap();
+        let (loaded, _) = load_master_key(dir.path(), None, |_| Ok(Some(true))).unwrap();
+        assert_eq!(loaded.to_base64(), c.to_base64());
+    }
+
+    #[test]
+    fn an_interrupted_rotation_is_finished_without_the_old_file() {
+        // The new key committed, the old file gone: the pending key is installed.
+        let dir = tempfile::tempdir().unwrap();
+        let new = Cipher::generate();
+        write_key_file(&pending_key_file(dir.path()), &new).unwrap();
+        let want = new.to_base64();
+        let (c, _) =
+            load_master_key(dir.path(), None, |c| Ok(Some(c.to_base64() == want))).unwrap();
+        assert_eq!(c.to_base64(), want);
+        assert!(!pending_key_file(dir.path()).exists());
+    }
+
+    #[test]
     fn key_file_is_private_and_reloads() {
         let dir = tempfile::tempdir().unwrap();
-        let (c1, src) = load_master_key(dir.path(), None, |_| None).unwrap();
+        let (c1, src) = load_master_key(dir.path(), None, |_| Ok(None)).unwrap();
         assert_eq!(src, KeySource::File(key_file(dir.path())));
         #[cfg(unix)]
         {
@@ -233,10 +284,12 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let (c2, _) = load_master_key(dir.path(), None, |_| None).unwrap();
+        let (c2, _) = load_master_key(dir.path(), None, |_| Ok(None)).unwrap();
         assert_eq!(c1.to_base64(), c2.to_base64());
-        let (c3, src) =
-            load_master_key(dir.path(), Some(&Cipher::generate().to_base64()), |_| None).unwrap();
+        let (c3, src) = load_master_key(dir.path(), Some(&Cipher::generate().to_base64()), |_| {
+            Ok(None)
+        })
+        .unwrap();
         assert_eq!(src, KeySource::Env);
         assert_ne!(c3.to_base64(), c1.to_base64());
         assert!(Cipher::from_base64("dG9vLXNob3J0").is_err());
