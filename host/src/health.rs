@@ -195,7 +195,7 @@ impl CredHealth {
             State::Healthy => true,
             State::CoolingDown { until } => now >= *until,
             State::Ejected { until, .. } => {
-                now >= *until && !i.probe_until.is_some_and(|p| now < p)
+                now >= *until && !matches!(i.probe_until, Some(p) if now < p)
             }
             State::Invalid { .. } => false,
         }
