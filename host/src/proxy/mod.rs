@@ -658,3 +658,48 @@ fn capture(span: &tracing::Span, attribute: &'static str, body: &[u8], field: &s
     }
     span.set_attribute(attribute, text);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::ProviderError;
+
+    fn resp(status: u16, body: &[u8]) -> plugin_api::Response<'_> {
+        plugin_api::Response {
+            status,
+            headers: &[],
+            body,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_success_is_neither_retried_nor_held_against_the_key() {
+        let unreadable = || ApiError::Provider(ProviderError::upstream("unreadable reply"));
+        let e = unreadable_success(unreadable(), &resp(200, b"not json"));
+        assert!(
+            matches!(e, ApiError::UnreadableReply { status: 200, .. }),
+            "{e:?}"
+        );
+        assert_eq!(e.status(), 502);
+        assert!(!retryable(&e));
+        assert_eq!(outcome_of(&e), Outcome::Neutral);
+        // A 2xx the upstream itself marked as an error, and a 5xx, stay retryable.
+        let e = unreadable_success(unreadable(), &resp(200, br#"{"error":{"message":"x"}}"#));
+        assert!(matches!(e, ApiError::Provider(_)) && retryable(&e), "{e:?}");
+        let e = unreadable_success(unreadable(), &resp(500, b"oops"));
+        assert!(matches!(e, ApiError::Provider(_)) && retryable(&e), "{e:?}");
+    }
+
+    #[test]
+    fn outcome_messages_are_scrubbed_and_short() {
+        let e = ApiError::Provider(ProviderError::auth(format!(
+            "bad key Bearer sk-abcdefghijklmnop {}",
+            "x".repeat(1000)
+        )));
+        let Outcome::AuthFailed(m) = outcome_of(&e) else {
+            panic!("not an auth failure")
+        };
+        assert!(m.starts_with("bad key Bearer [redacted] "), "{m}");
+        assert_eq!(m.chars().count(), 500);
+    }
+}
