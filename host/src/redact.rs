@@ -22,8 +22,9 @@ pub const REDACTED: &str = "[redacted]";
 pub const MAX_MESSAGE_BYTES: usize = 2048;
 /// Shortest fragment of a known secret that is redacted wherever it appears.
 pub const MIN_FRAGMENT: usize = 12;
-/// Shortest known secret redacted by exact match (shorter ones would hit ordinary words).
-const MIN_SECRET: usize = 6;
+/// Shortest known secret redacted by exact match: shorter "keys" are placeholders for
+/// local servers (`ollama`, `none`), and redacting them would garble ordinary words.
+const MIN_SECRET: usize = 8;
 /// Text beyond this is dropped before scanning (the result is capped far below it).
 const MAX_INPUT_BYTES: usize = 8 * MAX_MESSAGE_BYTES;
 /// Shortest run after a token prefix (`sk-`, `Bearer `, `key=`) taken for a credential.
@@ -143,9 +144,19 @@ fn redact_known(text: &str, secrets: &[&str]) -> String {
     out
 }
 
-/// A character of a key, a token or a base64/URL-safe value.
+/// A character of a key, a token or a base64/URL-safe (or percent-encoded) value.
 fn token_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'=')
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'+' | b'/' | b'=' | b'%')
+}
+
+/// Length of the token run from `at`, without trailing dots (the end of a sentence).
+fn value_run(bytes: &[u8], at: usize) -> usize {
+    let n = run(bytes, at, token_byte);
+    n - bytes[at..at + n]
+        .iter()
+        .rev()
+        .take_while(|b| **b == b'.')
+        .count()
 }
 
 /// A character that may continue an identifier-like word (nothing may precede a prefix
@@ -236,7 +247,7 @@ fn token_at(bytes: &[u8], i: usize, boundary: bool) -> Option<(usize, usize)> {
                 let after = i + scheme.len();
                 let spaces = run(bytes, after, |c| c == b' ');
                 if spaces > 0 {
-                    let n = run(bytes, after + spaces, token_byte);
+                    let n = value_run(bytes, after + spaces);
                     if n >= MIN_TOKEN {
                         return Some((scheme.len() + spaces, after + spaces + n));
                     }
@@ -265,7 +276,7 @@ fn token_at(bytes: &[u8], i: usize, boundary: bool) -> Option<(usize, usize)> {
             v += 1;
         }
         // A scheme word in the value (`Authorization: Bearer x`) is the next token's job.
-        let n = run(bytes, v, token_byte);
+        let n = value_run(bytes, v);
         if n >= MIN_TOKEN {
             return Some((v - i, v + n));
         }
@@ -299,6 +310,11 @@ mod tests {
         );
         let short = "abcdefg1";
         assert_eq!(scrub("x abcdefg1 y", &[short]), "x [redacted] y");
+        // A placeholder "key" for a local server is not a secret worth garbling text for.
+        assert_eq!(
+            scrub("try `ollama pull llama3`", &["ollama"]),
+            "try `ollama pull llama3`"
+        );
     }
 
     #[test]
@@ -363,6 +379,14 @@ mod tests {
                 "jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.sig",
                 "jwt [redacted]",
             ),
+            (
+                "sent Bearer abcdefgh12345. Retry.",
+                "sent Bearer [redacted]. Retry.",
+            ),
+            (
+                "/v1?key=sk%2Dabcdef123456 failed",
+                "/v1?key=[redacted] failed",
+            ),
         ];
         for (input, want) in cases {
             assert_eq!(scrub_patterns(input), want, "{input}");
@@ -412,9 +436,18 @@ mod tests {
 
     #[test]
     fn large_input_is_linear() {
-        // Many near-matches of the prefixes and of the secret's windows.
-        let text = "sk-a Bearer x key= aaaaaaaaaaa ".repeat(50_000);
-        let out = scrub(&text, &["aaaaaaaaaaaaaaaaaaaaaaaaa"]);
-        assert!(out.len() <= MAX_MESSAGE_BYTES);
+        // Many near-matches of the prefixes and of the secret's windows, uncapped: one
+        // pass each (a quadratic scan would take minutes here).
+        let text = "sk-a Bearer x key= aaaa aaaaaaaaaaa ".repeat(50_000);
+        assert!(
+            redact_patterns(&text) == text,
+            "nothing here is a credential"
+        );
+        let known = redact_known(&text, &["aaaaaaaaaaaaaaaaaaaaaaaaa"]);
+        assert!(known == text, "11 a's are shorter than a fragment");
+        let dense = "aaaaaaaaaaaaa ".repeat(50_000);
+        let known = redact_known(&dense, &["aaaaaaaaaaaaaaaaaaaaaaaaa"]);
+        assert!(known == "[redacted] ".repeat(50_000));
+        assert!(scrub(&text, &[]).len() <= MAX_MESSAGE_BYTES);
     }
 }
