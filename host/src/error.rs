@@ -44,15 +44,21 @@ pub enum ApiError {
         "every key of provider '{prefix}' is cooling down, ejected or refused; try again later"
     )]
     NoHealthyCredential { prefix: String },
-    #[error("{0}")]
+    /// Upstream text: scrubbed of secrets when it enters the host (with the attempt's key,
+    /// [`ApiError::scrubbed`]) and again, by pattern, whenever it is rendered.
+    #[error("{}", crate::redact::scrub_patterns(&.0.to_string()))]
     Provider(ProviderError),
-    #[error("could not reach the upstream: {0}")]
+    #[error("could not reach the upstream: {}", crate::redact::scrub_patterns(.0))]
     UpstreamConnect(String),
+    /// A success status with a body the plugin could not read: the upstream may have done
+    /// (and billed) the work, so it is not retried.
+    #[error("the upstream answered {status} but its reply could not be read ({}); not retried, since the upstream may have done and billed the work", crate::redact::scrub_patterns(.message))]
+    UnreadableReply { status: u16, message: String },
     #[error("the upstream did not answer within {0} ms")]
     UpstreamTimeout(u64),
     #[error("the upstream stream went silent for {0} ms")]
     StreamStalled(u64),
-    #[error("internal error: {0}")]
+    #[error("internal error: {}", crate::redact::scrub_patterns(.0))]
     Internal(String),
 }
 
@@ -83,7 +89,7 @@ impl ApiError {
                 ErrorClass::Timeout => 504,
                 ErrorClass::Internal => 500,
             },
-            ApiError::UpstreamConnect(_) => 502,
+            ApiError::UpstreamConnect(_) | ApiError::UnreadableReply { .. } => 502,
             ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => 504,
             ApiError::Internal(_) => 500,
         }
@@ -133,6 +139,7 @@ impl ApiError {
                 }
             }
             ApiError::UpstreamConnect(_) => "upstream_unreachable",
+            ApiError::UnreadableReply { .. } => "upstream_bad_response",
             ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => "upstream_timeout",
             ApiError::Internal(_) => "internal_error",
         };
@@ -159,15 +166,41 @@ impl ApiError {
 
     fn message(&self) -> String {
         match self {
-            ApiError::Provider(e) => match e.class {
-                ErrorClass::Auth => format!(
-                    "the upstream refused the gateway's credential: {}",
-                    e.message
-                ),
-                ErrorClass::Internal => format!("provider plugin failed: {}", e.message),
-                _ => e.message.clone(),
-            },
+            ApiError::Provider(e) => {
+                let m = crate::redact::scrub_patterns(&e.message);
+                match e.class {
+                    ErrorClass::Auth => {
+                        format!("the upstream refused the gateway's credential: {m}")
+                    }
+                    ErrorClass::Internal => format!("provider plugin failed: {m}"),
+                    _ => m,
+                }
+            }
             other => other.to_string(),
+        }
+    }
+
+    /// The same error with every upstream-originated text scrubbed of `secrets` (the keys
+    /// the host sent) and of anything that looks like a credential, and bounded. Applied
+    /// where an attempt's error enters the host, so every consumer (client body, call
+    /// log, credential health, logs, spans) sees the scrubbed text.
+    pub fn scrubbed(self, secrets: &[&str]) -> ApiError {
+        use crate::redact::scrub;
+        match self {
+            ApiError::Provider(mut e) => {
+                e.message = scrub(&e.message, secrets);
+                e.code = e
+                    .code
+                    .map(|c| scrub(&c, secrets).chars().take(100).collect());
+                ApiError::Provider(e)
+            }
+            ApiError::UpstreamConnect(m) => ApiError::UpstreamConnect(scrub(&m, secrets)),
+            ApiError::UnreadableReply { status, message } => ApiError::UnreadableReply {
+                status,
+                message: scrub(&message, secrets),
+            },
+            ApiError::Internal(m) => ApiError::Internal(scrub(&m, secrets)),
+            other => other,
         }
     }
 
@@ -192,6 +225,7 @@ impl ApiError {
         match self {
             ApiError::Provider(e) => e.class.as_str(),
             ApiError::UpstreamConnect(_) => "upstream_unreachable",
+            ApiError::UnreadableReply { .. } => "upstream",
             ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => "timeout",
             ApiError::Internal(_) => "internal",
             _ => "client",
@@ -233,6 +267,26 @@ mod tests {
             ApiError::Provider(ProviderError::rate_limited("x", Some(1500))).retry_after_secs(),
             Some(2)
         );
+    }
+
+    #[test]
+    fn upstream_text_is_scrubbed_when_scrubbed_and_when_rendered() {
+        let key = "sk-live-0123456789abcdefXYZ";
+        let e = ApiError::Provider(
+            ProviderError::auth(format!("Incorrect API key provided: Bearer {key}"))
+                .with_status(401),
+        );
+        // Rendering alone catches the token-looking string.
+        assert!(!e.body().to_string().contains(key));
+        assert!(!e.to_string().contains(key));
+        let odd = "opaque-key-without-prefix-42";
+        let e = ApiError::UpstreamConnect(format!("proxy said {odd}")).scrubbed(&[odd]);
+        assert_eq!(
+            e.to_string(),
+            "could not reach the upstream: proxy said [redacted]"
+        );
+        let e = ApiError::Provider(ProviderError::upstream(format!("x {odd}"))).scrubbed(&[odd]);
+        assert_eq!(e.body()["error"]["message"], "x [redacted]");
     }
 
     #[test]

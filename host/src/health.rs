@@ -5,8 +5,11 @@
 //! - `cooling_down` until T — the upstream rate-limited it (429), for `Retry-After` or the
 //!   configured default; back in rotation by itself at T.
 //! - `ejected` until T — N consecutive 5xx/connect/timeout failures (outlier detection);
-//!   after T it gets one probing call: success restores it, failure ejects it again for
-//!   twice as long (capped).
+//!   after T it is half-open: exactly one call at a time is let through as a probe
+//!   (others skip the key, or get a 503 when it is the provider's only one); success
+//!   restores it, failure ejects it again for twice as long (capped). A probe that never
+//!   reports (its client went away) frees the slot after one cooldown. This is how a
+//!   provider with a single key recovers without a restart.
 //! - `invalid` — refused by the upstream (401/403). Skipped; a background check retries it
 //!   after 5 s, doubling up to a cap, for a configured number of checks; a successful check
 //!   restores it.
@@ -77,6 +80,9 @@ struct Inner {
     checking: bool,
     /// The upstream model of the call that invalidated it, to check with.
     check_model: Option<String>,
+    /// Half-open: a probe of an expired ejection is in flight until it reports (or
+    /// until this instant, if it never does).
+    probe_until: Option<Instant>,
 }
 
 /// The health of one credential.
@@ -143,6 +149,7 @@ impl Default for CredHealth {
                 last_error: None,
                 checking: false,
                 check_model: None,
+                probe_until: None,
             }),
         }
     }
@@ -178,15 +185,39 @@ impl CredHealth {
         h
     }
 
-    /// May this credential take a call now? Expired cooldowns and ejections let calls
-    /// through again (an ejected one on probation: one more failure ejects it again).
+    /// May this credential take a call now? Expired cooldowns let calls through again; an
+    /// expired ejection only when no probe is in flight.
     pub fn available(&self, now: Instant) -> bool {
         let Ok(i) = self.inner.lock() else {
             return true;
         };
         match &i.state {
             State::Healthy => true,
-            State::CoolingDown { until } | State::Ejected { until, .. } => now >= *until,
+            State::CoolingDown { until } => now >= *until,
+            State::Ejected { until, .. } => {
+                now >= *until && !matches!(i.probe_until, Some(p) if now < p)
+            }
+            State::Invalid { .. } => false,
+        }
+    }
+
+    /// Takes the credential for a call: [`CredHealth::available`], and for an expired
+    /// ejection also claims the one probe slot (half-open), so concurrent calls do not
+    /// all hit an upstream that may still be failing.
+    pub fn try_take(&self, now: Instant) -> bool {
+        let Ok(mut i) = self.inner.lock() else {
+            return true;
+        };
+        match i.state {
+            State::Healthy => true,
+            State::CoolingDown { until } => now >= until,
+            State::Ejected { until, cooldown } => {
+                if now < until || i.probe_until.is_some_and(|p| now < p) {
+                    return false;
+                }
+                i.probe_until = Some(now + cooldown);
+                true
+            }
             State::Invalid { .. } => false,
         }
     }
@@ -197,6 +228,8 @@ impl CredHealth {
             return None;
         };
         let now = Instant::now();
+        // Whatever the probe came to, its slot is free again.
+        i.probe_until = None;
         if *outcome == Outcome::Neutral {
             return None;
         }
@@ -466,6 +499,30 @@ mod tests {
         h.record(&Outcome::Success, "m", &p);
         assert_eq!(h.view().state, "healthy");
         assert!(h.view().recent_error_rate > 0.5);
+    }
+
+    #[test]
+    fn an_expired_ejection_lets_one_probe_through_at_a_time() {
+        let p = policy();
+        let h = CredHealth::default();
+        let fail = Outcome::Failed("500".into());
+        for _ in 0..3 {
+            h.record(&fail, "m", &p);
+        }
+        assert!(!h.try_take(Instant::now()), "ejected");
+        let later = Instant::now() + Duration::from_millis(60);
+        assert!(h.try_take(later), "half-open: the probe");
+        assert!(!h.try_take(later), "a second call waits for the probe");
+        assert!(!h.available(later));
+        // A probe that never reports frees the slot after one cooldown.
+        assert!(h.try_take(later + Duration::from_millis(60)));
+        // A neutral outcome (the client's own error) frees it at once.
+        h.record(&Outcome::Neutral, "m", &p);
+        assert!(h.try_take(later + Duration::from_millis(60)));
+        // Success closes the circuit: every call again.
+        h.record(&Outcome::Success, "m", &p);
+        assert!(h.try_take(Instant::now()) && h.try_take(Instant::now()));
+        assert_eq!(h.view().state, "healthy");
     }
 
     #[test]

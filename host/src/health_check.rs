@@ -85,8 +85,22 @@ async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, m
 }
 
 /// A one-token chat with a key: the cheapest real call through the plugin. Used by the
-/// background checks and by the admin API's "test" action.
+/// background checks and by the admin API's "test" action. Its error is scrubbed of the
+/// key (and of what the request carried), like a proxied attempt's: it becomes the
+/// credential's `last_error` and the test action's answer.
 pub async fn probe(
+    state: &AppState,
+    route: &Route,
+    secret: &str,
+    model: &str,
+    within: Duration,
+) -> Result<(), ApiError> {
+    try_probe(state, route, secret, model, within)
+        .await
+        .map_err(|e| e.scrubbed(&[secret]))
+}
+
+async fn try_probe(
     state: &AppState,
     route: &Route,
     secret: &str,
@@ -114,16 +128,21 @@ pub async fn probe(
             bytes::Bytes::from(l.body),
         ),
         Prepared::Upstream(request) => {
+            let sent = crate::redact::sent_secrets(&request.headers);
+            let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+            let scrub = |e: ApiError| e.scrubbed(&sent);
             let resp = state
                 .upstream
                 .send(request, route.timeouts.first_byte.min(within))
-                .await?;
+                .await
+                .map_err(scrub)?;
             let status = resp.status().as_u16();
             let headers = headers_of(&resp);
             let bytes = state
                 .upstream
                 .read_body(resp.into_body(), route.timeouts.idle.min(within))
-                .await?;
+                .await
+                .map_err(scrub)?;
             (status, headers, bytes)
         }
     };

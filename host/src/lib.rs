@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod plugin_list;
 pub mod plugins;
 pub mod proxy;
+pub mod redact;
 pub mod routes;
 pub mod routing;
 pub mod serve;

@@ -76,17 +76,19 @@ pub struct Timeouts {
 
 impl Route {
     /// The credential for the next attempt: smooth weighted round-robin over the ones
-    /// that are available now, preferring any not yet `tried` in this call.
+    /// that are available now, preferring any not yet `tried` in this call. Taking an
+    /// expired ejection claims its single half-open probe (`CredHealth::try_take`), so
+    /// only the credential returned is claimed.
     pub fn pick_credential(&self, tried: &[usize]) -> Option<(usize, &RouteCredential)> {
         let now = Instant::now();
         let order = self.rotation.order(self.credentials.len());
-        let available = |i: &usize| self.credentials[*i].health.available(now);
+        let take = |i: &usize| self.credentials[*i].health.try_take(now);
         order
             .iter()
             .copied()
-            .filter(available)
-            .find(|i| !tried.contains(i))
-            .or_else(|| order.iter().copied().find(available))
+            .filter(|i| !tried.contains(i))
+            .find(take)
+            .or_else(|| order.iter().copied().find(take))
             .map(|i| (i, &self.credentials[i]))
     }
 }

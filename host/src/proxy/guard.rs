@@ -180,6 +180,8 @@ impl CallGuard {
         rec.http_status = http_status;
         if let Some(e) = error {
             rec.error_class = Some(e.kind().to_string());
+            // `Display` of an upstream error scrubs credential-looking text (the attempt
+            // scrubbed the key it used already).
             rec.error_message = Some(e.to_string().chars().take(1000).collect());
         }
         let elapsed = self.start.elapsed();

@@ -152,21 +152,25 @@ fn not_found(model: &str, state: &AppState) -> ApiError {
     ApiError::ModelNotFound { message }
 }
 
-/// What an attempt's failure says about the credential used.
+/// What an attempt's failure says about the credential used. The message kept (it
+/// becomes the credential's `last_error`) is scrubbed and short.
+///
+/// A success status with an unreadable body is neutral: the key got through and the
+/// upstream did the work; ejecting the key would not help, and retrying would re-bill.
 pub fn outcome_of(e: &ApiError) -> Outcome {
+    let brief =
+        |m: &str| -> String { crate::redact::scrub_patterns(m).chars().take(500).collect() };
     match e {
         ApiError::Provider(p) => match p.class {
-            ErrorClass::Auth => Outcome::AuthFailed(p.message.chars().take(500).collect()),
+            ErrorClass::Auth => Outcome::AuthFailed(brief(&p.message)),
             ErrorClass::RateLimited => Outcome::RateLimited {
                 retry_after: p.retry_after_ms.map(Duration::from_millis),
-                message: p.message.chars().take(500).collect(),
+                message: brief(&p.message),
             },
-            ErrorClass::Upstream | ErrorClass::Timeout => {
-                Outcome::Failed(p.message.chars().take(500).collect())
-            }
+            ErrorClass::Upstream | ErrorClass::Timeout => Outcome::Failed(brief(&p.message)),
             ErrorClass::BadRequest | ErrorClass::Internal => Outcome::Neutral,
         },
-        ApiError::UpstreamConnect(m) => Outcome::Failed(m.chars().take(500).collect()),
+        ApiError::UpstreamConnect(m) => Outcome::Failed(brief(m)),
         ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => Outcome::Failed(e.to_string()),
         _ => Outcome::Neutral,
     }
@@ -399,8 +403,25 @@ fn no_credential(route: &Route) -> ApiError {
     }
 }
 
-/// One try with one credential.
+/// One try with one credential. Its error leaves scrubbed of the key it used (the one
+/// choke point for upstream text on the call path: the client body, the call record, the
+/// credential's health and the log lines all see the scrubbed text).
 async fn attempt(
+    state: &Arc<AppState>,
+    route: &Arc<Route>,
+    call: &Call<'_>,
+    guard: &mut CallGuard,
+    deadline: Instant,
+    trace: &TraceHeaders,
+    number: u32,
+) -> Result<Served, ApiError> {
+    let key: Vec<&str> = call.api_key.into_iter().collect();
+    try_attempt(state, route, call, guard, deadline, trace, number)
+        .await
+        .map_err(|e| e.scrubbed(&key))
+}
+
+async fn try_attempt(
     state: &Arc<AppState>,
     route: &Arc<Route>,
     call: &Call<'_>,
@@ -439,6 +460,11 @@ async fn attempt(
             parse(route, call, &resp, guard)
         }
         Prepared::Upstream(mut request) => {
+            // Whatever credential the plugin put in the request (operator-set static
+            // headers included) is scrubbed from what the upstream says back.
+            let sent = crate::redact::sent_secrets(&request.headers);
+            let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+            let scrub = |e: ApiError| e.scrubbed(&sent);
             let (host, path) = split_url(&request.url);
             let span = tracing::info_span!(
                 "upstream",
@@ -459,7 +485,7 @@ async fn attempt(
                 }
             }
             let t = Instant::now();
-            let sent = state
+            let sent_result = state
                 .upstream
                 .send(request, route.timeouts.first_byte.min(left()))
                 .instrument(span.clone())
@@ -472,7 +498,7 @@ async fn attempt(
                     provider: route.prefix.clone(),
                 })
                 .observe(t.elapsed().as_secs_f64());
-            let resp = sent?;
+            let resp = sent_result.map_err(scrub)?;
             let status = resp.status().as_u16();
             span.record("http.response.status_code", i64::from(status));
             if call.stream && resp.status().is_success() {
@@ -500,7 +526,8 @@ async fn attempt(
                 .upstream
                 .read_body(resp.into_body(), route.timeouts.idle.min(left()))
                 .instrument(span)
-                .await?;
+                .await
+                .map_err(scrub)?;
             guard.first_byte();
             let headers: Vec<(&str, &str)> = owned
                 .iter()
@@ -511,7 +538,7 @@ async fn attempt(
                 headers: &headers,
                 body: &bytes,
             };
-            parse(route, call, &resp, guard)
+            parse(route, call, &resp, guard).map_err(scrub)
         }
     }
 }
@@ -528,7 +555,7 @@ fn parse(
         route.adapter.parse(call, resp).map_err(ApiError::Provider)
     };
     guard.timings.plugin += t.elapsed();
-    let reply = reply?;
+    let reply = reply.map_err(|e| unreadable_success(e, resp))?;
     if !guard.span.is_disabled() {
         record_response(&guard.span, &reply.body);
     }
@@ -544,6 +571,26 @@ fn parse(
         http::json_bytes(200, reply.body),
         reply.usage,
     ))
+}
+
+/// A plugin's "unreadable reply" for a 2xx the upstream did not mark as an error: the
+/// upstream did (and billed) the work, so this must not be retried on another key.
+fn unreadable_success(e: ApiError, resp: &plugin_api::Response<'_>) -> ApiError {
+    let ApiError::Provider(p) = &e else {
+        return e;
+    };
+    let reported_error = || {
+        serde_json::from_slice::<serde_json::Value>(resp.body)
+            .ok()
+            .is_some_and(|v| v.get("error").is_some_and(|x| !x.is_null()))
+    };
+    if (200..300).contains(&resp.status) && p.class == ErrorClass::Upstream && !reported_error() {
+        return ApiError::UnreadableReply {
+            status: resp.status,
+            message: p.message.clone(),
+        };
+    }
+    e
 }
 
 /// `gen_ai.response.model` and finish reasons from a reply or a stream chunk (both carry
@@ -611,4 +658,49 @@ fn capture(span: &tracing::Span, attribute: &'static str, body: &[u8], field: &s
         text.truncate(cut);
     }
     span.set_attribute(attribute, text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_api::ProviderError;
+
+    fn resp(status: u16, body: &[u8]) -> plugin_api::Response<'_> {
+        plugin_api::Response {
+            status,
+            headers: &[],
+            body,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_success_is_neither_retried_nor_held_against_the_key() {
+        let unreadable = || ApiError::Provider(ProviderError::upstream("unreadable reply"));
+        let e = unreadable_success(unreadable(), &resp(200, b"not json"));
+        assert!(
+            matches!(e, ApiError::UnreadableReply { status: 200, .. }),
+            "{e:?}"
+        );
+        assert_eq!(e.status(), 502);
+        assert!(!retryable(&e));
+        assert_eq!(outcome_of(&e), Outcome::Neutral);
+        // A 2xx the upstream itself marked as an error, and a 5xx, stay retryable.
+        let e = unreadable_success(unreadable(), &resp(200, br#"{"error":{"message":"x"}}"#));
+        assert!(matches!(e, ApiError::Provider(_)) && retryable(&e), "{e:?}");
+        let e = unreadable_success(unreadable(), &resp(500, b"oops"));
+        assert!(matches!(e, ApiError::Provider(_)) && retryable(&e), "{e:?}");
+    }
+
+    #[test]
+    fn outcome_messages_are_scrubbed_and_short() {
+        let e = ApiError::Provider(ProviderError::auth(format!(
+            "bad key Bearer sk-abcdefghijklmnop {}",
+            "x".repeat(1000)
+        )));
+        let Outcome::AuthFailed(m) = outcome_of(&e) else {
+            panic!("not an auth failure")
+        };
+        assert!(m.starts_with("bad key Bearer [redacted] "), "{m}");
+        assert_eq!(m.chars().count(), 500);
+    }
 }

@@ -133,7 +133,10 @@ fn credential_row(r: &Row<'_>) -> rusqlite::Result<CredentialRow> {
         weight: r.get(4)?,
         enabled: r.get(5)?,
         state: r.get(6)?,
-        last_error: r.get(7)?,
+        // Rows written before errors were scrubbed may hold a key an upstream echoed.
+        last_error: r
+            .get::<_, Option<String>>(7)?
+            .map(|m| crate::redact::scrub_patterns(&m)),
         last_used_at: r.get(8)?,
         use_count: r.get(9)?,
         created_at: r.get(10)?,
@@ -373,7 +376,9 @@ impl Store {
                         secret: String::new(),
                         state: r.get(5)?,
                         state_until: r.get(6)?,
-                        last_error: r.get(7)?,
+                        last_error: r
+                            .get::<_, Option<String>>(7)?
+                            .map(|m| crate::redact::scrub_patterns(&m)),
                     },
                 ))
             })?
@@ -463,6 +468,9 @@ impl Store {
         until_ms: Option<i64>,
         last_error: Option<&str>,
     ) -> Result<(), StoreError> {
+        // Scrubbed where it entered the host already; again here, by pattern and bounded,
+        // because whatever reaches the table is shown by the admin API.
+        let last_error = last_error.map(crate::redact::scrub_patterns);
         let conn = self.conn()?;
         conn.execute(
             "UPDATE credentials SET state = ?1, state_until = ?2, last_error = ?3, updated_at = ?4 WHERE id = ?5",
