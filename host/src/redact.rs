@@ -19,7 +19,7 @@ use std::collections::HashSet;
 /// What a secret becomes.
 pub const REDACTED: &str = "[redacted]";
 /// Longest scrubbed message kept (bytes, cut at a character boundary).
-pub const MAX_MESSAGE_BYTES: usize = 2048;
+pub const MAX_MESSAGE_BYTES: usize = crate::bounds::MAX_ERROR_MESSAGE;
 /// Shortest fragment of a known secret that is redacted wherever it appears.
 pub const MIN_FRAGMENT: usize = 12;
 /// Shortest known secret redacted by exact match: shorter "keys" are placeholders for
