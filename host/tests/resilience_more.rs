@@ -174,3 +174,32 @@ async fn a_lone_key_ejected_after_five_failures_recovers_through_a_half_open_pro
         assert_eq!(status, 200, "{body}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_call_record_keeps_every_attempts_error() {
+    let mock = MockUpstream::always(MockReply::openai_error(
+        500,
+        "the model is overloaded",
+        "server_error",
+    ))
+    .await;
+    let server =
+        server("[resilience]\nmax_attempts = 3\nbackoff_base_ms = 1\nbackoff_max_ms = 5\n").await;
+    let pid = stored_provider(&server, "many", &mock.base_url()).await;
+    add_key(&server, pid, "a", &format!("sk-a-{}", random_hex())).await;
+    add_key(&server, pid, "b", &format!("sk-b-{}", random_hex())).await;
+    let (status, _) = chat(&server, "many/gpt-x", "fail").await;
+    assert_eq!(status, 502);
+    let rows = server
+        .wait_for_calls("?provider=many", 1, Duration::from_secs(10))
+        .await;
+    let message = rows[0]["error_message"].as_str().unwrap_or_default();
+    for n in 1..=rows[0]["attempts"].as_i64().unwrap() {
+        assert!(
+            message.contains(&format!("attempt {n}: ")),
+            "attempt {n} missing: {message}"
+        );
+    }
+    assert!(rows[0]["attempts"].as_i64().unwrap() >= 2, "{:#}", rows[0]);
+    assert!(message.contains("overloaded"), "{message}");
+}

@@ -35,6 +35,8 @@ pub struct CallGuard {
     pub timings: Timings,
     /// `telemetry.capture_content`: prompt and completion text go into the span.
     pub capture_content: bool,
+    /// Each failed attempt's error, in order, for the call record.
+    attempt_errors: Vec<String>,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -64,6 +66,7 @@ impl CallGuard {
             span,
             timings: Timings::default(),
             capture_content: false,
+            attempt_errors: Vec::new(),
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -113,6 +116,7 @@ impl CallGuard {
             span: self.span.clone(),
             timings: self.timings,
             capture_content: self.capture_content,
+            attempt_errors: std::mem::take(&mut self.attempt_errors),
         }
     }
 
@@ -182,7 +186,7 @@ impl CallGuard {
             rec.error_class = Some(e.kind().to_string());
             // `Display` of an upstream error scrubs credential-looking text (the attempt
             // scrubbed the key it used already).
-            rec.error_message = Some(e.to_string().chars().take(1000).collect());
+            rec.error_message = Some(self.error_history(&e.to_string()));
         }
         let elapsed = self.start.elapsed();
         rec.latency_ms = elapsed.as_millis() as u64;
@@ -283,6 +287,36 @@ impl CallGuard {
     pub fn ok(&mut self) {
         self.first_byte();
         self.finish(CallStatus::Ok, 200, None);
+    }
+
+    /// Notes why an attempt failed; the record keeps every attempt's error, not only the
+    /// last one, so an operator sees a 429 on one key and a 500 on the next.
+    pub fn attempt_failed(&mut self, e: &ApiError) {
+        const EACH: usize = 300;
+        if self.attempt_errors.len() < 8 {
+            let text = e.to_string();
+            self.attempt_errors
+                .push(crate::bounds::truncate(&text, EACH).into_owned());
+        }
+    }
+
+    /// The final error, preceded by the earlier attempts' errors when there were several.
+    fn error_history(&self, last: &str) -> String {
+        let n = self.attempt_errors.len();
+        let only_last = n == 0 || (n == 1 && self.attempt_errors[0] == last);
+        if only_last {
+            return crate::bounds::truncate(last, crate::bounds::MAX_ERROR_MESSAGE).into_owned();
+        }
+        let mut out = String::new();
+        for (i, m) in self.attempt_errors.iter().enumerate() {
+            out.push_str(&format!("attempt {}: {m} | ", i + 1));
+        }
+        if self.attempt_errors.last().map(String::as_str) == Some(last) {
+            out.truncate(out.len() - 3);
+        } else {
+            out.push_str(&format!("then: {last}"));
+        }
+        crate::bounds::truncate(&out, crate::bounds::MAX_ERROR_MESSAGE).into_owned()
     }
 
     pub fn fail(&mut self, e: &ApiError) {

@@ -345,6 +345,7 @@ async fn serve_call(
                     return Ok(served);
                 }
                 Err(e) => {
+                    guard.attempt_failed(&e);
                     let outcome = outcome_of(&e);
                     if let Some(c) = &cred {
                         note(state, &route, c, &outcome, &upstream_model);
