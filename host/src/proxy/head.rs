@@ -44,18 +44,30 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
         }
         return Err(ApiError::BodyTooLarge { limit });
     }
-    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > limit {
-                drain(&mut body).await;
-                return Err(ApiError::BodyTooLarge { limit });
+    // A body that trickles in, or is shorter than its content-length, must not hold the
+    // request (and its connection) forever.
+    let within = crate::conn_watch::body_read_timeout();
+    let read = async {
+        let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
+            if let Ok(data) = frame.into_data() {
+                if buf.len() + data.len() > limit {
+                    return Err(ApiError::BodyTooLarge { limit });
+                }
+                buf.extend_from_slice(&data);
             }
-            buf.extend_from_slice(&data);
         }
+        Ok(buf.freeze())
+    };
+    match tokio::time::timeout(within, read).await {
+        Ok(Err(ApiError::BodyTooLarge { limit })) => {
+            drain(&mut body).await;
+            Err(ApiError::BodyTooLarge { limit })
+        }
+        Ok(r) => r,
+        Err(_) => Err(ApiError::BodyTimeout(within.as_millis() as u64)),
     }
-    Ok(buf.freeze())
 }
 
 /// Reads and discards what is left of a body, within bounds of size and time.
