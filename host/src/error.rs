@@ -23,7 +23,9 @@ pub enum ApiError {
     BodyTimeout(u64),
     #[error("malformed HTTP request: {0}")]
     MalformedRequest(&'static str),
-    #[error("the request target is longer than {limit} bytes; shorten the URL (send data in the body)")]
+    #[error(
+        "the request target is longer than {limit} bytes; shorten the URL (send data in the body)"
+    )]
     UriTooLong { limit: usize },
     #[error("the request headers are larger than {limit} bytes in total or more than {count} headers; send fewer or shorter headers")]
     HeadersTooLarge { limit: usize, count: usize },

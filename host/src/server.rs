@@ -90,12 +90,10 @@ async fn handle(
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
-    if http1 && matches!(error, Some(ApiError::BodyTimeout(_))) {
+    if http1 && resp.status() == hyper::StatusCode::REQUEST_TIMEOUT {
         // The rest of the body is not coming; the connection cannot be reused.
-        resp.headers_mut().insert(
-            hyper::header::CONNECTION,
-            HeaderValue::from_static("close"),
-        );
+        resp.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
     if resp.extensions().get::<http::Logged>().is_none() {
         let status = resp.status().as_u16();
@@ -107,7 +105,9 @@ async fn handle(
             Some(e) => {
                 tracing::info!(target: "access", %request_id, %method, %path, status, latency_us, error = %e)
             }
-            None => tracing::info!(target: "access", %request_id, %method, %path, status, latency_us),
+            None => {
+                tracing::info!(target: "access", %request_id, %method, %path, status, latency_us)
+            }
         }
     }
     Ok(resp.map(|b| TrackedBody::new(b, inflight)))

@@ -457,11 +457,17 @@ mod tests {
 
     #[test]
     fn each_status_gets_its_message() {
-        for (status, code) in [("414 URI Too Long", "uri_too_long"), ("431 Request Header Fields Too Large", "headers_too_large")] {
+        for (status, code) in [
+            ("414 URI Too Long", "uri_too_long"),
+            ("431 Request Header Fields Too Large", "headers_too_large"),
+        ] {
             let head = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
             let out = run(head.as_bytes(), &[], true);
             let text = String::from_utf8(out).unwrap();
-            assert!(text.starts_with(&format!("HTTP/1.1 {}", &status[..3])), "{text}");
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {}", &status[..3])),
+                "{text}"
+            );
             assert!(text.contains("connection: close"), "{text}");
             let body = text.split("\r\n\r\n").nth(1).unwrap();
             let v: serde_json::Value = serde_json::from_str(body).unwrap();
@@ -471,7 +477,13 @@ mod tests {
 
     #[test]
     fn our_responses_pass_unchanged_at_every_split() {
-        for input in [OURS_400, OURS_200, b"0\r\n\r\n".as_slice(), b"H", b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"] {
+        for input in [
+            OURS_400,
+            OURS_200,
+            b"0\r\n\r\n".as_slice(),
+            b"H",
+            b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n",
+        ] {
             for i in 0..=input.len() {
                 assert_eq!(run(input, &[i], true), input, "split at {i}");
             }
