@@ -358,10 +358,18 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for ConnIo<S> {
         let this = self.get_mut();
         ready!(this.poll_drain(cx))?;
         let first = bufs.iter().find(|b| !b.is_empty());
-        if this.must_inspect(first.and_then(|b| b.first())) {
-            // Rare: one slice at a time through the plain path.
-            let first: &[u8] = first.map(|b| &**b).unwrap_or(&[]);
-            return Pin::new(this).poll_write(cx, first);
+        if let Some(first) = first.filter(|b| this.must_inspect(b.first())) {
+            // hyper puts a whole head in one slice; only that slice is looked at, and the
+            // usual case (our own response) still goes out in one vectored write.
+            let armed = this.conn.inflight() == 0;
+            match this.rewriter.on_write(first, armed, &this.canned) {
+                Out::Direct => {}
+                Out::Held => return Poll::Ready(Ok(first.len())),
+                Out::Emit(b) => {
+                    this.out = b;
+                    return Poll::Ready(Ok(first.len()));
+                }
+            }
         }
         match Pin::new(&mut this.inner).poll_write_vectored(cx, bufs) {
             Poll::Pending => {
@@ -490,6 +498,42 @@ mod tests {
         }
         // While a request of ours is in flight nothing is inspected.
         assert_eq!(run(HYPER_400, &[], false), HYPER_400);
+    }
+
+    #[tokio::test]
+    async fn conn_io_rewrites_on_the_wire_and_passes_vectored_writes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let canned = Arc::new(canned());
+        let want = canned.bad_request.clone();
+        for cut in [1, 5, 13, 30, HYPER_400.len() - 1] {
+            let (a, mut b) = tokio::io::duplex(64 * 1024);
+            let mut io = ConnIo::new(a, ConnState::new(), canned.clone());
+            io.write_all(&HYPER_400[..cut]).await.unwrap();
+            io.write_all(&HYPER_400[cut..]).await.unwrap();
+            io.flush().await.unwrap();
+            io.shutdown().await.unwrap();
+            let mut got = Vec::new();
+            b.read_to_end(&mut got).await.unwrap();
+            assert_eq!(got, want, "cut {cut}");
+        }
+        let (a, mut b) = tokio::io::duplex(64 * 1024);
+        let mut io = ConnIo::new(a, ConnState::new(), canned.clone());
+        let slices = [
+            io::IoSlice::new(OURS_200),
+            io::IoSlice::new(b"5\r\nhello\r\n"),
+        ];
+        let n = std::future::poll_fn(|cx| Pin::new(&mut io).poll_write_vectored(cx, &slices))
+            .await
+            .unwrap();
+        assert_eq!(
+            n,
+            OURS_200.len() + 10,
+            "one vectored write for our own response"
+        );
+        io.shutdown().await.unwrap();
+        let mut got = Vec::new();
+        b.read_to_end(&mut got).await.unwrap();
+        assert!(got.starts_with(OURS_200) && got.ends_with(b"hello\r\n"));
     }
 
     #[test]
