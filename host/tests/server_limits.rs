@@ -87,6 +87,79 @@ async fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn idle_http2_connection_is_closed_after_idle_timeout() {
+    let server = server_with("header_read_timeout_ms = 30000\nidle_timeout_ms = 500").await;
+    let tcp = TcpStream::connect(server.addr()).await.unwrap();
+    let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+    let conn = tokio::spawn(conn);
+    let mut client = client.ready().await.unwrap();
+    let req = http::Request::get(server.url("/healthz")).body(()).unwrap();
+    let (resp, _) = client.send_request(req, true).unwrap();
+    assert_eq!(resp.await.unwrap().status(), 200);
+    // No request in flight, nothing moving: the server ends the connection (GOAWAY, close).
+    let ended = tokio::time::timeout(Duration::from_secs(5), conn).await;
+    assert!(ended.is_ok(), "idle HTTP/2 connection stayed open");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_that_stops_reading_is_disconnected() {
+    let server = server_with("header_read_timeout_ms = 30000\nidle_timeout_ms = 500").await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut s = sock.connect(server.addr()).await.unwrap();
+    // The echo reply repeats the 4 MB message: far more than the socket buffers hold.
+    let body = serde_json::to_vec(&chat_body("echo/echo-1", &"x".repeat(4 << 20))).unwrap();
+    let mut req = chat_head(server.app_key(), body.len()).into_bytes();
+    req.extend_from_slice(&body);
+    s.write_all(&req).await.unwrap();
+    // Not reading for a while: the server's writes stall, and it hangs up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let mut got = 0usize;
+    let mut chunk = vec![0u8; 64 * 1024];
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        use tokio::io::AsyncReadExt;
+        loop {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got += n,
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the stalled connection was not closed");
+    assert!(
+        got < 4 << 20,
+        "the whole reply arrived ({got} bytes): nothing was cut"
+    );
+    server.assert_echo_still_works().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn defaults_serve_many_concurrent_loopback_keep_alive_connections() {
+    let server = TestServer::start(ServerOptions::new().plugin(ECHO)).await;
+    let addr = server.addr();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect(addr).await;
+            for _ in 0..3 {
+                s.write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+                    .await
+                    .unwrap();
+                let r = read_response(&mut s, Duration::from_secs(20)).await;
+                assert_eq!(r.map(|r| r.status), Some(200));
+            }
+            s
+        }));
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        held.push(t.await.unwrap());
+    }
+    server.assert_echo_still_works().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn slow_body_gets_408_in_openai_shape() {
     let server = server_with("body_read_timeout_ms = 500").await;
     let body = serde_json::to_vec(&chat_body("echo/echo-1", "hi")).unwrap();
