@@ -469,6 +469,28 @@ mod tests {
     }
 
     #[test]
+    fn server_limits_default_and_follow_env() {
+        Jail::expect_with(|jail| {
+            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.server.header_read_timeout_ms, 10_000);
+            assert_eq!(c.server.max_connections, 0);
+            assert_eq!(c.server.max_connections_per_peer, 1024);
+            jail.set_env("AIHUB_SERVER__MAX_CONNECTIONS_PER_PEER", "0");
+            jail.set_env("AIHUB_SERVER__IDLE_TIMEOUT_MS", "1500");
+            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.server.max_connections_per_peer, 0);
+            assert_eq!(c.server.idle_timeout_ms, 1500);
+            jail.set_env("AIHUB_SERVER__BODY_READ_TIMEOUT_MS", "0");
+            let err =
+                Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None).unwrap_err();
+            assert!(err.to_string().contains("body_read_timeout_ms"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         Jail::expect_with(|jail| {
             jail.create_file("aihub.toml", "[server]\nlisten_addr = \"x\"\n")?;
