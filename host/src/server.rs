@@ -26,6 +26,8 @@ use tokio::net::{TcpListener, TcpStream};
 /// hyper's own head limits sit above ours, so that what it would refuse with an empty body
 /// is refused by [`envelope_error`] in the OpenAI shape instead.
 const HYPER_MAX_HEADERS: usize = 200;
+/// hyper's own default read buffer; never set lower, so body reads are not slowed.
+const HYPER_MIN_BUF: usize = 400 * 1024;
 /// Connections being told "503, too many connections" at once; past this they are just
 /// closed, so a flood cannot pin descriptors through the refusals themselves.
 const MAX_REFUSING: usize = 256;
@@ -122,7 +124,7 @@ fn builder(cfg: &ServerConfig) -> auto::Builder<TokioExecutor> {
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(cfg.header_read_timeout_ms))
         .max_headers(HYPER_MAX_HEADERS)
-        .max_buf_size(head_room.max(64 * 1024));
+        .max_buf_size(head_room.max(HYPER_MIN_BUF));
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(head_room.min(u32::MAX as usize) as u32);
@@ -233,9 +235,9 @@ macro_rules! drive {
                 }
                 Action::Wait(at) => at,
             };
-            let deadline = tokio::time::Instant::from_std(
-                state.epoch() + Duration::from_millis(wake.saturating_sub(1)),
-            );
+            // `now_ms` counts from 1; at most a day ahead keeps the arithmetic in range.
+            let wake = Duration::from_millis(wake.min(now + 86_400_000).saturating_sub(1));
+            let deadline = tokio::time::Instant::from_std(state.epoch() + wake);
             tokio::select! {
                 r = conn.as_mut() => {
                     if let Err(e) = r {
