@@ -523,3 +523,52 @@ async fn keep_alive_and_json_bodies_survive_the_io_wrapper() {
     let sse = collect_sse(resp).await;
     assert!(!sse.content().is_empty());
 }
+
+/// Out of descriptors (EMFILE) the accept loop backs off instead of dying, and serves
+/// again once descriptors are free. The limit is lowered on the running server with
+/// `prlimit`; without that tool the test says so and passes.
+#[tokio::test(flavor = "multi_thread")]
+async fn out_of_descriptors_the_server_keeps_running_and_recovers() {
+    let server = server_with("header_read_timeout_ms = 30000").await;
+    let pid = server.pid().to_string();
+    let lowered = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, "--nofile=96:96"])
+        .status();
+    if !matches!(lowered, Ok(s) if s.success()) {
+        eprintln!("prlimit not available; skipping the EMFILE test");
+        return;
+    }
+    let mut held = Vec::new();
+    for _ in 0..150 {
+        match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(server.addr())).await
+        {
+            Ok(Ok(s)) => held.push(s),
+            _ => break,
+        }
+    }
+    // Let the server run into the limit.
+    let mut waited = 0;
+    while !server.logs().contains("accept failed") && waited < 50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    assert!(
+        server.logs().contains("accept failed"),
+        "the descriptor limit was never hit"
+    );
+    assert!(server.is_running(), "the server died out of descriptors");
+    drop(held);
+    let mut ok = false;
+    for _ in 0..100 {
+        let c = http_client_with_key(server.app_key());
+        if let Ok(r) = c.get(server.url("/healthz")).send().await {
+            if r.status() == 200 {
+                ok = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "service did not resume once descriptors were free");
+    server.assert_echo_still_works().await;
+}
