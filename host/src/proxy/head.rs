@@ -75,7 +75,7 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
 async fn too_large(mut body: Incoming, declared: Option<u64>, h2: bool, limit: usize) -> ApiError {
     if h2 {
         tokio::spawn(async move { drain(&mut body, H2_DRAIN_MAX, H2_DRAIN_TIME).await });
-    } else if !declared.is_some_and(|n| n > DRAIN_MAX) {
+    } else if declared.is_none_or(|n| n <= DRAIN_MAX) {
         drain(&mut body, DRAIN_MAX, DRAIN_TIME).await;
     }
     ApiError::BodyTooLarge { limit }
