@@ -107,6 +107,26 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// How long in-flight requests may run after SIGTERM before the server exits anyway.
     pub shutdown_grace_ms: u64,
+    /// A request head (request line and headers) must arrive within this, counted from the
+    /// moment the server waits for it: on HTTP/1 that includes the wait for the next request
+    /// on a kept-alive connection. A new connection must send its first request within it.
+    pub header_read_timeout_ms: u64,
+    /// A connection with no request in flight and no bytes moving for this long is closed
+    /// (HTTP/2 and stalled HTTP/1 connections; an idle HTTP/1 connection meets
+    /// `header_read_timeout_ms` first when that is shorter).
+    pub idle_timeout_ms: u64,
+    /// A request body not fully received within this gets 408.
+    pub body_read_timeout_ms: u64,
+    /// Open client connections; beyond it a new connection gets a fast 503 and is closed.
+    /// 0: derived at start from the open-file limit (at most 10,000).
+    pub max_connections: usize,
+    /// Open connections per client IP; 0 turns the cap off. Behind a load balancer or proxy
+    /// every client shares its IP: raise this or set 0 there.
+    pub max_connections_per_peer: usize,
+    /// Longest request target (path and query) accepted; longer gets 414.
+    pub max_uri_bytes: usize,
+    /// Largest total size of the request headers; larger gets 431.
+    pub max_header_bytes: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -213,6 +233,13 @@ impl Default for Config {
                 listen: SocketAddr::from(([127, 0, 0, 1], 8090)),
                 max_body_bytes: 16 * 1024 * 1024,
                 shutdown_grace_ms: 30_000,
+                header_read_timeout_ms: 10_000,
+                idle_timeout_ms: 60_000,
+                body_read_timeout_ms: 60_000,
+                max_connections: 0,
+                max_connections_per_peer: 1024,
+                max_uri_bytes: 8 * 1024,
+                max_header_bytes: 64 * 1024,
             },
             storage: StorageConfig {
                 data_dir: PathBuf::from("./data"),
@@ -323,6 +350,20 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "plugins.check_timeout_ms must be greater than 0".into(),
             ));
+        }
+        let s = &self.server;
+        for (name, v) in [
+            ("header_read_timeout_ms", s.header_read_timeout_ms),
+            ("idle_timeout_ms", s.idle_timeout_ms),
+            ("body_read_timeout_ms", s.body_read_timeout_ms),
+            ("max_uri_bytes", s.max_uri_bytes as u64),
+            ("max_header_bytes", s.max_header_bytes as u64),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "server.{name} must be greater than 0"
+                )));
+            }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(
@@ -437,6 +478,28 @@ mod tests {
             assert_eq!(c.storage.data_dir, PathBuf::from("/tmp/x"));
             assert_eq!(c.plugin_dir(), PathBuf::from("/tmp/x/plugins"));
             assert_eq!(c.providers[0].prefix, "local");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn server_limits_default_and_follow_env() {
+        Jail::expect_with(|jail| {
+            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.server.header_read_timeout_ms, 10_000);
+            assert_eq!(c.server.max_connections, 0);
+            assert_eq!(c.server.max_connections_per_peer, 1024);
+            jail.set_env("AIHUB_SERVER__MAX_CONNECTIONS_PER_PEER", "0");
+            jail.set_env("AIHUB_SERVER__IDLE_TIMEOUT_MS", "1500");
+            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.server.max_connections_per_peer, 0);
+            assert_eq!(c.server.idle_timeout_ms, 1500);
+            jail.set_env("AIHUB_SERVER__BODY_READ_TIMEOUT_MS", "0");
+            let err =
+                Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None).unwrap_err();
+            assert!(err.to_string().contains("body_read_timeout_ms"), "{err}");
             Ok(())
         });
     }

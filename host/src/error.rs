@@ -22,6 +22,18 @@ pub enum ApiError {
     BodyTooLarge { limit: usize },
     #[error("could not read the request body: {0}")]
     BodyRead(String),
+    #[error("the request body was not received within {0} ms; send the whole body promptly and check that content-length matches it")]
+    BodyTimeout(u64),
+    #[error("malformed HTTP request: {0}")]
+    MalformedRequest(&'static str),
+    #[error(
+        "the request target is longer than {limit} bytes; shorten the URL (send data in the body)"
+    )]
+    UriTooLong { limit: usize },
+    #[error("the request headers are larger than {limit} bytes in total or more than {count} headers; send fewer or shorter headers")]
+    HeadersTooLarge { limit: usize, count: usize },
+    #[error("{0}")]
+    TooManyConnections(String),
     #[error("{message}")]
     ModelNotFound { message: String },
     #[error("no route for {method} {path}")]
@@ -70,7 +82,12 @@ impl ApiError {
             | ApiError::InvalidField { .. }
             | ApiError::InvalidParam { .. }
             | ApiError::BodyRead(_)
+            | ApiError::MalformedRequest(_)
             | ApiError::Validation { .. } => 400,
+            ApiError::BodyTimeout(_) => 408,
+            ApiError::UriTooLong { .. } => 414,
+            ApiError::HeadersTooLarge { .. } => 431,
+            ApiError::TooManyConnections(_) => 503,
             ApiError::Forbidden(_) => 403,
             ApiError::ResourceNotFound(_) => 404,
             ApiError::Conflict(_) => 409,
@@ -115,6 +132,11 @@ impl ApiError {
             ApiError::InvalidField { .. } | ApiError::InvalidParam { .. } => "invalid_type",
             ApiError::BodyTooLarge { .. } => "request_too_large",
             ApiError::BodyRead(_) => "invalid_body",
+            ApiError::BodyTimeout(_) => "request_timeout",
+            ApiError::MalformedRequest(_) => "malformed_request",
+            ApiError::UriTooLong { .. } => "uri_too_long",
+            ApiError::HeadersTooLarge { .. } => "headers_too_large",
+            ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::ModelNotFound { .. } => "model_not_found",
             ApiError::NotFound { .. } => "unknown_url",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",

@@ -1410,4 +1410,5 @@ impl TestServer {
 }
 
 pub mod providers;
+pub mod raw_http;
 pub mod scripted;
