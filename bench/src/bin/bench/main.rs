@@ -460,6 +460,9 @@ async fn start_aihub(
             .env("AIHUB_STORAGE__DATA_DIR", &data_dir)
             .env("AIHUB_SERVER__LISTEN", "127.0.0.1:0")
             .env("AIHUB_SERVER__SHUTDOWN_GRACE_MS", "1000")
+            // Every bench connection comes from 127.0.0.1: 1,000 held streams plus the
+            // load generator's pool would meet the per-peer cap meant for real clients.
+            .env("AIHUB_SERVER__MAX_CONNECTIONS_PER_PEER", "0")
             .env(
                 "AIHUB_ADMIN_TOKEN",
                 "bench-admin-token-0123456789abcdef0123456789",
