@@ -8,6 +8,8 @@ pub mod migrations;
 pub mod providers;
 pub mod rates;
 pub mod secrets;
+pub mod sqlite;
+pub mod traits;
 pub mod usage;
 
 use r2d2_sqlite::SqliteConnectionManager;
@@ -34,6 +36,8 @@ pub enum StoreError {
     Invalid { field: String, message: String },
     #[error("secret store: {0}")]
     Crypto(String),
+    #[error("store task failed: {0}")]
+    Task(String),
 }
 
 impl StoreError {

@@ -1,0 +1,256 @@
+//! The store traits served by the embedded SQLite store. Each call runs the synchronous
+//! rusqlite code on tokio's blocking pool, so no caller does its own `spawn_blocking`.
+
+use super::aliases::AliasRow;
+use super::apps::{App, AppKey, KeyOwner};
+use super::calls::{CallFilter, CallRow, ExportWindow};
+use super::providers::{CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow};
+use super::rates::Rate;
+use super::secrets::Cipher;
+use super::traits::{AliasStore, AppStore, CallQueries, ProviderStore, RateStore, Result};
+use super::usage::{GroupBy, UsageFilter, UsageRow};
+use super::{Store, StoreError};
+use async_trait::async_trait;
+
+/// The SQLite store with the cipher its secrets are sealed under.
+#[derive(Clone)]
+pub struct SqliteStores {
+    store: Store,
+    cipher: Cipher,
+}
+
+impl SqliteStores {
+    pub fn new(store: Store, cipher: Cipher) -> Self {
+        SqliteStores { store, cipher }
+    }
+
+    /// Runs `f` with the store (and cipher) on the blocking pool.
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Store, &Cipher) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || f(&this.store, &this.cipher))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
+#[async_trait]
+impl AppStore for SqliteStores {
+    async fn list_apps(&self) -> Result<Vec<App>> {
+        self.run(|s, _| s.list_apps()).await
+    }
+    async fn get_app(&self, id: i64) -> Result<App> {
+        self.run(move |s, _| s.get_app(id)).await
+    }
+    async fn create_app(&self, name: String, enabled: Option<bool>) -> Result<App> {
+        self.run(move |s, _| {
+            let app = s.create_app(&name)?;
+            if enabled == Some(false) {
+                return s.update_app(app.id, None, Some(false));
+            }
+            Ok(app)
+        })
+        .await
+    }
+    async fn update_app(
+        &self,
+        id: i64,
+        name: Option<String>,
+        enabled: Option<bool>,
+    ) -> Result<App> {
+        self.run(move |s, _| s.update_app(id, name.as_deref(), enabled))
+            .await
+    }
+    async fn delete_app(&self, id: i64) -> Result<()> {
+        self.run(move |s, _| s.delete_app(id)).await
+    }
+    async fn list_keys(&self, app_id: i64) -> Result<Vec<AppKey>> {
+        self.run(move |s, _| s.list_keys(app_id)).await
+    }
+    async fn create_key(&self, app_id: i64, name: Option<String>) -> Result<(AppKey, String)> {
+        self.run(move |s, _| s.create_key(app_id, name.as_deref()))
+            .await
+    }
+    async fn revoke_key(&self, app_id: i64, key_id: i64) -> Result<AppKey> {
+        self.run(move |s, _| s.revoke_key(app_id, key_id)).await
+    }
+    async fn key_owner(&self, hash: [u8; 32]) -> Result<Option<KeyOwner>> {
+        self.run(move |s, _| s.key_owner(&hash)).await
+    }
+}
+
+#[async_trait]
+impl ProviderStore for SqliteStores {
+    async fn list_providers(&self) -> Result<Vec<ProviderRow>> {
+        self.run(|s, _| s.list_providers()).await
+    }
+    async fn get_provider(&self, id: i64) -> Result<ProviderRow> {
+        self.run(move |s, _| s.get_provider(id)).await
+    }
+    async fn create_provider(&self, change: ProviderChange) -> Result<ProviderRow> {
+        self.run(move |s, _| s.create_provider(change)).await
+    }
+    async fn update_provider(&self, id: i64, change: ProviderChange) -> Result<ProviderRow> {
+        self.run(move |s, _| s.update_provider(id, change)).await
+    }
+    async fn delete_provider(&self, id: i64) -> Result<()> {
+        self.run(move |s, _| s.delete_provider(id)).await
+    }
+    async fn list_credentials(&self, provider_id: i64) -> Result<Vec<CredentialRow>> {
+        self.run(move |s, _| s.list_credentials(provider_id)).await
+    }
+    async fn get_credential(&self, provider_id: i64, id: i64) -> Result<CredentialRow> {
+        self.run(move |s, _| s.get_credential(provider_id, id))
+            .await
+    }
+    async fn create_credential(
+        &self,
+        provider_id: i64,
+        name: String,
+        secret: String,
+        weight: Option<i64>,
+        enabled: Option<bool>,
+    ) -> Result<CredentialRow> {
+        self.run(move |s, c| s.create_credential(c, provider_id, &name, &secret, weight, enabled))
+            .await
+    }
+    async fn update_credential(
+        &self,
+        provider_id: i64,
+        id: i64,
+        change: CredentialChange,
+    ) -> Result<CredentialRow> {
+        self.run(move |s, c| s.update_credential(c, provider_id, id, change))
+            .await
+    }
+    async fn delete_credential(&self, provider_id: i64, id: i64) -> Result<()> {
+        self.run(move |s, _| s.delete_credential(provider_id, id))
+            .await
+    }
+    async fn live_credentials(&self) -> Result<Vec<LiveCredential>> {
+        self.run(|s, c| s.live_credentials(c)).await
+    }
+    async fn credential_secret(&self, provider_id: i64, id: i64) -> Result<String> {
+        self.run(move |s, c| s.credential_secret(c, provider_id, id))
+            .await
+    }
+    async fn set_credential_state(
+        &self,
+        id: i64,
+        state: String,
+        until_ms: Option<i64>,
+        last_error: Option<String>,
+    ) -> Result<()> {
+        self.run(move |s, _| s.set_credential_state(id, &state, until_ms, last_error.as_deref()))
+            .await
+    }
+}
+
+#[async_trait]
+impl RateStore for SqliteStores {
+    async fn list_rates(&self) -> Result<Vec<Rate>> {
+        self.run(|s, _| s.list_rates()).await
+    }
+    async fn put_rate(
+        &self,
+        model: String,
+        input: i64,
+        output: i64,
+        cached: Option<i64>,
+    ) -> Result<Rate> {
+        self.run(move |s, _| s.put_rate(&model, input, output, cached))
+            .await
+    }
+    async fn delete_rate(&self, model: String) -> Result<()> {
+        self.run(move |s, _| s.delete_rate(&model)).await
+    }
+}
+
+#[async_trait]
+impl AliasStore for SqliteStores {
+    async fn list_aliases(&self) -> Result<Vec<AliasRow>> {
+        self.run(|s, _| s.list_aliases()).await
+    }
+    async fn put_alias(
+        &self,
+        model: String,
+        targets: Vec<String>,
+        strategy: String,
+        weights: Option<Vec<u32>>,
+    ) -> Result<AliasRow> {
+        self.run(move |s, _| s.put_alias(&model, &targets, &strategy, weights.as_deref()))
+            .await
+    }
+    async fn delete_alias(&self, model: String) -> Result<()> {
+        self.run(move |s, _| s.delete_alias(&model)).await
+    }
+}
+
+#[async_trait]
+impl CallQueries for SqliteStores {
+    async fn list_calls(&self, filter: CallFilter) -> Result<(Vec<CallRow>, Option<i64>)> {
+        self.run(move |s, _| s.list_calls(&filter)).await
+    }
+    async fn call_export_window(&self, filter: CallFilter) -> Result<ExportWindow> {
+        self.run(move |s, _| s.call_export_window(&filter)).await
+    }
+    async fn usage(&self, group: GroupBy, filter: UsageFilter) -> Result<Vec<UsageRow>> {
+        self.run(move |s, _| s.usage(group, &filter)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::test_store;
+    use crate::store::traits::Stores;
+    use std::sync::Arc;
+
+    #[tokio::test]
+    async fn every_concern_is_served_through_the_traits() {
+        let (_d, store) = test_store();
+        let stores = Stores::from_one(Arc::new(SqliteStores::new(store, Cipher::generate())));
+        let app = stores.apps.create_app("t".into(), Some(false)).await.unwrap();
+        assert!(!app.enabled);
+        let (key, plain) = stores.apps.create_key(app.id, None).await.unwrap();
+        let owner = stores
+            .apps
+            .key_owner(crate::store::apps::hash_key(&plain))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(owner.key_id, key.id);
+        let p = stores
+            .providers
+            .create_provider(ProviderChange {
+                prefix: Some("p".into()),
+                plugin: Some("openai".into()),
+                base_url: Some(Some("http://127.0.0.1:9".into())),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let c = stores
+            .providers
+            .create_credential(p.id, "k".into(), "sk-secret-1".into(), None, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            stores.providers.credential_secret(p.id, c.id).await.unwrap(),
+            "sk-secret-1"
+        );
+        assert_eq!(stores.providers.live_credentials().await.unwrap().len(), 1);
+        stores
+            .rates
+            .put_rate("p/m".into(), 1, 2, None)
+            .await
+            .unwrap();
+        assert_eq!(stores.rates.list_rates().await.unwrap().len(), 1);
+        assert!(matches!(
+            stores.apps.get_app(9999).await,
+            Err(StoreError::NotFound(_))
+        ));
+    }
+}

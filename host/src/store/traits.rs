@@ -1,0 +1,136 @@
+//! What the rest of the host may ask of the store, one trait per concern, async at the
+//! boundary. The embedded SQLite store implements all of them (`store::sqlite`); a
+//! Postgres store implements the same traits without any caller changing. No SQL lives
+//! outside `store/`.
+
+use super::aliases::AliasRow;
+use super::apps::{App, AppKey, KeyOwner};
+use super::calls::{CallFilter, CallRow, ExportWindow};
+use super::providers::{CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow};
+use super::rates::Rate;
+use super::usage::{GroupBy, UsageFilter, UsageRow};
+use super::StoreError;
+use async_trait::async_trait;
+use std::sync::Arc;
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// Apps and their keys; the key lookup behind consumer authentication.
+#[async_trait]
+pub trait AppStore: Send + Sync {
+    async fn list_apps(&self) -> Result<Vec<App>>;
+    async fn get_app(&self, id: i64) -> Result<App>;
+    /// Creates an app, disabled from the start when `enabled` is `Some(false)`.
+    async fn create_app(&self, name: String, enabled: Option<bool>) -> Result<App>;
+    async fn update_app(&self, id: i64, name: Option<String>, enabled: Option<bool>)
+        -> Result<App>;
+    async fn delete_app(&self, id: i64) -> Result<()>;
+    async fn list_keys(&self, app_id: i64) -> Result<Vec<AppKey>>;
+    /// A new key; the plaintext is returned once and never stored.
+    async fn create_key(&self, app_id: i64, name: Option<String>) -> Result<(AppKey, String)>;
+    async fn revoke_key(&self, app_id: i64, key_id: i64) -> Result<AppKey>;
+    /// Who owns the key with this hash (revoked and disabled owners included).
+    async fn key_owner(&self, hash: [u8; 32]) -> Result<Option<KeyOwner>>;
+}
+
+/// Stored provider instances and their (encrypted) credentials.
+#[async_trait]
+pub trait ProviderStore: Send + Sync {
+    async fn list_providers(&self) -> Result<Vec<ProviderRow>>;
+    async fn get_provider(&self, id: i64) -> Result<ProviderRow>;
+    async fn create_provider(&self, change: ProviderChange) -> Result<ProviderRow>;
+    async fn update_provider(&self, id: i64, change: ProviderChange) -> Result<ProviderRow>;
+    async fn delete_provider(&self, id: i64) -> Result<()>;
+    async fn list_credentials(&self, provider_id: i64) -> Result<Vec<CredentialRow>>;
+    async fn get_credential(&self, provider_id: i64, id: i64) -> Result<CredentialRow>;
+    async fn create_credential(
+        &self,
+        provider_id: i64,
+        name: String,
+        secret: String,
+        weight: Option<i64>,
+        enabled: Option<bool>,
+    ) -> Result<CredentialRow>;
+    async fn update_credential(
+        &self,
+        provider_id: i64,
+        id: i64,
+        change: CredentialChange,
+    ) -> Result<CredentialRow>;
+    async fn delete_credential(&self, provider_id: i64, id: i64) -> Result<()>;
+    /// Every enabled credential with its secret opened, for the routing table.
+    async fn live_credentials(&self) -> Result<Vec<LiveCredential>>;
+    /// One credential's plaintext secret, for the admin "test" action.
+    async fn credential_secret(&self, provider_id: i64, id: i64) -> Result<String>;
+    /// Persists a credential's health so it survives a restart.
+    async fn set_credential_state(
+        &self,
+        id: i64,
+        state: String,
+        until_ms: Option<i64>,
+        last_error: Option<String>,
+    ) -> Result<()>;
+}
+
+/// Operator-set prices per model.
+#[async_trait]
+pub trait RateStore: Send + Sync {
+    async fn list_rates(&self) -> Result<Vec<Rate>>;
+    async fn put_rate(
+        &self,
+        model: String,
+        input: i64,
+        output: i64,
+        cached: Option<i64>,
+    ) -> Result<Rate>;
+    async fn delete_rate(&self, model: String) -> Result<()>;
+}
+
+/// Model aliases set through the admin API.
+#[async_trait]
+pub trait AliasStore: Send + Sync {
+    async fn list_aliases(&self) -> Result<Vec<AliasRow>>;
+    async fn put_alias(
+        &self,
+        model: String,
+        targets: Vec<String>,
+        strategy: String,
+        weights: Option<Vec<u32>>,
+    ) -> Result<AliasRow>;
+    async fn delete_alias(&self, model: String) -> Result<()>;
+}
+
+/// Reading the call log back: listings, exports and usage reports. (Writing goes through
+/// the call-log queue, `CallLog`, off the request path.)
+#[async_trait]
+pub trait CallQueries: Send + Sync {
+    async fn list_calls(&self, filter: CallFilter) -> Result<(Vec<CallRow>, Option<i64>)>;
+    async fn call_export_window(&self, filter: CallFilter) -> Result<ExportWindow>;
+    async fn usage(&self, group: GroupBy, filter: UsageFilter) -> Result<Vec<UsageRow>>;
+}
+
+/// Every store concern, as the handlers hold them.
+#[derive(Clone)]
+pub struct Stores {
+    pub apps: Arc<dyn AppStore>,
+    pub providers: Arc<dyn ProviderStore>,
+    pub rates: Arc<dyn RateStore>,
+    pub aliases: Arc<dyn AliasStore>,
+    pub calls: Arc<dyn CallQueries>,
+}
+
+impl Stores {
+    /// One implementation serving every concern.
+    pub fn from_one<S>(store: Arc<S>) -> Stores
+    where
+        S: AppStore + ProviderStore + RateStore + AliasStore + CallQueries + 'static,
+    {
+        Stores {
+            apps: store.clone(),
+            providers: store.clone(),
+            rates: store.clone(),
+            aliases: store.clone(),
+            calls: store,
+        }
+    }
+}
