@@ -144,6 +144,7 @@ pub mod options;
 mod sdk;
 pub mod sse;
 mod types;
+pub mod url;
 
 pub use sdk::{Plugin, StreamDecoder, StreamOutput};
 pub use types::*;

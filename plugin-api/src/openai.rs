@@ -1,7 +1,56 @@
-//! Small builders for the OpenAI response shapes most plugins emit.
+//! The OpenAI shapes plugins read and write: typed readers for the parts of a chat
+//! request every translator needs (tools, tool calls, data URLs, scalar fields), each
+//! refusing bad input with a message that names its JSON path, and small builders for
+//! the response shapes most plugins emit.
+
+pub mod data_url;
+pub mod params;
+pub mod tools;
+
+pub use data_url::{check_base64, data_url, is_data_url, Base64Error, DataUrl, DataUrlError};
+pub use tools::{
+    function_call, function_tools, tool_arguments, tool_calls, tool_choice, FunctionCall,
+    FunctionTool, ToolCall, ToolChoice,
+};
 
 use crate::types::Usage;
+use base64::Engine;
 use serde_json::{json, Value};
+
+/// Longest piece of client text quoted back in an error message.
+const SHOWN_CHARS: usize = 40;
+
+/// A client value for an error message: scalars as JSON, long strings cut short on a
+/// character boundary, arrays and objects by kind only (they can be huge).
+fn shown(v: &Value) -> String {
+    match v {
+        Value::String(s) => shown_str(s),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A client string for an error message, JSON-quoted and cut short.
+fn shown_str(s: &str) -> String {
+    match s.char_indices().nth(SHOWN_CHARS) {
+        None => Value::from(s).to_string(),
+        Some((end, _)) => {
+            let quoted = Value::from(&s[..end]).to_string();
+            format!("{}…\"", &quoted[..quoted.len() - 1])
+        }
+    }
+}
+
+/// An embedding as OpenAI sends it for `encoding_format: "base64"`: the values as
+/// little-endian `f32`, base64-encoded.
+pub fn embedding_base64(values: &[f64]) -> String {
+    let bytes: Vec<u8> = values
+        .iter()
+        .flat_map(|v| (*v as f32).to_le_bytes())
+        .collect();
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
 
 /// Seconds since the Unix epoch, for `created`.
 pub fn unix_now() -> u64 {
@@ -83,5 +132,29 @@ pub fn content_text(content: &Value) -> String {
             .collect::<Vec<_>>()
             .join(" "),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shown_values_stay_short() {
+        assert_eq!(shown(&json!(7)), "7");
+        assert_eq!(shown(&json!(null)), "null");
+        assert_eq!(shown(&json!("a\"b")), "\"a\\\"b\"");
+        assert_eq!(shown(&json!([1])), "an array");
+        assert_eq!(shown(&json!({"a": 1})), "an object");
+        let long = "é".repeat(1000);
+        let s = shown_str(&long);
+        assert_eq!(s, format!("\"{}…\"", "é".repeat(SHOWN_CHARS)));
+    }
+
+    #[test]
+    fn embeddings_encode_as_openai_does() {
+        assert_eq!(embedding_base64(&[1.0]), "AACAPw==");
+        assert_eq!(embedding_base64(&[]), "");
+        assert_eq!(embedding_base64(&[0.5, -2.0]), "AAAAPwAAAMA=");
     }
 }

@@ -6,6 +6,7 @@
 //! are `tool_result` blocks inside a user message, and `max_tokens` is required.
 
 use crate::config::Settings;
+use plugin_api::openai::{self, params, DataUrl, FunctionTool, ToolChoice};
 use plugin_api::ProviderError;
 use serde_json::{json, Map, Value};
 
@@ -28,12 +29,12 @@ struct Turn {
 
 /// Builds the Messages API body for `model` from the client's OpenAI request.
 pub fn translate(
-    req: &Value,
+    body: &Value,
     model: &str,
     stream: bool,
     settings: &Settings,
 ) -> Result<Value, ProviderError> {
-    let req = req
+    let req = body
         .as_object()
         .ok_or_else(|| bad("the request body must be a JSON object"))?;
     let messages = match req.get("messages") {
@@ -103,128 +104,64 @@ pub fn translate(
     }
     trim_prefill(&mut turns);
 
-    let mut body = Map::new();
-    body.insert("model".into(), model.into());
-    body.insert(
+    let mut out = Map::new();
+    out.insert("model".into(), model.into());
+    let max_tokens = params::max_tokens(body).map_err(bad)?;
+    out.insert(
         "max_tokens".into(),
-        max_tokens(req, settings.max_tokens_default)?.into(),
+        max_tokens.unwrap_or(settings.max_tokens_default).into(),
     );
 
     if let Some(instruction) = response_format_instruction(req.get("response_format"))? {
         system.push(json!({"type": "text", "text": instruction}));
     }
     if !system.is_empty() {
-        body.insert("system".into(), system_value(system));
+        out.insert("system".into(), system_value(system));
     }
 
     let messages: Vec<Value> = turns
         .into_iter()
         .map(|t| json!({"role": t.role, "content": t.blocks}))
         .collect();
-    body.insert("messages".into(), messages.into());
+    out.insert("messages".into(), messages.into());
 
-    if let Some(n) = req.get("n").and_then(Value::as_u64) {
-        if n > 1 {
-            return Err(bad("n > 1 is not supported by anthropic"));
-        }
+    if params::count(body, "n")
+        .map_err(bad)?
+        .is_some_and(|n| n > 1)
+    {
+        return Err(bad("n > 1 is not supported by anthropic"));
     }
-    if let Some(t) = number(req, "temperature")? {
+    if let Some(t) = params::number(body, "temperature").map_err(bad)? {
         // OpenAI allows 0..2, Anthropic 0..1: clamp instead of failing the call.
-        body.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
+        out.insert("temperature".into(), json!(t.clamp(0.0, 1.0)));
     }
-    if let Some(p) = number(req, "top_p")? {
-        body.insert("top_p".into(), json!(p));
+    if let Some(p) = params::number(body, "top_p").map_err(bad)? {
+        out.insert("top_p".into(), json!(p));
     }
     // Not OpenAI, but clients talking to several providers send it.
-    if let Some(k) = req.get("top_k").and_then(Value::as_u64) {
-        body.insert("top_k".into(), k.into());
+    if let Some(k) = params::count(body, "top_k").map_err(bad)? {
+        out.insert("top_k".into(), k.into());
     }
-    if let Some(stops) = stop_sequences(req.get("stop"))? {
-        body.insert("stop_sequences".into(), stops.into());
+    let stops = params::stop(body).map_err(bad)?;
+    if !stops.is_empty() {
+        out.insert("stop_sequences".into(), stops.into());
     }
 
-    let tools = tools(req.get("tools"))?;
-    if !tools.is_empty() {
-        body.insert("tools".into(), tools.into());
-        let mut choice = tool_choice(req.get("tool_choice"))?;
-        if req.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
-            let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
-            if c["type"] != "none" {
-                c["disable_parallel_tool_use"] = true.into();
-            }
-        }
-        if let Some(c) = choice {
-            body.insert("tool_choice".into(), c);
-        }
-    } else {
-        // A tool_choice without tools is refused upstream; checked, then dropped.
-        tool_choice(req.get("tool_choice"))?;
-    }
+    tools(req, &mut out)?;
 
     if let Some(user) = req.get("user").and_then(Value::as_str) {
         if !user.is_empty() {
-            body.insert("metadata".into(), json!({"user_id": user}));
+            out.insert("metadata".into(), json!({"user_id": user}));
         }
     }
     // Extended thinking has no OpenAI field; clients that know Anthropic send it as is.
     if let Some(thinking) = req.get("thinking").filter(|t| t.is_object()) {
-        body.insert("thinking".into(), thinking.clone());
+        out.insert("thinking".into(), thinking.clone());
     }
     if stream {
-        body.insert("stream".into(), true.into());
+        out.insert("stream".into(), true.into());
     }
-    Ok(Value::Object(body))
-}
-
-fn max_tokens(req: &Map<String, Value>, default: u64) -> Result<u64, ProviderError> {
-    for key in ["max_completion_tokens", "max_tokens"] {
-        match req.get(key) {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                return match v.as_u64() {
-                    Some(n) if n > 0 => Ok(n),
-                    _ => Err(bad(format!("'{key}' must be a positive integer, got {v}"))),
-                }
-            }
-        }
-    }
-    Ok(default)
-}
-
-fn number(req: &Map<String, Value>, key: &str) -> Result<Option<f64>, ProviderError> {
-    match req.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .map(Some)
-            .ok_or_else(|| bad(format!("'{key}' must be a number, got {v}"))),
-    }
-}
-
-fn stop_sequences(stop: Option<&Value>) -> Result<Option<Vec<Value>>, ProviderError> {
-    let list: Vec<Value> = match stop {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => vec![s.clone().into()],
-        Some(Value::Array(items)) => {
-            for item in items {
-                if !item.is_string() {
-                    return Err(bad(format!("'stop' must hold strings, got {item}")));
-                }
-            }
-            items.clone()
-        }
-        Some(other) => {
-            return Err(bad(format!(
-                "'stop' must be a string or an array of strings, got {other}"
-            )))
-        }
-    };
-    // The API refuses empty stop sequences; they stop nothing anyway.
-    let list: Vec<Value> = list
-        .into_iter()
-        .filter(|s| s.as_str().is_some_and(|s| !s.is_empty()))
-        .collect();
-    Ok((!list.is_empty()).then_some(list))
+    Ok(Value::Object(out))
 }
 
 /// A plain string when no block carries `cache_control`, so simple prompts stay simple.
@@ -362,29 +299,18 @@ fn user_blocks(content: &Value, at: &str) -> Result<Vec<Value>, ProviderError> {
     Ok(blocks)
 }
 
-/// Splits `data:<media type>[;params];base64,<data>`.
-fn data_url(url: &str) -> Option<(String, &str)> {
-    let rest = url.strip_prefix("data:")?;
-    let (header, data) = rest.split_once(',')?;
-    let mut params = header.split(';');
-    let media = params.next()?.trim().to_ascii_lowercase();
-    if !params.any(|p| p.trim().eq_ignore_ascii_case("base64")) {
-        return None;
-    }
-    Some((media, data))
+/// The checked data URL at `at`, or why it is unusable.
+fn data_url<'a>(url: &'a str, at: &str) -> Result<DataUrl<'a>, ProviderError> {
+    openai::data_url(url).map_err(|e| bad(format!("{at}: {e}")))
 }
 
 fn image_block(url: &str, at: &str) -> Result<Value, ProviderError> {
-    if url.starts_with("data:") {
-        let (media, data) = data_url(url).ok_or_else(|| {
-            bad(format!(
-                "{at}: an image data URL must look like data:image/png;base64,..."
-            ))
-        })?;
-        let media = if media == "image/jpg" {
+    if openai::is_data_url(url) {
+        let DataUrl { mime, data } = data_url(url, at)?;
+        let media = if mime == "image/jpg" {
             "image/jpeg".to_string()
         } else {
-            media
+            mime
         };
         if !IMAGE_TYPES.contains(&media.as_str()) {
             return Err(bad(format!(
@@ -406,16 +332,19 @@ fn image_block(url: &str, at: &str) -> Result<Value, ProviderError> {
 
 /// OpenAI `file` parts carry a data URL; Anthropic reads PDFs as `document` blocks.
 fn file_block(file: &Value, at: &str) -> Result<Value, ProviderError> {
-    let data = file.get("file_data").and_then(Value::as_str).unwrap_or("");
-    match data_url(data) {
-        Some((media, data)) if media == "application/pdf" => Ok(json!({
-            "type": "document",
-            "source": {"type": "base64", "media_type": media, "data": data},
-        })),
-        _ => Err(bad(format!(
-            "{at}: only PDF files given inline as file_data (data:application/pdf;base64,...) are supported by anthropic"
-        ))),
+    const ONLY_PDF: &str = "only PDF files given inline as file_data (data:application/pdf;base64,...) are supported by anthropic";
+    let url = file.get("file_data").and_then(Value::as_str).unwrap_or("");
+    if !openai::is_data_url(url) {
+        return Err(bad(format!("{at}: {ONLY_PDF}")));
     }
+    let DataUrl { mime, data } = data_url(url, &format!("{at}.file.file_data"))?;
+    if mime != "application/pdf" {
+        return Err(bad(format!("{at}: {ONLY_PDF}")));
+    }
+    Ok(json!({
+        "type": "document",
+        "source": {"type": "base64", "media_type": mime, "data": data},
+    }))
 }
 
 fn assistant_blocks(msg: &Map<String, Value>, at: &str) -> Result<Vec<Value>, ProviderError> {
@@ -444,56 +373,22 @@ fn assistant_blocks(msg: &Map<String, Value>, at: &str) -> Result<Vec<Value>, Pr
             )))
         }
     }
-    match msg.get("tool_calls") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(calls)) => {
-            for (j, call) in calls.iter().enumerate() {
-                blocks.push(tool_use(call, &format!("{at}.tool_calls[{j}]"))?);
-            }
-        }
-        Some(other) => {
-            return Err(bad(format!(
-                "{at}.tool_calls must be an array, got {other}"
-            )))
-        }
+    let calls = openai::tool_calls(msg.get("tool_calls"), at).map_err(bad)?;
+    for (j, call) in calls.into_iter().enumerate() {
+        // Anthropic pairs results with calls by id.
+        let id = call.id.ok_or_else(|| {
+            bad(format!(
+                "{at}.tool_calls[{j}].id must be a non-empty string"
+            ))
+        })?;
+        blocks.push(json!({
+            "type": "tool_use",
+            "id": id,
+            "name": call.function.name,
+            "input": call.function.arguments,
+        }));
     }
     Ok(blocks)
-}
-
-fn tool_use(call: &Value, at: &str) -> Result<Value, ProviderError> {
-    if let Some(kind) = call.get("type").and_then(Value::as_str) {
-        if kind != "function" {
-            return Err(bad(format!("{at}: unsupported tool call type '{kind}'")));
-        }
-    }
-    let id = call
-        .get("id")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad(format!("{at}.id must be a non-empty string")))?;
-    let function = call.get("function").unwrap_or(&Value::Null);
-    let name = function
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| bad(format!("{at}.function.name must be a non-empty string")))?;
-    let input = match function.get("arguments") {
-        None | Some(Value::Null) => json!({}),
-        Some(Value::String(s)) if s.trim().is_empty() => json!({}),
-        Some(Value::String(s)) => serde_json::from_str::<Value>(s).map_err(|e| {
-            bad(format!(
-                "{at}.function.arguments is not valid JSON ({e}): {s}"
-            ))
-        })?,
-        // Some clients send the object itself.
-        Some(v) => v.clone(),
-    };
-    if !input.is_object() {
-        return Err(bad(format!(
-            "{at}.function.arguments must be a JSON object, got {input}"
-        )));
-    }
-    Ok(json!({"type": "tool_use", "id": id, "name": name, "input": input}))
 }
 
 fn tool_result(msg: &Map<String, Value>, at: &str) -> Result<Value, ProviderError> {
@@ -520,82 +415,58 @@ fn tool_result(msg: &Map<String, Value>, at: &str) -> Result<Value, ProviderErro
     Ok(block)
 }
 
-fn tools(tools: Option<&Value>) -> Result<Vec<Value>, ProviderError> {
-    let tools = match tools {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(t)) => t,
-        Some(other) => return Err(bad(format!("'tools' must be an array, got {other}"))),
-    };
-    let mut out = Vec::with_capacity(tools.len());
-    for (i, tool) in tools.iter().enumerate() {
-        let at = format!("tools[{i}]");
-        let kind = tool
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("function");
-        if kind != "function" {
-            return Err(bad(format!(
-                "{at}: tool type '{kind}' is not supported by anthropic"
-            )));
-        }
-        let f = tool
-            .get("function")
-            .ok_or_else(|| bad(format!("{at}.function is missing")))?;
-        let name = f
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| bad(format!("{at}.function.name must be a non-empty string")))?;
-        let schema = match f.get("parameters") {
-            None | Some(Value::Null) => json!({"type": "object", "properties": {}}),
-            Some(p) if p.is_object() => p.clone(),
-            Some(other) => {
-                return Err(bad(format!(
-                    "{at}.function.parameters must be a JSON schema object, got {other}"
-                )))
-            }
-        };
-        let mut t = json!({"name": name, "input_schema": schema});
-        if let Some(desc) = f.get("description").and_then(Value::as_str) {
-            t["description"] = desc.into();
-        }
-        if let Some(cc) = tool.get("cache_control") {
-            t["cache_control"] = cc.clone();
-        }
-        out.push(t);
+/// `tools`, `tool_choice` and `parallel_tool_calls` as Anthropic's `tools` (with
+/// `input_schema`) and `tool_choice`.
+fn tools(req: &Map<String, Value>, out: &mut Map<String, Value>) -> Result<(), ProviderError> {
+    let mut declared = openai::function_tools(req.get("tools")).map_err(bad)?;
+    let choice = openai::tool_choice(req.get("tool_choice"), &declared).map_err(bad)?;
+    if declared.is_empty() {
+        // A tool_choice without tools is refused upstream; checked, then dropped.
+        return Ok(());
     }
-    Ok(out)
+    let mut choice = match choice {
+        None => None,
+        Some(ToolChoice::Auto) => Some(json!({"type": "auto"})),
+        Some(ToolChoice::None) => Some(json!({"type": "none"})),
+        Some(ToolChoice::Required) => Some(json!({"type": "any"})),
+        Some(ToolChoice::Function(name)) => Some(json!({"type": "tool", "name": name})),
+        // Anthropic has no allow-list: the other tools are withheld instead.
+        Some(ToolChoice::AllowedTools { required, names }) => {
+            declared.retain(|t| names.contains(&t.name));
+            Some(json!({"type": if required { "any" } else { "auto" }}))
+        }
+    };
+    if declared.is_empty() {
+        // An empty allow-list: no tool may be called, so none is offered.
+        return Ok(());
+    }
+    if req.get("parallel_tool_calls") == Some(&Value::Bool(false)) {
+        let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
+        if c["type"] != "none" {
+            c["disable_parallel_tool_use"] = true.into();
+        }
+    }
+    let tools: Vec<Value> = declared.iter().map(tool).collect();
+    out.insert("tools".into(), tools.into());
+    if let Some(c) = choice {
+        out.insert("tool_choice".into(), c);
+    }
+    Ok(())
 }
 
-fn tool_choice(choice: Option<&Value>) -> Result<Option<Value>, ProviderError> {
-    let choice = match choice {
-        None | Some(Value::Null) => return Ok(None),
-        Some(c) => c,
-    };
-    let out = match choice.as_str() {
-        Some("auto") => json!({"type": "auto"}),
-        Some("none") => json!({"type": "none"}),
-        Some("required") => json!({"type": "any"}),
-        Some(other) => {
-            return Err(bad(format!(
-                "'tool_choice' must be auto, none, required or a function, got '{other}'"
-            )))
-        }
-        None => {
-            let name = choice
-                .get("function")
-                .and_then(|f| f.get("name"))
-                .and_then(Value::as_str)
-                .filter(|_| choice.get("type").and_then(Value::as_str) == Some("function"))
-                .ok_or_else(|| {
-                    bad(format!(
-                        "'tool_choice' object must be {{\"type\":\"function\",\"function\":{{\"name\":...}}}}, got {choice}"
-                    ))
-                })?;
-            json!({"type": "tool", "name": name})
-        }
-    };
-    Ok(Some(out))
+fn tool(t: &FunctionTool<'_>) -> Value {
+    let schema = t
+        .parameters
+        .cloned()
+        .unwrap_or_else(|| json!({"type": "object", "properties": {}}));
+    let mut out = json!({"name": t.name, "input_schema": schema});
+    if let Some(desc) = t.description {
+        out["description"] = desc.into();
+    }
+    if let Some(cc) = t.raw.get("cache_control") {
+        out["cache_control"] = cc.clone();
+    }
+    out
 }
 
 /// A final assistant message is a prefill, which may not end with whitespace.
@@ -623,18 +494,82 @@ fn trim_prefill(turns: &mut Vec<Turn>) {
 mod tests {
     use super::*;
 
+    fn settings() -> Settings {
+        Settings {
+            base_url: "https://api.anthropic.com".into(),
+            version: "2023-06-01".into(),
+            max_tokens_default: 1024,
+            beta: None,
+            headers: Vec::new(),
+        }
+    }
+
+    fn with(extra: Value) -> Result<Value, ProviderError> {
+        let mut body = json!({"messages": [{"role": "user", "content": "x"}],
+            "tools": [{"type": "function", "function": {"name": "f"}},
+                      {"type": "function", "function": {"name": "g", "parameters": {"type": "object"}}}]});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        translate(&body, "claude", false, &settings())
+    }
+
     #[test]
-    fn data_urls() {
+    fn allowed_tools_withhold_the_others() {
+        let v = with(
+            json!({"tool_choice": {"type": "allowed_tools", "allowed_tools": {
+            "mode": "required", "tools": [{"type": "function", "function": {"name": "g"}}]}}}),
+        )
+        .unwrap();
         assert_eq!(
-            data_url("data:image/PNG;base64,AAAA"),
-            Some(("image/png".to_string(), "AAAA"))
+            v["tools"],
+            json!([{"name": "g", "input_schema": {"type": "object"}}])
         );
-        assert_eq!(
-            data_url("data:application/pdf;name=a.pdf;base64,QQ=="),
-            Some(("application/pdf".to_string(), "QQ=="))
+        assert_eq!(v["tool_choice"], json!({"type": "any"}));
+        let v = with(
+            json!({"tool_choice": {"type": "allowed_tools", "allowed_tools": {
+            "mode": "auto", "tools": []}}}),
+        )
+        .unwrap();
+        assert!(v.get("tools").is_none() && v.get("tool_choice").is_none());
+        let e = with(json!({"tool_choice": {"type": "function", "function": {"name": "h"}}}))
+            .unwrap_err();
+        assert!(
+            e.message.contains("\"h\" is not one of the functions"),
+            "{}",
+            e.message
         );
-        assert_eq!(data_url("data:image/png,AAAA"), None);
-        assert_eq!(data_url("https://x/y.png"), None);
+    }
+
+    #[test]
+    fn tool_calls_need_ids_and_data_urls_must_decode() {
+        let e = with(json!({"messages": [{"role": "user", "content": "x"},
+            {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}]}))
+        .unwrap_err();
+        assert!(
+            e.message
+                .contains("messages[1].tool_calls[0].id must be a non-empty string"),
+            "{}",
+            e.message
+        );
+        let e = with(json!({"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,not base64!"}}]}]}))
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("messages[0].content[0]: the data URL payload is not valid base64"),
+            "{}",
+            e.message
+        );
+        let e = with(json!({"messages": [{"role": "user", "content": [
+            {"type": "file", "file": {"file_data": "data:application/pdf;base64,JVB=ERi0x"}}]}]}))
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("messages[0].content[0].file.file_data: the data URL payload"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

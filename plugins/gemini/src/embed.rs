@@ -2,6 +2,7 @@
 //! and their replies back to OpenAI's `list` of `embedding`s.
 
 use crate::errors;
+use plugin_api::openai::{self, params};
 use plugin_api::serde_json::{self, json, Value};
 use plugin_api::{Call, ProviderError, Reply, Usage};
 
@@ -46,12 +47,8 @@ pub fn request(body: &Value, model: &str) -> Result<(&'static str, Value), Provi
 
 /// Whether the client asked for base64 vectors (the OpenAI Python SDK does by default).
 fn encoding(body: &Value) -> Result<bool, ProviderError> {
-    match body.get("encoding_format") {
-        None | Some(Value::Null) => Ok(false),
-        Some(Value::String(s)) if s == "float" => Ok(false),
-        Some(Value::String(s)) if s == "base64" => Ok(true),
-        Some(_) => Err(bad("'encoding_format' must be \"float\" or \"base64\"")),
-    }
+    let format = params::one_of(body, "encoding_format", &["float", "base64"]).map_err(bad)?;
+    Ok(format == Some("base64"))
 }
 
 fn unreadable(e: impl std::fmt::Display) -> ProviderError {
@@ -95,7 +92,7 @@ pub fn reply(call: &Call<'_>, body: &[u8]) -> Result<Reply, ProviderError> {
         .enumerate()
         .map(|(i, vec)| {
             let embedding = if base64 {
-                json!(crate::b64::f32_le(vec))
+                json!(openai::embedding_base64(vec))
             } else {
                 json!(vec)
             };

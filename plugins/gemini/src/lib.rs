@@ -8,7 +8,6 @@
 //! back, `errors` classifies Google's failures, `schema` adapts JSON Schemas.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-mod b64;
 mod embed;
 mod errors;
 mod manifest;

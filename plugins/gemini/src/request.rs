@@ -7,6 +7,7 @@
 //! or field is wrong.
 
 use crate::schema;
+use plugin_api::openai::{self, params, FunctionCall, ToolChoice};
 use plugin_api::serde_json::{self, json, Map, Value};
 use plugin_api::ProviderError;
 
@@ -142,14 +143,13 @@ fn user_parts(content: &Value, i: usize) -> Result<Vec<Value>, ProviderError> {
             }
             "input_audio" => {
                 let audio = p.get("input_audio");
+                let at = format!("messages[{i}].content[{j}].input_audio.data");
                 let data = audio
                     .and_then(|a| a.get("data"))
                     .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        bad(format!(
-                            "messages[{i}].content[{j}].input_audio.data is required"
-                        ))
-                    })?;
+                    .ok_or_else(|| bad(format!("{at} is required (base64-encoded audio)")))?;
+                openai::check_base64(data)
+                    .map_err(|e| bad(format!("{at} is not valid base64: {e}")))?;
                 let format = audio
                     .and_then(|a| a.get("format"))
                     .and_then(Value::as_str)
@@ -191,17 +191,15 @@ fn user_parts(content: &Value, i: usize) -> Result<Vec<Value>, ProviderError> {
 
 /// A `data:` URL inline, an `http(s)` URL by reference.
 fn media(url: &str, i: usize, j: usize) -> Result<Value, ProviderError> {
-    if let Some(rest) = url.strip_prefix("data:") {
-        let (meta, data) = rest
-            .split_once(',')
-            .ok_or_else(|| bad(format!("messages[{i}].content[{j}]: malformed data: URL")))?;
-        let mime = meta.strip_suffix(";base64").ok_or_else(|| {
-            bad(format!(
-                "messages[{i}].content[{j}]: data: URLs must be base64-encoded"
-            ))
-        })?;
-        let mime = if mime.is_empty() { "image/jpeg" } else { mime };
-        return Ok(json!({"inlineData": {"mimeType": mime, "data": data}}));
+    if openai::is_data_url(url) {
+        let d =
+            openai::data_url(url).map_err(|e| bad(format!("messages[{i}].content[{j}]: {e}")))?;
+        let mime = if d.mime.is_empty() {
+            "image/jpeg"
+        } else {
+            &d.mime
+        };
+        return Ok(json!({"inlineData": {"mimeType": mime, "data": d.data}}));
     }
     let lower = url.to_ascii_lowercase();
     if lower.starts_with("https://") || lower.starts_with("http://") {
@@ -250,67 +248,36 @@ fn assistant_parts(m: &Value, i: usize) -> Result<Vec<Value>, ProviderError> {
         other => out.extend(text_only(other, i)?),
     }
 
-    let mut calls: Vec<&Value> = Vec::new();
-    match m.get("tool_calls") {
-        None | Some(Value::Null) => {}
-        Some(Value::Array(tc)) => calls.extend(tc),
-        Some(_) => return Err(bad(format!("messages[{i}].tool_calls must be an array"))),
-    }
-    let legacy = m.get("function_call").filter(|f| f.is_object());
-    for (k, call) in calls.iter().enumerate() {
-        let f = call.get("function").unwrap_or(&Value::Null);
+    let calls = openai::tool_calls(m.get("tool_calls"), &format!("messages[{i}]")).map_err(bad)?;
+    let legacy = match m.get("function_call") {
+        None | Some(Value::Null) => None,
+        Some(f) => {
+            Some(openai::function_call(f, &format!("messages[{i}].function_call")).map_err(bad)?)
+        }
+    };
+    let first_legacy = calls.is_empty();
+    for (k, call) in calls.into_iter().enumerate() {
         let signature = call
+            .raw
             .pointer("/extra_content/google/thought_signature")
             .and_then(Value::as_str);
-        out.push(function_call(
-            f,
-            signature,
-            k == 0,
-            &format!("messages[{i}].tool_calls[{k}]"),
-        )?);
+        out.push(function_call(call.function, signature, k == 0));
     }
     if let Some(f) = legacy {
-        out.push(function_call(
-            f,
-            None,
-            calls.is_empty(),
-            &format!("messages[{i}].function_call"),
-        )?);
+        out.push(function_call(f, None, first_legacy));
     }
     Ok(out)
 }
 
-fn function_call(
-    f: &Value,
-    signature: Option<&str>,
-    first: bool,
-    at: &str,
-) -> Result<Value, ProviderError> {
-    let name = f
-        .get("name")
-        .and_then(Value::as_str)
-        .filter(|n| !n.is_empty())
-        .ok_or_else(|| bad(format!("{at}.function.name is required")))?;
-    let args = match f.get("arguments") {
-        None | Some(Value::Null) => json!({}),
-        Some(Value::String(s)) if s.trim().is_empty() => json!({}),
-        Some(Value::String(s)) => serde_json::from_str::<Value>(s)
-            .map_err(|e| bad(format!("{at}.function.arguments is not valid JSON: {e}")))?,
-        Some(other) => other.clone(),
-    };
-    if !args.is_object() {
-        return Err(bad(format!(
-            "{at}.function.arguments must be a JSON object"
-        )));
-    }
-    let mut part = json!({"functionCall": {"name": name, "args": args}});
+fn function_call(f: FunctionCall<'_>, signature: Option<&str>, first: bool) -> Value {
+    let mut part = json!({"functionCall": {"name": f.name, "args": f.arguments}});
     // Gemini wants the signature on the first call of a turn (parallel calls share it).
     match signature {
         Some(sig) => part["thoughtSignature"] = json!(sig),
         None if first => part["thoughtSignature"] = json!(SKIP_SIGNATURE),
         None => {}
     }
-    Ok(part)
+    part
 }
 
 /// A `tool` message as a `functionResponse`. Gemini matches results to calls by function
@@ -355,97 +322,48 @@ fn tool_result(messages: &[Value], i: usize) -> Result<Value, ProviderError> {
 
 /// `tools` and `tool_choice` as `tools[].functionDeclarations` and `toolConfig`.
 fn tools(body: &Value, req: &mut Map<String, Value>) -> Result<(), ProviderError> {
-    let list = match body.get("tools") {
-        None | Some(Value::Null) => return Ok(()),
-        Some(Value::Array(t)) => t,
-        Some(_) => return Err(bad("'tools' must be an array")),
-    };
-    let mut decls: Vec<Value> = Vec::new();
-    for (k, tool) in list.iter().enumerate() {
-        let kind = tool
-            .get("type")
-            .and_then(Value::as_str)
-            .unwrap_or("function");
-        if kind != "function" {
-            return Err(bad(format!(
-                "tools[{k}]: tool type {kind:?} is not supported by Gemini"
-            )));
-        }
-        let f = tool
-            .get("function")
-            .ok_or_else(|| bad(format!("tools[{k}].function is required")))?;
-        let name = f
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| bad(format!("tools[{k}].function.name is required")))?;
-        let mut d = json!({ "name": name });
-        if let Some(desc) = f.get("description").and_then(Value::as_str) {
-            d["description"] = json!(desc);
-        }
-        if let Some(p) = f.get("parameters").and_then(schema::parameters) {
-            d["parameters"] = p;
-        }
-        decls.push(d);
-    }
-    if decls.is_empty() {
+    let mut declared = openai::function_tools(body.get("tools")).map_err(bad)?;
+    let choice = openai::tool_choice(body.get("tool_choice"), &declared).map_err(bad)?;
+    if declared.is_empty() {
         return Ok(());
     }
-
-    let declared = |n: &str| decls.iter().any(|d| d["name"] == n);
-    let (mode, names, only): (&str, Vec<String>, Option<Vec<String>>) =
-        match body.get("tool_choice") {
-            None | Some(Value::Null) => ("", Vec::new(), None),
-            Some(Value::String(s)) => match s.as_str() {
-                "auto" => ("AUTO", Vec::new(), None),
-                "none" => ("NONE", Vec::new(), None),
-                "required" => ("ANY", Vec::new(), None),
-                other => return Err(bad(format!("unknown tool_choice {other:?}"))),
-            },
-            Some(choice) => match choice.get("type").and_then(Value::as_str) {
-                Some("function") => {
-                    let name = choice
-                        .pointer("/function/name")
-                        .and_then(Value::as_str)
-                        .ok_or_else(|| bad("tool_choice.function.name is required"))?;
-                    ("ANY", vec![name.to_string()], None)
-                }
-                Some("allowed_tools") => {
-                    let allowed: Vec<String> = choice
-                        .pointer("/allowed_tools/tools")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|t| t.pointer("/function/name").and_then(Value::as_str))
-                        .map(str::to_string)
-                        .collect();
-                    match choice
-                        .pointer("/allowed_tools/mode")
-                        .and_then(Value::as_str)
-                    {
-                        Some("required") => ("ANY", allowed, None),
-                        // Gemini restricts names only in ANY mode; in AUTO mode the other
-                        // declarations are withheld instead.
-                        _ => ("AUTO", Vec::new(), Some(allowed)),
-                    }
-                }
-                _ => {
-                    return Err(bad(
-                        "tool_choice must be \"auto\", \"none\", \"required\" or a function",
-                    ))
-                }
-            },
-        };
-    for n in names.iter().chain(only.iter().flatten()) {
-        if !declared(n) {
-            return Err(bad(format!(
-                "tool_choice names function {n:?}, which is not in 'tools'"
-            )));
+    let (mode, names): (&str, Vec<&str>) = match choice {
+        None => ("", Vec::new()),
+        Some(ToolChoice::Auto) => ("AUTO", Vec::new()),
+        Some(ToolChoice::None) => ("NONE", Vec::new()),
+        Some(ToolChoice::Required) => ("ANY", Vec::new()),
+        Some(ToolChoice::Function(name)) => ("ANY", vec![name]),
+        Some(ToolChoice::AllowedTools {
+            required: true,
+            names,
+        }) => ("ANY", names),
+        // Gemini restricts names only in ANY mode; in AUTO mode the other declarations
+        // are withheld instead.
+        Some(ToolChoice::AllowedTools {
+            required: false,
+            names,
+        }) => {
+            declared.retain(|t| names.contains(&t.name));
+            ("AUTO", Vec::new())
         }
+    };
+    if declared.is_empty() {
+        // An empty allow-list: no function may be called, so none is declared.
+        return Ok(());
     }
-    if let Some(only) = only {
-        decls.retain(|d| only.iter().any(|n| d["name"] == n.as_str()));
-    }
+    let decls: Vec<Value> = declared
+        .iter()
+        .map(|t| {
+            let mut d = json!({ "name": t.name });
+            if let Some(desc) = t.description {
+                d["description"] = json!(desc);
+            }
+            if let Some(p) = t.parameters.and_then(schema::parameters) {
+                d["parameters"] = p;
+            }
+            d
+        })
+        .collect();
     req.insert("tools".into(), json!([{ "functionDeclarations": decls }]));
     if !mode.is_empty() {
         let mut fcc = json!({ "mode": mode });
@@ -457,24 +375,6 @@ fn tools(body: &Value, req: &mut Map<String, Value>) -> Result<(), ProviderError
     Ok(())
 }
 
-fn number(body: &Value, field: &str) -> Result<Option<Value>, ProviderError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v @ Value::Number(_)) => Ok(Some(v.clone())),
-        Some(_) => Err(bad(format!("'{field}' must be a number"))),
-    }
-}
-
-fn count(body: &Value, field: &str) -> Result<Option<u64>, ProviderError> {
-    match body.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| bad(format!("'{field}' must be a non-negative integer"))),
-    }
-}
-
 fn generation_config(body: &Value) -> Result<Map<String, Value>, ProviderError> {
     let mut gc = Map::new();
     for (from, to) in [
@@ -483,36 +383,24 @@ fn generation_config(body: &Value) -> Result<Map<String, Value>, ProviderError> 
         ("presence_penalty", "presencePenalty"),
         ("frequency_penalty", "frequencyPenalty"),
     ] {
-        if let Some(v) = number(body, from)? {
-            gc.insert(to.into(), v);
-        }
-    }
-    let max = match count(body, "max_completion_tokens")? {
-        Some(n) => Some(n),
-        None => count(body, "max_tokens")?,
-    };
-    for (to, v) in [
-        ("maxOutputTokens", max),
-        ("candidateCount", count(body, "n")?),
-        ("seed", count(body, "seed")?),
-        // Not OpenAI's, but common in clients that also speak to Gemini.
-        ("topK", count(body, "top_k")?),
-    ] {
-        if let Some(v) = v {
+        if let Some(v) = params::number(body, from).map_err(bad)? {
             gc.insert(to.into(), json!(v));
         }
     }
-    match body.get("stop") {
-        None | Some(Value::Null) => {}
-        Some(Value::String(s)) => {
-            gc.insert("stopSequences".into(), json!([s]));
+    for (to, v) in [
+        ("maxOutputTokens", params::max_tokens(body)),
+        ("candidateCount", params::count(body, "n")),
+        ("seed", params::count(body, "seed")),
+        // Not OpenAI's, but common in clients that also speak to Gemini.
+        ("topK", params::count(body, "top_k")),
+    ] {
+        if let Some(v) = v.map_err(bad)? {
+            gc.insert(to.into(), json!(v));
         }
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            if !a.is_empty() {
-                gc.insert("stopSequences".into(), json!(a));
-            }
-        }
-        Some(_) => return Err(bad("'stop' must be a string or an array of strings")),
+    }
+    let stops = params::stop(body).map_err(bad)?;
+    if !stops.is_empty() {
+        gc.insert("stopSequences".into(), json!(stops));
     }
     match body.get("response_format") {
         None | Some(Value::Null) => {}
@@ -535,22 +423,91 @@ fn generation_config(body: &Value) -> Result<Map<String, Value>, ProviderError> 
         },
     }
     // The budgets Google's own OpenAI-compatible endpoint uses for each effort.
-    match body.get("reasoning_effort") {
-        None | Some(Value::Null) => {}
-        Some(v) => {
-            let budget = match v.as_str() {
-                Some("none") => 0,
-                Some("minimal" | "low") => 1024,
-                Some("medium") => 8192,
-                Some("high") => 24576,
-                _ => {
-                    return Err(bad(
-                        "reasoning_effort must be \"none\", \"minimal\", \"low\", \"medium\" or \"high\"",
-                    ))
-                }
-            };
-            gc.insert("thinkingConfig".into(), json!({ "thinkingBudget": budget }));
-        }
+    const EFFORTS: [&str; 5] = ["none", "minimal", "low", "medium", "high"];
+    if let Some(effort) = params::one_of(body, "reasoning_effort", &EFFORTS).map_err(bad)? {
+        let budget = match effort {
+            "none" => 0,
+            "minimal" | "low" => 1024,
+            "medium" => 8192,
+            _ => 24576,
+        };
+        gc.insert("thinkingConfig".into(), json!({ "thinkingBudget": budget }));
     }
     Ok(gc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(parts: Value) -> Value {
+        json!({"messages": [{"role": "user", "content": parts}]})
+    }
+
+    #[test]
+    fn inline_media_must_be_base64() {
+        let e = chat(&user(json!([
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBOR w0K"}}
+        ])))
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("messages[0].content[0]: the data URL payload is not valid base64"),
+            "{}",
+            e.message
+        );
+        let e = chat(&user(json!([
+            {"type": "input_audio", "input_audio": {"data": "UklGRg==?", "format": "wav"}}
+        ])))
+        .unwrap_err();
+        assert!(
+            e.message
+                .starts_with("messages[0].content[0].input_audio.data is not valid base64"),
+            "{}",
+            e.message
+        );
+        // Parameters before `;base64` are dropped from the MIME type Gemini sees.
+        let v = chat(&user(json!([
+            {"type": "file", "file": {"file_data": "data:application/pdf;name=a.pdf;base64,JVBERi0x"}}
+        ])))
+        .unwrap();
+        assert_eq!(
+            v["contents"][0]["parts"][0]["inlineData"]["mimeType"],
+            "application/pdf"
+        );
+    }
+
+    #[test]
+    fn tools_are_checked_by_the_shared_reader() {
+        let mut body = user(json!("x"));
+        body["tools"] = json!([{"type": "function", "function": {"name": "f"}},
+                               {"type": "function", "function": {"name": "f"}}]);
+        let e = chat(&body).unwrap_err();
+        assert!(
+            e.message
+                .contains("tools[1].function.name: \"f\" is declared twice"),
+            "{}",
+            e.message
+        );
+
+        body["tools"] = json!([{"type": "function", "function": {"name": "f"}}]);
+        body["tool_choice"] =
+            json!({"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}});
+        let v = chat(&body).unwrap();
+        assert!(
+            v.get("tools").is_none() && v.get("toolConfig").is_none(),
+            "{v}"
+        );
+
+        body["tool_choice"] = Value::Null;
+        body["messages"] = json!([{"role": "user", "content": "x"},
+            {"role": "assistant", "function_call": "lookup"}]);
+        let e = chat(&body).unwrap_err();
+        assert!(
+            e.message
+                .starts_with("messages[1].function_call must be an object"),
+            "{}",
+            e.message
+        );
+    }
 }
