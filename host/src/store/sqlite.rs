@@ -4,7 +4,9 @@
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
 use super::calls::{CallFilter, CallRow, ExportWindow};
-use super::providers::{CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow};
+use super::providers::{
+    CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
+};
 use super::rates::Rate;
 use super::secrets::Cipher;
 use super::traits::{AliasStore, AppStore, CallQueries, ProviderStore, RateStore, Result};
@@ -212,7 +214,11 @@ mod tests {
     async fn every_concern_is_served_through_the_traits() {
         let (_d, store) = test_store();
         let stores = Stores::from_one(Arc::new(SqliteStores::new(store, Cipher::generate())));
-        let app = stores.apps.create_app("t".into(), Some(false)).await.unwrap();
+        let app = stores
+            .apps
+            .create_app("t".into(), Some(false))
+            .await
+            .unwrap();
         assert!(!app.enabled);
         let (key, plain) = stores.apps.create_key(app.id, None).await.unwrap();
         let owner = stores
@@ -238,7 +244,11 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            stores.providers.credential_secret(p.id, c.id).await.unwrap(),
+            stores
+                .providers
+                .credential_secret(p.id, c.id)
+                .await
+                .unwrap(),
             "sk-secret-1"
         );
         assert_eq!(stores.providers.live_credentials().await.unwrap().len(), 1);

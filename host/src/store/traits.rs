@@ -6,7 +6,9 @@
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
 use super::calls::{CallFilter, CallRow, ExportWindow};
-use super::providers::{CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow};
+use super::providers::{
+    CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
+};
 use super::rates::Rate;
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::StoreError;

@@ -73,7 +73,7 @@ impl OpenAi {
             }
             Flavor::Azure(a) => format!(
                 "{base}/openai/deployments/{}/{path}?api-version={}",
-                encode_path_segment(model),
+                plugin_api::url::path_segment(model),
                 a.api_version
             ),
         }
@@ -120,19 +120,6 @@ impl OpenAi {
             Flavor::OpenAi => ("authorization", format!("Bearer {key}")),
         }
     }
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode_path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 impl Plugin for OpenAi {
@@ -230,7 +217,10 @@ mod tests {
 
     #[test]
     fn path_segments_are_encoded() {
-        assert_eq!(encode_path_segment("gpt-4o_mini.v2~x"), "gpt-4o_mini.v2~x");
-        assert_eq!(encode_path_segment("a/b c?"), "a%2Fb%20c%3F");
+        assert_eq!(
+            plugin_api::url::path_segment("gpt-4o_mini.v2~x"),
+            "gpt-4o_mini.v2~x"
+        );
+        assert_eq!(plugin_api::url::path_segment("a/b c?"), "a%2Fb%20c%3F");
     }
 }
