@@ -213,7 +213,6 @@ plugin_api::export_plugin!(OpenAi);
 
 #[cfg(test)]
 mod tests {
-    use super::*;
 
     #[test]
     fn path_segments_are_encoded() {
