@@ -5,10 +5,10 @@
 
 use crate::error::ApiError;
 use crate::store::apps::{hash_key, KeyOwner};
-use crate::store::Store;
+use crate::store::traits::AppStore;
 use hyper::HeaderMap;
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq;
 
@@ -44,7 +44,7 @@ struct Entries {
 }
 
 pub struct AuthCache {
-    store: Store,
+    store: Arc<dyn AppStore>,
     entries: RwLock<Entries>,
 }
 
@@ -69,7 +69,7 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl AuthCache {
-    pub fn new(store: Store) -> Self {
+    pub fn new(store: Arc<dyn AppStore>) -> Self {
         AuthCache {
             store,
             entries: RwLock::new(Entries::default()),
@@ -154,10 +154,10 @@ impl AuthCache {
         let owner = match cached {
             Some(o) => o,
             None => {
-                let store = self.store.clone();
-                let found = tokio::task::spawn_blocking(move || store.key_owner(&hash))
+                let found = self
+                    .store
+                    .key_owner(hash)
                     .await
-                    .map_err(|e| ApiError::Internal(format!("key lookup failed: {e}")))?
                     .map_err(|e| ApiError::Internal(format!("key lookup failed: {e}")))?;
                 self.remember(hash, &found, generation);
                 found
@@ -186,6 +186,13 @@ mod tests {
     use super::*;
     use crate::store::test_store;
 
+    fn cache_of(s: &crate::store::Store) -> AuthCache {
+        AuthCache::new(Arc::new(crate::store::sqlite::SqliteStores::new(
+            s.clone(),
+            crate::store::secrets::Cipher::generate(),
+        )))
+    }
+
     fn headers(auth: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert("authorization", auth.parse().unwrap());
@@ -195,7 +202,7 @@ mod tests {
     #[tokio::test]
     async fn matrix() {
         let (_d, s) = test_store();
-        let cache = AuthCache::new(s.clone());
+        let cache = cache_of(&s);
         let app = s.create_app("a").unwrap();
         let (row, key) = s.create_key(app.id, None).unwrap();
         assert!(matches!(
@@ -232,7 +239,7 @@ mod tests {
     #[tokio::test]
     async fn a_lookup_racing_an_invalidation_is_not_cached() {
         let (_d, s) = test_store();
-        let cache = AuthCache::new(s.clone());
+        let cache = cache_of(&s);
         let app = s.create_app("a").unwrap();
         let (row, key) = s.create_key(app.id, None).unwrap();
         let hash = hash_key(&key);
@@ -254,7 +261,7 @@ mod tests {
     #[tokio::test]
     async fn a_flood_of_unknown_keys_does_not_flush_known_ones() {
         let (_d, s) = test_store();
-        let cache = AuthCache::new(s.clone());
+        let cache = cache_of(&s);
         let app = s.create_app("a").unwrap();
         let (_, key) = s.create_key(app.id, None).unwrap();
         cache

@@ -17,16 +17,11 @@ pub async fn run(
     credential_id: i64,
     model: Option<String>,
 ) -> Result<Response<Body>, ApiError> {
-    let st = state.clone();
-    let (provider, secret) = tokio::task::spawn_blocking(move || {
-        Ok::<_, crate::store::StoreError>((
-            st.store.get_provider(provider_id)?,
-            st.store
-                .credential_secret(&st.cipher, provider_id, credential_id)?,
-        ))
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let providers = &state.stores.providers;
+    let provider = providers.get_provider(provider_id).await?;
+    let secret = providers
+        .credential_secret(provider_id, credential_id)
+        .await?;
     let route = state
         .routes
         .load()
@@ -79,12 +74,14 @@ pub async fn run(
                 }
                 Err(e) => ("healthy", Some(e.to_string())),
             };
-            let st = state.clone();
-            let _ = tokio::task::spawn_blocking(move || {
-                st.store
-                    .set_credential_state(credential_id, name, None, error.as_deref())
-            })
-            .await;
+            if let Err(e) = state
+                .stores
+                .providers
+                .set_credential_state(credential_id, name.to_string(), None, error)
+                .await
+            {
+                tracing::warn!(credential = credential_id, error = %e, "cannot persist credential state");
+            }
             name
         }
     };

@@ -75,11 +75,7 @@ async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, m
             );
         }
         if let Some(id) = cred.id {
-            let st = state.clone();
-            tokio::task::spawn_blocking(move || {
-                st.store
-                    .set_credential_state(id, p.state, p.until_ms, p.last_error.as_deref())
-            });
+            crate::proxy::persist_credential_state(&state, id, &p);
         }
     }
 }

@@ -3,6 +3,7 @@
 //! benches reach the parsers directly.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod admin;
 pub mod admin_token;
 pub mod auth;
 pub mod balance;

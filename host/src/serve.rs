@@ -64,16 +64,20 @@ async fn run_async(config: Config) -> Result<(), String> {
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let watch = config.plugins.watch;
     let calls = CallLog::start(opened.store.clone(), config.call_log.queue_capacity);
-    let state = Arc::new(AppState::new(Parts {
-        config,
-        registry,
-        upstream,
-        store: opened.store,
-        cipher: opened.cipher,
-        calls,
-        admin_token_hash: opened.admin_token_hash,
-        telemetry_enabled: telemetry.enabled(),
-    }));
+    let state = Arc::new(
+        AppState::new(Parts {
+            config,
+            registry,
+            upstream,
+            stores: crate::store::traits::Stores::from_one(Arc::new(
+                crate::store::sqlite::SqliteStores::new(opened.store, opened.cipher),
+            )),
+            calls,
+            admin_token_hash: opened.admin_token_hash,
+            telemetry_enabled: telemetry.enabled(),
+        })
+        .await,
+    );
     {
         let table = state.routes.load();
         tracing::info!(prefixes = ?table.prefixes(), "providers routable");

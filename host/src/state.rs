@@ -6,8 +6,7 @@ use crate::health::{HealthPolicy, HealthRegistry};
 use crate::plugins::Registry;
 use crate::routing::{RoutingTable, Sources};
 use crate::store::calls::CallLog;
-use crate::store::secrets::Cipher;
-use crate::store::Store;
+use crate::store::traits::Stores;
 use crate::upstream::Upstream;
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,9 +20,12 @@ pub struct AppState {
     /// Serialises rescans and rebuilds (watcher, SIGHUP, admin API).
     rebuild_lock: tokio::sync::Mutex<()>,
     pub upstream: Upstream,
-    pub store: Store,
-    pub cipher: Cipher,
+    /// Every store concern behind its trait.
+    pub stores: Stores,
     pub calls: CallLog,
+    /// Mutations that change in-memory state are published here (after they are applied
+    /// locally), for whatever else must follow them (another instance, later).
+    pub changes: tokio::sync::broadcast::Sender<Change>,
     pub auth: AuthCache,
     pub health: HealthRegistry,
     pub policy: HealthPolicy,
@@ -40,38 +42,58 @@ pub fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-/// Builds a routing table from the registry and the store's current contents.
+/// What an admin mutation changed, so the in-memory state built from it is refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Providers, credentials, rates or aliases: the routing table is rebuilt.
+    Routing,
+    /// Apps or app keys: the auth cache is cleared.
+    Auth,
+}
+
+/// What the routing table is built from, read from the store.
+#[derive(Default)]
+struct Stored {
+    providers: Vec<crate::store::providers::ProviderRow>,
+    credentials: Vec<crate::store::providers::LiveCredential>,
+    rates: Vec<crate::store::rates::Rate>,
+    aliases: Vec<crate::store::aliases::AliasRow>,
+}
+
+async fn read_stored(stores: &Stores) -> Stored {
+    let read = async {
+        Ok::<_, crate::store::StoreError>(Stored {
+            providers: stores.providers.list_providers().await?,
+            credentials: stores.providers.live_credentials().await?,
+            rates: stores.rates.list_rates().await?,
+            aliases: stores.aliases.list_aliases().await?,
+        })
+    };
+    match read.await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot read providers from the store; serving plugin and config providers only");
+            Stored::default()
+        }
+    }
+}
+
+/// Builds a routing table from the registry and what the store holds.
 fn build_table(
     config: &Config,
     registry: &Registry,
-    store: &Store,
-    cipher: &Cipher,
+    stored: &Stored,
     health: &HealthRegistry,
     policy: &HealthPolicy,
 ) -> RoutingTable {
-    let read = || -> Result<_, crate::store::StoreError> {
-        Ok((
-            store.list_providers()?,
-            store.live_credentials(cipher)?,
-            store.list_rates()?,
-            store.list_aliases()?,
-        ))
-    };
-    let (stored, credentials, rates, stored_aliases) = match read() {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot read providers from the store; serving plugin and config providers only");
-            Default::default()
-        }
-    };
     RoutingTable::build(&Sources {
         registry,
         configured: &config.providers,
-        stored: &stored,
-        credentials: &credentials,
-        rates: &rates,
+        stored: &stored.providers,
+        credentials: &stored.credentials,
+        rates: &stored.rates,
         aliases: &config.routes,
-        stored_aliases: &stored_aliases,
+        stored_aliases: &stored.aliases,
         health,
         policy,
         upstream: &config.upstream,
@@ -83,25 +105,19 @@ pub struct Parts {
     pub config: Config,
     pub registry: Registry,
     pub upstream: Upstream,
-    pub store: Store,
-    pub cipher: Cipher,
+    /// Every store concern behind its trait.
+    pub stores: Stores,
     pub calls: CallLog,
     pub admin_token_hash: [u8; 32],
     pub telemetry_enabled: bool,
 }
 
 impl AppState {
-    pub fn new(p: Parts) -> Self {
+    pub async fn new(p: Parts) -> Self {
         let health = HealthRegistry::default();
         let policy = p.config.health_policy();
-        let table = build_table(
-            &p.config,
-            &p.registry,
-            &p.store,
-            &p.cipher,
-            &health,
-            &policy,
-        );
+        let stored = read_stored(&p.stores).await;
+        let table = build_table(&p.config, &p.registry, &stored, &health, &policy);
         let mut rnd = [0u8; 4];
         let _ = getrandom::fill(&mut rnd);
         AppState {
@@ -109,14 +125,14 @@ impl AppState {
             registry: Mutex::new(p.registry),
             rebuild_lock: tokio::sync::Mutex::new(()),
             upstream: p.upstream,
-            auth: AuthCache::new(p.store.clone()),
+            auth: AuthCache::new(p.stores.apps.clone()),
             health,
             policy,
             metrics: crate::metrics::Metrics::new(),
             telemetry_enabled: p.telemetry_enabled,
-            store: p.store,
-            cipher: p.cipher,
+            stores: p.stores,
             calls: p.calls,
+            changes: tokio::sync::broadcast::channel(64).0,
             admin_token_hash: p.admin_token_hash,
             id_prefix: hex::encode(rnd),
             next_id: AtomicU64::new(1),
@@ -149,8 +165,20 @@ impl AppState {
         self.rebuild(false).await
     }
 
+    /// Applies a change to the in-memory state before the admin call answers, so it holds
+    /// from the next request on, then publishes it.
+    pub async fn changed(self: &Arc<Self>, change: Change) {
+        match change {
+            Change::Routing => self.reload_routes().await,
+            Change::Auth => self.auth.invalidate(),
+        }
+        // No subscriber is fine: nothing else follows changes yet.
+        let _ = self.changes.send(change);
+    }
+
     async fn rebuild(self: &Arc<Self>, rescan: bool) {
         let _guard = self.rebuild_lock.lock().await;
+        let stored = read_stored(&self.stores).await;
         let state = self.clone();
         let result = tokio::task::spawn_blocking(move || {
             let Ok(mut registry) = state.registry.lock() else {
@@ -163,8 +191,7 @@ impl AppState {
             let table = build_table(
                 &state.config,
                 &registry,
-                &state.store,
-                &state.cipher,
+                &stored,
                 &state.health,
                 &state.policy,
             );

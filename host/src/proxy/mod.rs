@@ -199,17 +199,20 @@ pub fn note(
             })
             .inc();
         if let Some(id) = cred.id {
-            let st = state.clone();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) =
-                    st.store
-                        .set_credential_state(id, p.state, p.until_ms, p.last_error.as_deref())
-                {
-                    tracing::warn!(credential = id, error = %e, "cannot persist credential state");
-                }
-            });
+            persist_credential_state(state, id, &p);
         }
     }
+}
+
+/// Stores a credential's new health state in the background, so it survives a restart.
+pub fn persist_credential_state(state: &Arc<AppState>, id: i64, p: &crate::health::Persist) {
+    let providers = state.stores.providers.clone();
+    let (name, until, error) = (p.state.to_string(), p.until_ms, p.last_error.clone());
+    tokio::spawn(async move {
+        if let Err(e) = providers.set_credential_state(id, name, until, error).await {
+            tracing::warn!(credential = id, error = %e, "cannot persist credential state");
+        }
+    });
 }
 
 async fn serve_call(

@@ -1,6 +1,5 @@
 //! Path dispatch. A handful of fixed paths: a match is clearer than a router crate.
 
-mod admin;
 mod health;
 mod models;
 
@@ -59,7 +58,9 @@ pub async fn dispatch(
         (_, "/metrics") if method == Method::GET => metrics(state, &req),
         (_, "/readyz") if method == Method::GET => Ok(health::readyz(state)),
         (_, "/healthz" | "/readyz" | "/metrics") => Err(not_allowed(&method, path)),
-        (_, p) if p.starts_with("/api/admin/") => admin::dispatch(state, req, &method, p).await,
+        (_, p) if p.starts_with("/api/admin/") => {
+            crate::admin::dispatch(state, req, &method, p).await
+        }
         _ => Err(ApiError::NotFound {
             method: method.to_string(),
             path: path.to_string(),

@@ -1,6 +1,7 @@
 //! The admin API (admin token required): plugins, providers and credentials, apps and
 //! keys, model rates, the call log and usage reports.
 
+use crate::admin::service::AdminService;
 use crate::bounds::MAX_MODEL_NAME;
 use crate::error::ApiError;
 use crate::http::{self, Body};
@@ -10,8 +11,8 @@ use crate::state::AppState;
 use crate::store::calls::{CallFilter, ExportWindow, CALL_COLUMNS};
 use crate::store::providers::{CredentialChange, ProviderChange};
 use crate::store::rates::{usd_per_mtok_to_micros, MAX_USD_PER_MTOK};
+use crate::store::traits::CallQueries;
 use crate::store::usage::{GroupBy, UsageFilter};
-use crate::store::{Store, StoreError};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use serde::de::DeserializeOwned;
@@ -97,17 +98,6 @@ fn id_param(params: &matchit::Params<'_, '_>, name: &'static str) -> Result<i64,
 }
 
 /// Runs a store operation off the async threads.
-async fn blocking<T: Send + 'static>(
-    state: &Arc<AppState>,
-    f: impl FnOnce(&Store, &AppState) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let state = state.clone();
-    tokio::task::spawn_blocking(move || f(&state.store, &state))
-        .await
-        .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
-        .map_err(ApiError::from)
-}
-
 async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
     let bytes = read_body(req, 1024 * 1024).await?;
     let bytes = if bytes.is_empty() {
@@ -207,7 +197,9 @@ pub async fn dispatch(
     };
     let p = matched.params;
     let m = method.clone();
-    let not_allowed = || super::not_allowed(method, path);
+    let stores = &state.stores;
+    let admin = AdminService::new(state);
+    let not_allowed = || crate::routes::not_allowed(method, path);
     match (*matched.value, m) {
         (R::Plugins, Method::GET) => Ok(plugins(state)),
         (R::PluginsReload, Method::POST) => {
@@ -217,24 +209,13 @@ pub async fn dispatch(
         (R::Providers, Method::GET) => providers(state).await,
         (R::Providers, Method::POST) => {
             let body: ProviderBody = json_body(req).await?;
-            let change = body.into_change();
-            if let Some(prefix) = &change.prefix {
-                if state.config.providers.iter().any(|p| &p.prefix == prefix) {
-                    return Err(ApiError::Conflict(format!(
-                        "prefix '{prefix}' is declared in the config file; change it there"
-                    )));
-                }
-            }
-            let row = blocking(state, move |s, _| s.create_provider(change)).await?;
-            state.reload_routes().await;
+            let row = admin.create_provider(body.into_change()).await?;
             Ok(created(&row))
         }
         (R::Provider, Method::GET) => {
             let id = id_param(&p, "id")?;
-            let (row, creds) = blocking(state, move |s, _| {
-                Ok((s.get_provider(id)?, s.list_credentials(id)?))
-            })
-            .await?;
+            let row = stores.providers.get_provider(id).await?;
+            let creds = stores.providers.list_credentials(id).await?;
             Ok(http::json(
                 200,
                 &json!({"provider": row, "credentials": creds}),
@@ -243,20 +224,17 @@ pub async fn dispatch(
         (R::Provider, Method::PATCH) => {
             let id = id_param(&p, "id")?;
             let body: ProviderBody = json_body(req).await?;
-            let row =
-                blocking(state, move |s, _| s.update_provider(id, body.into_change())).await?;
-            state.reload_routes().await;
+            let row = admin.update_provider(id, body.into_change()).await?;
             Ok(http::json(200, &row))
         }
         (R::Provider, Method::DELETE) => {
             let id = id_param(&p, "id")?;
-            blocking(state, move |s, _| s.delete_provider(id)).await?;
-            state.reload_routes().await;
+            admin.delete_provider(id).await?;
             Ok(no_content())
         }
         (R::Credentials, Method::GET) => {
             let id = id_param(&p, "id")?;
-            let rows = blocking(state, move |s, _| s.list_credentials(id)).await?;
+            let rows = stores.providers.list_credentials(id).await?;
             Ok(http::json(200, &json!({"object": "list", "data": rows})))
         }
         (R::Credentials, Method::POST) => {
@@ -266,18 +244,16 @@ pub async fn dispatch(
             let secret = body
                 .secret
                 .ok_or_else(|| validation("secret", "is required"))?;
-            let row = blocking(state, move |s, st| {
-                s.create_credential(&st.cipher, id, &name, &secret, body.weight, body.enabled)
-            })
-            .await?;
-            state.reload_routes().await;
+            let row = admin
+                .create_credential(id, name, secret, body.weight, body.enabled)
+                .await?;
             Ok(created(&row))
         }
         (R::Credential, Method::GET) => {
             let (id, cid) = (id_param(&p, "id")?, id_param(&p, "cid")?);
             Ok(http::json(
                 200,
-                &blocking(state, move |s, _| s.get_credential(id, cid)).await?,
+                &stores.providers.get_credential(id, cid).await?,
             ))
         }
         (R::Credential, Method::PATCH) => {
@@ -289,17 +265,12 @@ pub async fn dispatch(
                 weight: body.weight,
                 enabled: body.enabled,
             };
-            let row = blocking(state, move |s, st| {
-                s.update_credential(&st.cipher, id, cid, change)
-            })
-            .await?;
-            state.reload_routes().await;
+            let row = admin.update_credential(id, cid, change).await?;
             Ok(http::json(200, &row))
         }
         (R::Credential, Method::DELETE) => {
             let (id, cid) = (id_param(&p, "id")?, id_param(&p, "cid")?);
-            blocking(state, move |s, _| s.delete_credential(id, cid)).await?;
-            state.reload_routes().await;
+            admin.delete_credential(id, cid).await?;
             Ok(no_content())
         }
         (R::CredentialTest, Method::POST) => {
@@ -308,68 +279,51 @@ pub async fn dispatch(
             crate::credential_test::run(state, id, cid, body.model).await
         }
         (R::Apps, Method::GET) => {
-            let rows = blocking(state, |s, _| s.list_apps()).await?;
+            let rows = stores.apps.list_apps().await?;
             Ok(http::json(200, &json!({"object": "list", "data": rows})))
         }
         (R::Apps, Method::POST) => {
             let body: AppBody = json_body(req).await?;
             let name = body.name.ok_or_else(|| validation("name", "is required"))?;
-            let app = blocking(state, move |s, _| {
-                let app = s.create_app(&name)?;
-                if body.enabled == Some(false) {
-                    return s.update_app(app.id, None, Some(false));
-                }
-                Ok(app)
-            })
-            .await?;
+            let app = stores.apps.create_app(name, body.enabled).await?;
             Ok(created(&app))
         }
         (R::App, Method::GET) => {
             let id = id_param(&p, "id")?;
-            Ok(http::json(
-                200,
-                &blocking(state, move |s, _| s.get_app(id)).await?,
-            ))
+            Ok(http::json(200, &stores.apps.get_app(id).await?))
         }
         (R::App, Method::PATCH) => {
             let id = id_param(&p, "id")?;
             let body: AppBody = json_body(req).await?;
-            let app = blocking(state, move |s, _| {
-                s.update_app(id, body.name.as_deref(), body.enabled)
-            })
-            .await?;
-            state.auth.invalidate();
+            let app = admin.update_app(id, body.name, body.enabled).await?;
             Ok(http::json(200, &app))
         }
         (R::App, Method::DELETE) => {
             let id = id_param(&p, "id")?;
-            blocking(state, move |s, _| s.delete_app(id)).await?;
-            state.auth.invalidate();
+            admin.delete_app(id).await?;
             Ok(no_content())
         }
         (R::Keys, Method::GET) => {
             let id = id_param(&p, "id")?;
-            let rows = blocking(state, move |s, _| s.list_keys(id)).await?;
+            let rows = stores.apps.list_keys(id).await?;
             Ok(http::json(200, &json!({"object": "list", "data": rows})))
         }
         (R::Keys, Method::POST) => {
             let id = id_param(&p, "id")?;
             let body: KeyBody = json_body(req).await?;
-            let (row, key) =
-                blocking(state, move |s, _| s.create_key(id, body.name.as_deref())).await?;
+            let (row, key) = stores.apps.create_key(id, body.name).await?;
             // The only time the key is ever shown.
             Ok(created(&json!({"key": key, "info": row})))
         }
         (R::Key, Method::DELETE) | (R::KeyRevoke, Method::POST) => {
             let (id, kid) = (id_param(&p, "id")?, id_param(&p, "kid")?);
-            let row = blocking(state, move |s, _| s.revoke_key(id, kid)).await?;
-            state.auth.invalidate();
+            let row = admin.revoke_key(id, kid).await?;
             Ok(http::json(200, &row))
         }
         (R::Calls, Method::GET) => calls(state, &req).await,
         (R::Usage, Method::GET) => usage(state, &req).await,
         (R::Rates, Method::GET) => {
-            let rows = blocking(state, |s, _| s.list_rates()).await?;
+            let rows = stores.rates.list_rates().await?;
             Ok(http::json(200, &json!({"object": "list", "data": rows})))
         }
         (R::Rate, Method::PUT) => {
@@ -397,38 +351,27 @@ pub async fn dispatch(
                 .cached_per_mtok
                 .map(|c| usd(c, "cached_per_mtok"))
                 .transpose()?;
-            let row =
-                blocking(state, move |s, _| s.put_rate(&model, input, output, cached)).await?;
-            state.reload_routes().await;
+            let row = admin.put_rate(model, input, output, cached).await?;
             Ok(http::json(200, &row))
         }
         (R::Rate, Method::DELETE) => {
             let model = p.get("model").unwrap_or("").to_string();
-            blocking(state, move |s, _| s.delete_rate(&model)).await?;
-            state.reload_routes().await;
+            admin.delete_rate(model).await?;
             Ok(no_content())
         }
         (R::Aliases, Method::GET) => aliases(state).await,
         (R::Alias, Method::PUT) => {
             let model = p.get("model").unwrap_or("").to_string();
-            if state.config.routes.iter().any(|r| r.model == model) {
-                return Err(ApiError::Conflict(format!(
-                    "alias '{model}' is declared in the config file; change it there"
-                )));
-            }
             let body: AliasBody = json_body(req).await?;
             let strategy = body.strategy.unwrap_or_else(|| "ordered".into());
-            let row = blocking(state, move |s, _| {
-                s.put_alias(&model, &body.targets, &strategy, body.weights.as_deref())
-            })
-            .await?;
-            state.reload_routes().await;
+            let row = admin
+                .put_alias(model, body.targets, strategy, body.weights)
+                .await?;
             Ok(http::json(200, &row))
         }
         (R::Alias, Method::DELETE) => {
             let model = p.get("model").unwrap_or("").to_string();
-            blocking(state, move |s, _| s.delete_alias(&model)).await?;
-            state.reload_routes().await;
+            admin.delete_alias(model).await?;
             Ok(no_content())
         }
         _ => Err(not_allowed()),
@@ -445,7 +388,7 @@ struct AliasBody {
 
 /// Aliases from the config file (read-only here) and from the store.
 async fn aliases(state: &Arc<AppState>) -> Result<Response<Body>, ApiError> {
-    let stored = blocking(state, |s, _| s.list_aliases()).await?;
+    let stored = state.stores.aliases.list_aliases().await?;
     let mut data: Vec<serde_json::Value> = state
         .config
         .routes
@@ -554,7 +497,7 @@ fn plugins(state: &AppState) -> Response<Body> {
 /// Every routable provider, plus stored ones that are not routable (disabled, or their
 /// plugin is missing). Keys are never shown, only whether there are some.
 async fn providers(state: &Arc<AppState>) -> Result<Response<Body>, ApiError> {
-    let stored = blocking(state, |s, _| s.list_providers()).await?;
+    let stored = state.stores.providers.list_providers().await?;
     let table = state.routes.load();
     let mut data: Vec<serde_json::Value> = table
         .routes_sorted()
@@ -636,19 +579,19 @@ async fn calls(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Respons
         limit: limit as usize,
     };
     if !csv {
-        let (rows, next) = blocking(state, move |s, _| s.list_calls(&filter)).await?;
+        let (rows, next) = state.stores.calls.list_calls(filter).await?;
         return Ok(http::json(
             200,
             &json!({"object": "list", "data": rows, "next_cursor": next}),
         ));
     }
-    let window = {
-        let f = filter.clone();
-        blocking(state, move |s, _| s.call_export_window(&f)).await?
-    };
+    let window = state
+        .stores
+        .calls
+        .call_export_window(filter.clone())
+        .await?;
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || export_csv(&store, filter, window, &tx));
+    tokio::spawn(export_csv(state.stores.calls.clone(), filter, window, tx));
     let mut resp = Response::new(http::Body::new(http::ChannelBody::new(rx)));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
@@ -667,11 +610,11 @@ const EXPORT_PAGE: usize = 1000;
 
 /// Streams the calls of `window` as CSV, a page at a time, so an export of any size holds
 /// one page in memory. A store error midway ends the body early (the status is sent).
-fn export_csv(
-    store: &Store,
+async fn export_csv(
+    calls: Arc<dyn CallQueries>,
     mut filter: CallFilter,
     window: ExportWindow,
-    tx: &tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
 ) {
     let writer = || {
         csv::WriterBuilder::new()
@@ -681,14 +624,14 @@ fn export_csv(
     let mut out = writer();
     let _ = out.write_record(CALL_COLUMNS);
     let Some(top) = window.top else {
-        let _ = tx.blocking_send(out.into_inner().unwrap_or_default().into());
+        let _ = tx.send(out.into_inner().unwrap_or_default().into()).await;
         return;
     };
     filter.cursor = Some(top.saturating_add(1));
     filter.min_id = window.next_cursor;
     filter.limit = EXPORT_PAGE;
     loop {
-        let (rows, next) = match store.list_calls(&filter) {
+        let (rows, next) = match calls.list_calls(filter.clone()).await {
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "call export stopped early: store error");
@@ -702,7 +645,7 @@ fn export_csv(
         let chunk = std::mem::replace(&mut out, writer())
             .into_inner()
             .unwrap_or_default();
-        if tx.blocking_send(chunk.into()).is_err() {
+        if tx.send(chunk.into()).await.is_err() {
             return; // the client went away
         }
         match next {
@@ -743,7 +686,7 @@ async fn usage(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Respons
         since: time_param(&q, "since")?,
         until: time_param(&q, "until")?,
     };
-    let rows = blocking(state, move |s, _| s.usage(group, &filter)).await?;
+    let rows = state.stores.calls.usage(group, filter).await?;
     Ok(http::json(
         200,
         &json!({"object": "list", "group_by": raw, "data": rows}),
