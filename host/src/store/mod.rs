@@ -106,7 +106,7 @@ impl Store {
         Ok(Store { pool, path })
     }
 
-    pub fn conn(&self) -> Result<Conn, StoreError> {
+    pub(in crate::store) fn conn(&self) -> Result<Conn, StoreError> {
         Ok(self.pool.get()?)
     }
 
