@@ -421,10 +421,10 @@ impl Config {
         Ok(())
     }
 
-    pub fn health_policy(&self) -> crate::health::HealthPolicy {
+    pub fn health_policy(&self) -> crate::resilience::credential_health::HealthPolicy {
         let r = &self.resilience;
         let ms = std::time::Duration::from_millis;
-        crate::health::HealthPolicy {
+        crate::resilience::credential_health::HealthPolicy {
             rate_limit_cooldown: ms(r.rate_limit_cooldown_ms),
             eject_after_failures: r.eject_after_failures,
             eject_cooldown: ms(r.eject_cooldown_ms),

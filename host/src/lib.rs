@@ -1,34 +1,24 @@
 //! aihub: a self-hosted AI gateway. The library owns everything; the `aihub` binary only
-//! parses the command line and calls [`command::main`]. Being a library lets fuzz targets and
-//! benches reach the parsers directly.
+//! parses the command line and calls [`cli::main`]. The folders are the architecture:
+//! a request comes in through `server`, is read by an `inbound` format, runs the phases of
+//! `pipeline` (auth, route, attempts over `upstream` with `resilience`, accounting), with
+//! providers from `plugin_host` and state in `store`; `admin` changes that state.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod admin;
-pub mod admin_token;
 pub mod auth;
-pub mod balance;
 pub mod bounds;
 pub mod cli;
-pub mod command;
 pub mod config;
-pub mod conn_limits;
-pub mod conn_watch;
-pub mod credential_test;
 pub mod error;
-pub mod health;
-pub mod health_check;
-pub mod http;
-pub mod metrics;
-pub mod plugin_list;
-pub mod plugins;
-pub mod proxy;
+pub mod inbound;
+pub mod observability;
+pub mod pipeline;
+pub mod plugin_host;
 pub mod redact;
-pub mod routes;
+pub mod resilience;
 pub mod routing;
-pub mod serve;
 pub mod server;
-pub mod server_io;
 pub mod state;
 pub mod store;
-pub mod telemetry;
 pub mod upstream;

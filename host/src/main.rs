@@ -1,5 +1,5 @@
 //! `aihub`: a self-hosted AI gateway. The binary only hands the command line to the library.
 
 fn main() -> std::process::ExitCode {
-    aihub::command::main()
+    aihub::cli::main()
 }

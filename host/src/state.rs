@@ -2,8 +2,8 @@
 
 use crate::auth::AuthCache;
 use crate::config::Config;
-use crate::health::{HealthPolicy, HealthRegistry};
-use crate::plugins::Registry;
+use crate::plugin_host::Registry;
+use crate::resilience::credential_health::{HealthPolicy, HealthRegistry};
 use crate::routing::{RoutingTable, Sources};
 use crate::store::calls::CallLog;
 use crate::store::traits::Stores;
@@ -15,7 +15,8 @@ use subtle::ConstantTimeEq;
 
 pub struct AppState {
     pub config: Config,
-    pub routes: ArcSwap<RoutingTable>,
+    /// The routing table, swapped whole when plugins, providers or rates change.
+    pub routing: ArcSwap<RoutingTable>,
     registry: Mutex<Registry>,
     /// Serialises rescans and rebuilds (watcher, SIGHUP, admin API).
     rebuild_lock: tokio::sync::Mutex<()>,
@@ -29,7 +30,7 @@ pub struct AppState {
     pub auth: AuthCache,
     pub health: HealthRegistry,
     pub policy: HealthPolicy,
-    pub metrics: crate::metrics::Metrics,
+    pub metrics: crate::observability::metrics::Metrics,
     /// Trace export is on: spans carry OpenTelemetry context.
     pub telemetry_enabled: bool,
     admin_token_hash: [u8; 32],
@@ -121,14 +122,14 @@ impl AppState {
         let mut rnd = [0u8; 4];
         let _ = getrandom::fill(&mut rnd);
         AppState {
-            routes: ArcSwap::from_pointee(table),
+            routing: ArcSwap::from_pointee(table),
             registry: Mutex::new(p.registry),
             rebuild_lock: tokio::sync::Mutex::new(()),
             upstream: p.upstream,
             auth: AuthCache::new(p.stores.apps.clone()),
             health,
             policy,
-            metrics: crate::metrics::Metrics::new(),
+            metrics: crate::observability::metrics::Metrics::new(),
             telemetry_enabled: p.telemetry_enabled,
             stores: p.stores,
             calls: p.calls,
@@ -142,7 +143,7 @@ impl AppState {
 
     /// Constant-time comparison through hashes (equal lengths whatever was sent).
     pub fn is_admin_token(&self, presented: &str) -> bool {
-        crate::admin_token::hash(presented)
+        crate::admin::token::hash(presented)
             .ct_eq(&self.admin_token_hash)
             .into()
     }
@@ -196,7 +197,7 @@ impl AppState {
                 &state.policy,
             );
             tracing::info!(prefixes = ?table.prefixes(), "routing table updated");
-            state.routes.store(Arc::new(table));
+            state.routing.store(Arc::new(table));
         })
         .await;
         if let Err(e) = result {
@@ -208,12 +209,11 @@ impl AppState {
     pub fn sync_plugin_metrics(&self) {
         let Ok(r) = self.registry.lock() else { return };
         for (result, total) in [("loaded", r.loaded_count), ("refused", r.refused_count)] {
-            let c = self
-                .metrics
-                .plugin_loads
-                .get_or_create(&crate::metrics::ResultLabels {
+            let c = self.metrics.plugin_loads.get_or_create(
+                &crate::observability::metrics::ResultLabels {
                     result: result.into(),
-                });
+                },
+            );
             let seen = c.get();
             if total > seen {
                 c.inc_by(total - seen);
@@ -221,7 +221,7 @@ impl AppState {
         }
     }
 
-    pub fn plugin_views(&self) -> Vec<crate::plugins::registry::PluginView> {
+    pub fn plugin_views(&self) -> Vec<crate::plugin_host::registry::PluginView> {
         match self.registry.lock() {
             Ok(r) => r.views(),
             Err(_) => Vec::new(),

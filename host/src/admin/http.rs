@@ -4,9 +4,9 @@
 use crate::admin::service::AdminService;
 use crate::bounds::MAX_MODEL_NAME;
 use crate::error::ApiError;
-use crate::http::{self, Body};
-use crate::proxy::read_body;
+use crate::inbound::openai::read_body;
 use crate::routing::Source;
+use crate::server::http::{self, Body};
 use crate::state::AppState;
 use crate::store::calls::{CallFilter, ExportWindow, CALL_COLUMNS};
 use crate::store::providers::{CredentialChange, ProviderChange};
@@ -199,7 +199,7 @@ pub async fn dispatch(
     let m = method.clone();
     let stores = &state.stores;
     let admin = AdminService::new(state);
-    let not_allowed = || crate::routes::not_allowed(method, path);
+    let not_allowed = || crate::server::router::not_allowed(method, path);
     match (*matched.value, m) {
         (R::Plugins, Method::GET) => Ok(plugins(state)),
         (R::PluginsReload, Method::POST) => {
@@ -276,7 +276,7 @@ pub async fn dispatch(
         (R::CredentialTest, Method::POST) => {
             let (id, cid) = (id_param(&p, "id")?, id_param(&p, "cid")?);
             let body: TestBody = json_body(req).await?;
-            crate::credential_test::run(state, id, cid, body.model).await
+            crate::admin::credential_test::run(state, id, cid, body.model).await
         }
         (R::Apps, Method::GET) => {
             let rows = stores.apps.list_apps().await?;
@@ -482,7 +482,7 @@ struct RateBody {
 }
 
 fn plugins(state: &AppState) -> Response<Body> {
-    let table = state.routes.load();
+    let table = state.routing.load();
     http::json(
         200,
         &json!({
@@ -498,7 +498,7 @@ fn plugins(state: &AppState) -> Response<Body> {
 /// plugin is missing). Keys are never shown, only whether there are some.
 async fn providers(state: &Arc<AppState>) -> Result<Response<Body>, ApiError> {
     let stored = state.stores.providers.list_providers().await?;
-    let table = state.routes.load();
+    let table = state.routing.load();
     let mut data: Vec<serde_json::Value> = table
         .routes_sorted()
         .into_iter()

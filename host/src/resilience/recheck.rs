@@ -4,7 +4,7 @@
 //! restored to rotation.
 
 use crate::error::ApiError;
-use crate::proxy::note;
+use crate::pipeline::note;
 use crate::routing::{Route, RouteCredential};
 use crate::state::AppState;
 use crate::upstream::headers_of;
@@ -19,7 +19,7 @@ pub fn spawn(state: Arc<AppState>) {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let table = state.routes.load_full();
+            let table = state.routing.load_full();
             let now = Instant::now();
             for route in table.routes_sorted() {
                 for cred in &route.credentials {
@@ -70,12 +70,12 @@ async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, m
                 &state,
                 &route,
                 &cred,
-                &crate::health::Outcome::Success,
+                &crate::resilience::credential_health::Outcome::Success,
                 &model,
             );
         }
         if let Some(id) = cred.id {
-            crate::proxy::persist_credential_state(&state, id, &p);
+            crate::pipeline::persist_credential_state(&state, id, &p);
         }
     }
 }

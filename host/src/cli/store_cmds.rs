@@ -1,8 +1,8 @@
 //! The store commands of the CLI: `migrate`, `apps create`, `rotate-master-key`,
 //! `admin-token reset`. They work on the same data dir as a running server (SQLite WAL).
 
+use crate::cli::serve::open_store;
 use crate::config::Config;
-use crate::serve::open_store;
 use crate::store::secrets::{pending_key_file, write_key_file, Cipher, KeySource};
 use crate::store::{migrations, Store};
 
@@ -82,7 +82,7 @@ pub fn reset_admin_token(config: &Config) -> Result<(), String> {
         );
     }
     let opened = open_store(config)?;
-    let token = crate::admin_token::reset(&opened.store).map_err(|e| e.to_string())?;
+    let token = crate::admin::token::reset(&opened.store).map_err(|e| e.to_string())?;
     println!("new admin token (shown once; restart the server to use it):");
     println!("{token}");
     Ok(())

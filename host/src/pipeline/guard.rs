@@ -4,7 +4,9 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::metrics::{CallLabels, CostLabels, LatencyLabels, ProviderLabels, TokenLabels};
+use crate::observability::metrics::{
+    CallLabels, CostLabels, LatencyLabels, ProviderLabels, TokenLabels,
+};
 use crate::state::AppState;
 use crate::store::calls::{CallRecord, CallStatus};
 use crate::store::now_ms;
@@ -140,7 +142,7 @@ impl CallGuard {
 
     pub fn usage(&mut self, usage: Option<Usage>) {
         let Some(u) = usage else { return };
-        let routes = self.state.routes.load();
+        let routes = self.state.routing.load();
         if let Some(rec) = self.rec.as_mut() {
             rec.input_tokens = u.input_tokens;
             rec.output_tokens = u.output_tokens;

@@ -84,7 +84,7 @@ pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, Ap
     }
     // A body that trickles in, or is shorter than its content-length, must not hold the
     // request (and its connection) forever.
-    let within = crate::conn_watch::body_read_timeout();
+    let within = crate::server::conn_watch::body_read_timeout();
     let read = async {
         let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
         while let Some(frame) = body.frame().await {

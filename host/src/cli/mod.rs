@@ -1,6 +1,14 @@
 //! The command line: parsing and dispatch to each command.
 
-use crate::{cli, config, plugin_list, serve, telemetry};
+//!
+//! `serve` runs the gateway; `store_cmds` the commands on the data dir; `plugins_cmd` the
+//! plugin inspection commands.
+
+pub mod plugins_cmd;
+pub mod serve;
+pub mod store_cmds;
+
+use crate::{config, observability::telemetry};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -85,7 +93,7 @@ pub fn main() -> ExitCode {
         command: PluginsCommand::Check { file },
     } = &cli.command
     {
-        return match plugin_list::check(file) {
+        return match plugins_cmd::check(file) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("aihub: {e}");
@@ -105,17 +113,17 @@ pub fn main() -> ExitCode {
     }
     let result = match cli.command {
         Command::Serve => serve::run(config),
-        Command::Migrate => cli::migrate(&config),
+        Command::Migrate => store_cmds::migrate(&config),
         Command::Apps {
             command: AppsCommand::Create { name },
-        } => cli::create_app(&config, &name),
-        Command::RotateMasterKey => cli::rotate_master_key(&config),
+        } => store_cmds::create_app(&config, &name),
+        Command::RotateMasterKey => store_cmds::rotate_master_key(&config),
         Command::AdminToken {
             command: AdminTokenCommand::Reset,
-        } => cli::reset_admin_token(&config),
+        } => store_cmds::reset_admin_token(&config),
         Command::Plugins {
             command: PluginsCommand::List { dir },
-        } => plugin_list::run(&config, dir),
+        } => plugins_cmd::run(&config, dir),
         Command::Plugins {
             command: PluginsCommand::Check { .. },
         }

@@ -4,8 +4,8 @@
 //! reported rather than killing the listing.
 
 use crate::config::Config;
-use crate::plugins::check::{self, LoadCheck};
-use crate::plugins::Registry;
+use crate::plugin_host::check::{self, LoadCheck};
+use crate::plugin_host::Registry;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

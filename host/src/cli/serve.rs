@@ -1,8 +1,8 @@
 //! `aihub serve`: start-up, signals, shutdown.
 
 use crate::config::Config;
-use crate::plugins::check::LoadCheck;
-use crate::plugins::{watcher, Registry};
+use crate::plugin_host::check::LoadCheck;
+use crate::plugin_host::{watcher, Registry};
 use crate::state::{AppState, Parts};
 use crate::store::calls::CallLog;
 use crate::store::secrets::{load_master_key, Cipher, KeySource};
@@ -33,7 +33,7 @@ pub fn run(config: Config) -> Result<(), String> {
 }
 
 async fn run_async(config: Config) -> Result<(), String> {
-    let telemetry = crate::telemetry::init(&config)?;
+    let telemetry = crate::observability::telemetry::init(&config)?;
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
@@ -79,7 +79,7 @@ async fn run_async(config: Config) -> Result<(), String> {
         .await,
     );
     {
-        let table = state.routes.load();
+        let table = state.routing.load();
         tracing::info!(prefixes = ?table.prefixes(), "providers routable");
     }
 
@@ -91,7 +91,7 @@ async fn run_async(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot write the address file: {e}"))?;
     tracing::info!(addr = %bound, plugin_dir = %plugin_dir.display(), "aihub listening");
 
-    crate::health_check::spawn(state.clone());
+    crate::resilience::recheck::spawn(state.clone());
     let _watcher = if watch {
         watcher::spawn(state.clone(), plugin_dir)
     } else {
@@ -158,7 +158,7 @@ pub fn open_store(config: &Config) -> Result<OpenedStore, String> {
         return Err("the master key does not decrypt the stored provider keys: start with the key they were stored under (AIHUB_MASTER_KEY or <data_dir>/master.key)".into());
     }
     let (admin_token_hash, new_admin_token) =
-        crate::admin_token::resolve(&store, config.admin_token.as_ref().map(|t| t.expose()))
+        crate::admin::token::resolve(&store, config.admin_token.as_ref().map(|t| t.expose()))
             .map_err(|e| e.to_string())?;
     let first_app_key = if before == 0 && store.list_apps().map(|a| a.is_empty()).unwrap_or(false) {
         let app = store.create_app("default").map_err(|e| e.to_string())?;

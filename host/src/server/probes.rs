@@ -1,6 +1,6 @@
 //! Liveness and readiness.
 
-use crate::http::{self, Body};
+use crate::server::http::{self, Body};
 use crate::state::AppState;
 use hyper::Response;
 use serde_json::json;
@@ -11,7 +11,7 @@ pub fn healthz() -> Response<Body> {
 
 /// Ready once listening with a routing table; reports how many providers are routable.
 pub fn readyz(state: &AppState) -> Response<Body> {
-    let routes = state.routes.load();
+    let routes = state.routing.load();
     http::json(
         200,
         &json!({

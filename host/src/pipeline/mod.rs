@@ -7,21 +7,17 @@
 //! retried, and once a stream has begun it is never restarted.
 
 mod guard;
-mod head;
 mod stream;
-mod validate;
-
-pub use head::read_body;
 
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::health::Outcome;
-use crate::http::{self, Body, ChannelBody};
+use crate::inbound::openai::{model_of, parse_head, read_body};
+use crate::resilience::credential_health::Outcome;
 use crate::routing::{Route, RouteCredential};
+use crate::server::http::{self, Body, ChannelBody};
 use crate::state::AppState;
 use crate::upstream::headers_of;
 use guard::CallGuard;
-use head::{model_of, parse_head};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
@@ -84,7 +80,7 @@ pub async fn handle(
         aihub.app = tracing::field::Empty,
     );
     if state.telemetry_enabled {
-        let _ = span.set_parent(crate::telemetry::extract(req.headers()));
+        let _ = span.set_parent(crate::observability::telemetry::extract(req.headers()));
     }
     let principal: Principal = match state
         .auth
@@ -140,7 +136,7 @@ enum Served {
 }
 
 fn not_found(model: &str, state: &AppState) -> ApiError {
-    let table = state.routes.load();
+    let table = state.routing.load();
     let known = table.prefixes().join(", ");
     let message = if model.contains('/') {
         format!("model '{model}' not found: no provider serves its prefix; known prefixes: {known}")
@@ -193,7 +189,7 @@ pub fn note(
         state
             .metrics
             .credential_states
-            .get_or_create(&crate::metrics::StateLabels {
+            .get_or_create(&crate::observability::metrics::StateLabels {
                 provider: route.prefix.clone(),
                 state: p.state.to_string(),
             })
@@ -205,7 +201,11 @@ pub fn note(
 }
 
 /// Stores a credential's new health state in the background, so it survives a restart.
-pub fn persist_credential_state(state: &Arc<AppState>, id: i64, p: &crate::health::Persist) {
+pub fn persist_credential_state(
+    state: &Arc<AppState>,
+    id: i64,
+    p: &crate::resilience::credential_health::Persist,
+) {
     let providers = state.stores.providers.clone();
     let (name, until, error) = (p.state.to_string(), p.until_ms, p.last_error.clone());
     tokio::spawn(async move {
@@ -262,7 +262,7 @@ async fn serve_call(
     let route_start = Instant::now();
     let targets = {
         let _s = tracing::info_span!("route").entered();
-        state.routes.load().resolve(&model)
+        state.routing.load().resolve(&model)
     };
     guard.timings.route = route_start.elapsed();
     if targets.is_empty() {
@@ -279,7 +279,7 @@ async fn serve_call(
             state
                 .metrics
                 .failovers
-                .get_or_create(&crate::metrics::ProviderLabels {
+                .get_or_create(&crate::observability::metrics::ProviderLabels {
                     provider: left_provider,
                 })
                 .inc();
@@ -481,7 +481,7 @@ async fn try_attempt(
                 aihub.attempt = i64::from(number),
             );
             if state.telemetry_enabled {
-                crate::telemetry::inject(&span.context(), &mut request.headers);
+                crate::observability::telemetry::inject(&span.context(), &mut request.headers);
             } else if let Some(tp) = &trace.traceparent {
                 request.headers.push(("traceparent".into(), tp.clone()));
                 if let Some(ts) = &trace.tracestate {
@@ -498,7 +498,7 @@ async fn try_attempt(
             state
                 .metrics
                 .upstream_duration
-                .get_or_create(&crate::metrics::ProviderLabels {
+                .get_or_create(&crate::observability::metrics::ProviderLabels {
                     provider: route.prefix.clone(),
                 })
                 .observe(t.elapsed().as_secs_f64());

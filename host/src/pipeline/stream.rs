@@ -2,9 +2,9 @@
 
 use super::guard::CallGuard;
 use crate::error::ApiError;
-use crate::http;
-use crate::metrics::GaugeGuard;
+use crate::observability::metrics::GaugeGuard;
 use crate::routing::Route;
+use crate::server::http;
 use crate::state::AppState;
 use bytes::Bytes;
 use http_body_util::BodyExt;

@@ -1,11 +1,8 @@
 //! Path dispatch. A handful of fixed paths: a match is clearer than a router crate.
 
-mod health;
-mod models;
-
 use crate::error::ApiError;
-use crate::http::Body;
-use crate::proxy;
+use crate::server::http::Body;
+
 use crate::state::AppState;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
@@ -30,19 +27,19 @@ pub async fn dispatch(
         .or_else(|| path.strip_prefix("/api/v2"));
     match (consumer, path) {
         (Some("/chat/completions"), _) if method == Method::POST => {
-            proxy::handle(state, req, Endpoint::Chat, request_id).await
+            crate::pipeline::handle(state, req, Endpoint::Chat, request_id).await
         }
         (Some("/embeddings"), _) if method == Method::POST => {
-            proxy::handle(state, req, Endpoint::Embeddings, request_id).await
+            crate::pipeline::handle(state, req, Endpoint::Embeddings, request_id).await
         }
         (Some("/images/generations"), _) if method == Method::POST => {
-            proxy::handle(state, req, Endpoint::Images, request_id).await
+            crate::pipeline::handle(state, req, Endpoint::Images, request_id).await
         }
         (Some("/models"), _) if method == Method::GET => {
             let start = std::time::Instant::now();
             state.auth.authenticate(req.headers()).await?;
             let auth = start.elapsed().as_secs_f64() * 1000.0;
-            let mut resp = models::list(state);
+            let mut resp = crate::inbound::models::list(state);
             let total = start.elapsed().as_secs_f64() * 1000.0;
             if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
                 "auth;dur={auth:.3}, total;dur={total:.3}"
@@ -54,9 +51,9 @@ pub async fn dispatch(
         (Some("/chat/completions" | "/embeddings" | "/images/generations" | "/models"), _) => {
             Err(not_allowed(&method, path))
         }
-        (_, "/healthz") if method == Method::GET => Ok(health::healthz()),
+        (_, "/healthz") if method == Method::GET => Ok(super::probes::healthz()),
         (_, "/metrics") if method == Method::GET => metrics(state, &req),
-        (_, "/readyz") if method == Method::GET => Ok(health::readyz(state)),
+        (_, "/readyz") if method == Method::GET => Ok(super::probes::readyz(state)),
         (_, "/healthz" | "/readyz" | "/metrics") => Err(not_allowed(&method, path)),
         (_, p) if p.starts_with("/api/admin/") => {
             crate::admin::dispatch(state, req, &method, p).await
@@ -87,7 +84,7 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, 
     if let Some(token) = &cfg.token {
         // Compared through hashes, in constant time, like the admin token.
         let presented = crate::auth::bearer(req.headers()).unwrap_or("");
-        let hash = crate::admin_token::hash;
+        let hash = crate::admin::token::hash;
         let ok: bool =
             subtle::ConstantTimeEq::ct_eq(&hash(presented)[..], &hash(token.expose())[..]).into();
         if !ok {
@@ -101,7 +98,7 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, 
     m.call_log_dropped.set(state.calls.dropped() as i64);
     m.call_log_written.set(state.calls.written() as i64);
     state.sync_plugin_metrics();
-    let mut resp = Response::new(crate::http::full(m.render()));
+    let mut resp = Response::new(crate::server::http::full(m.render()));
     resp.headers_mut().insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static(

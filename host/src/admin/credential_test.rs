@@ -2,8 +2,8 @@
 //! one credential, so an operator learns at once whether a key works.
 
 use crate::error::ApiError;
-use crate::health::Outcome;
-use crate::http::{self, Body};
+use crate::resilience::credential_health::Outcome;
+use crate::server::http::{self, Body};
 use crate::state::AppState;
 use hyper::Response;
 use plugin_api::{ErrorClass, ModelKind};
@@ -23,7 +23,7 @@ pub async fn run(
         .credential_secret(provider_id, credential_id)
         .await?;
     let route = state
-        .routes
+        .routing
         .load()
         .get(&provider.prefix)
         .filter(|r| r.store_id == Some(provider_id))
@@ -48,12 +48,18 @@ pub async fn run(
                 .into(),
         })?;
     let start = Instant::now();
-    let outcome =
-        crate::health_check::probe(state, &route, &secret, &model, route.timeouts.first_byte).await;
+    let outcome = crate::resilience::recheck::probe(
+        state,
+        &route,
+        &secret,
+        &model,
+        route.timeouts.first_byte,
+    )
+    .await;
     let latency_ms = start.elapsed().as_millis() as u64;
     let health_outcome = match &outcome {
         Ok(()) => Outcome::Success,
-        Err(e) => crate::proxy::outcome_of(e),
+        Err(e) => crate::pipeline::outcome_of(e),
     };
     let state_name = match route
         .credentials
@@ -63,7 +69,7 @@ pub async fn run(
         // In rotation: the result moves its health like any call (a refused key that now
         // passes is restored at once).
         Some(c) => {
-            crate::proxy::note(state, &route, c, &health_outcome, &model);
+            crate::pipeline::note(state, &route, c, &health_outcome, &model);
             c.health.view().state
         }
         None => {

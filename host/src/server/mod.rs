@@ -1,20 +1,25 @@
 //! Accepting connections (within the connection caps), the per-request envelope (request
 //! id, request-size limits, access log), per-connection timeouts and graceful shutdown.
 
+pub mod conn_limits;
+pub mod conn_watch;
+pub mod http;
+pub mod io;
+pub mod probes;
+pub mod router;
+
 use crate::config::ServerConfig;
-use crate::conn_limits::{self, ConnLimits, Refusal};
-use crate::conn_watch::{self, Action, InFlight, Timeouts, TrackedBody};
 use crate::error::ApiError;
-use crate::http;
-use crate::routes;
-use crate::server_io::{self, Canned, ConnIo, ConnState};
 use crate::state::AppState;
 use bytes::Bytes;
+use conn_limits::{ConnLimits, Refusal};
+use conn_watch::{Action, InFlight, Timeouts, TrackedBody};
 use hyper::body::Incoming;
 use hyper::header::HeaderValue;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use io::{Canned, ConnIo, ConnState};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -76,14 +81,14 @@ async fn handle(
 ) -> Result<Response<TrackedBody>, Infallible> {
     let inflight = InFlight::new(conn);
     let start = Instant::now();
-    let _inflight = crate::metrics::GaugeGuard::new(&state.metrics.inflight);
+    let _inflight = crate::observability::metrics::GaugeGuard::new(&state.metrics.inflight);
     let request_id = client_request_id(&req).unwrap_or_else(|| state.new_request_id());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let http1 = req.version() <= hyper::Version::HTTP_11;
     let outcome = match envelope_error(&req, &env) {
         Some(e) => Err(e),
-        None => routes::dispatch(&state, req, &request_id).await,
+        None => router::dispatch(&state, req, &request_id).await,
     };
     let (mut resp, error) = match outcome {
         Ok(r) => (r, None),
@@ -179,8 +184,8 @@ impl Refusals {
              connections or retry shortly"
         ));
         Refusals {
-            total: server_io::render_with(&total, "retry-after: 1\r\n"),
-            per_peer: server_io::render_with(&peer, "retry-after: 1\r\n"),
+            total: io::render_with(&total, "retry-after: 1\r\n"),
+            per_peer: io::render_with(&peer, "retry-after: 1\r\n"),
         }
     }
 }

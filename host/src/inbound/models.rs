@@ -1,12 +1,12 @@
 //! `GET /v1/models`: every model of every routable provider, as `prefix/model`.
 
-use crate::http::{self, Body};
+use crate::server::http::{self, Body};
 use crate::state::AppState;
 use hyper::Response;
 use serde_json::json;
 
 pub fn list(state: &AppState) -> Response<Body> {
-    let table = state.routes.load();
+    let table = state.routing.load();
     let mut data = Vec::new();
     for route in table.routes_sorted() {
         for m in &route.models {

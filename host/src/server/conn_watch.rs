@@ -2,8 +2,8 @@
 //! or a client that stopped reading. Also the in-flight bookkeeping that keeps a connection
 //! with a running request (a quiet stream included) from counting as idle.
 
-use crate::http::Body;
-use crate::server_io::ConnState;
+use crate::server::http::Body;
+use crate::server::io::ConnState;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use std::convert::Infallible;
@@ -69,7 +69,7 @@ pub fn decide(conn: &ConnState, now: u64, t: Timeouts, graceful_at: Option<u64>)
 }
 
 /// `server.body_read_timeout_ms`, set once at start. Process-wide so that reading a body
-/// (`proxy::read_body`) needs neither a per-request extension nor a new parameter.
+/// (`inbound::openai::read_body`) needs neither a per-request extension nor a new parameter.
 static BODY_READ_TIMEOUT_MS: AtomicU64 = AtomicU64::new(60_000);
 
 pub fn set_body_read_timeout(t: Duration) {

@@ -3,10 +3,10 @@
 //! change and swapped in atomically; requests in flight keep the `Arc<Route>` (and so the
 //! adapter) they started with.
 
-use crate::balance::Rotation;
 use crate::config::{AliasEntry, ProviderEntry, UpstreamConfig};
-use crate::health::{CredHealth, HealthKey, HealthPolicy, HealthRegistry};
-use crate::plugins::Registry;
+use crate::plugin_host::Registry;
+use crate::resilience::balance::Rotation;
+use crate::resilience::credential_health::{CredHealth, HealthKey, HealthPolicy, HealthRegistry};
 use crate::store::aliases::AliasRow;
 use crate::store::providers::{LiveCredential, ProviderRow};
 use crate::store::rates::{usd_per_mtok_to_micros, Rate};

@@ -1,0 +1,4 @@
+//! Traces and logs (`telemetry`) and Prometheus metrics (`metrics`).
+
+pub mod metrics;
+pub mod telemetry;
