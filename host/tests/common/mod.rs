@@ -1410,4 +1410,5 @@ impl TestServer {
 }
 
 pub mod providers;
+pub mod raw_stream;
 pub mod scripted;
