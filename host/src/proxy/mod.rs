@@ -7,7 +7,7 @@
 //! retried, and once a stream has begun it is never restarted.
 
 mod guard;
-mod head;
+pub mod head;
 mod stream;
 
 pub use head::read_body;

@@ -1,6 +1,6 @@
 //! Path dispatch. A handful of fixed paths: a match is clearer than a router crate.
 
-mod admin;
+pub mod admin;
 mod health;
 mod models;
 
