@@ -33,6 +33,7 @@ test: lint test-fixtures
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Libraries the end-to-end tests load: every workspace plugin (debug) and a second build
