@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PLUGIN_DIR ?= $(DATA_DIR)/plugins
 DEBUG_DIR := target/debug
 
-.PHONY: run build plugins test lint test-fixtures unit bench bench-quick clean
+.PHONY: run build plugins test lint test-fixtures unit bench bench-quick clean fuzz fuzz-tool
 
 ## Build host and plugins (release), install the plugins, start the gateway.
 run: plugins
@@ -33,6 +33,7 @@ test: lint test-fixtures
 
 lint:
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 ## Libraries the end-to-end tests load: every workspace plugin (debug) and a second build
@@ -52,6 +53,38 @@ bench:
 
 bench-quick:
 	$(CARGO) build --release --workspace && $(CARGO) run --release -p aihub-bench --bin bench -- --quick
+
+## Fuzzing (cargo-fuzz, libFuzzer; crate in fuzz/): each target for FUZZ_SECONDS, from the
+## committed seeds in fuzz/corpus/<target>/ (new finds are kept in target/fuzz/corpus/,
+## crashes written to fuzz/artifacts/). Stable Rust is enough: `-s none` needs no
+## sanitizer. `--dev` builds fast (the host's dependencies are heavy); FUZZ_BUILD= (empty)
+## builds optimised for long runs.
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD ?= --dev
+FUZZ_DIR := target/fuzz
+FUZZ_TARGETS := sse_parser openai_stream anthropic_stream gemini_stream echo_stream \
+	openai_request anthropic_request gemini_request echo_request request_head admin_query
+FUZZ := $(CARGO) fuzz
+fuzz: fuzz-tool
+	$(FUZZ) build -s none $(FUZZ_BUILD) --target-dir $(FUZZ_DIR)
+	@for t in $(FUZZ_TARGETS); do \
+		mkdir -p $(FUZZ_DIR)/corpus/$$t; \
+		if $(FUZZ) run -s none $(FUZZ_BUILD) --target-dir $(FUZZ_DIR) $$t \
+			$(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t -- \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 >$(FUZZ_DIR)/$$t.log 2>&1; then \
+			echo "fuzz: $$t: $$(grep '^Done' $(FUZZ_DIR)/$$t.log | tail -1)"; \
+		else \
+			grep -m 3 -A 2 'panicked at' $(FUZZ_DIR)/$$t.log; \
+			grep -B 2 -A 30 -m 1 '^SUMMARY' $(FUZZ_DIR)/$$t.log; \
+			echo "fuzz: $$t FAILED (full log $(FUZZ_DIR)/$$t.log; reproducer in fuzz/artifacts/$$t/)"; \
+			exit 1; \
+		fi; \
+	done
+	@echo "fuzz: all $(words $(FUZZ_TARGETS)) targets ran $(FUZZ_SECONDS) s each without a failure"
+
+## cargo-fuzz, installed into the default cargo bin when missing.
+fuzz-tool:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 
 clean:
 	$(CARGO) clean

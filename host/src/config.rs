@@ -161,7 +161,8 @@ pub struct UpstreamConfig {
     pub first_byte_timeout_ms: u64,
     /// Longest silence allowed between two chunks of a streamed reply.
     pub idle_timeout_ms: u64,
-    /// Largest whole (non-streamed) upstream reply read into memory.
+    /// Largest upstream reply: a whole reply read into memory, or all the bytes of one
+    /// streamed reply (past it the stream is stopped with an error event).
     pub max_response_bytes: usize,
 }
 

@@ -101,7 +101,7 @@
 //!
 //! impl StreamDecoder for MyDecoder {
 //!     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
-//!         for event in self.sse.feed(bytes) {
+//!         for event in self.sse.feed(bytes)? {
 //!             if event.data == "[DONE]" {
 //!                 out.done();
 //!             } else {

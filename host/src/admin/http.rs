@@ -147,7 +147,7 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
 }
 
 /// Unix seconds or milliseconds.
-fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+pub fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     let Some(raw) = q.get(name).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
@@ -155,6 +155,7 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Ap
         field: name.to_string(),
         message: format!("'{raw}' is not a Unix time (seconds or milliseconds)"),
     })?;
+    // `unsigned_abs`: `abs` of i64::MIN overflows (found by fuzz/admin_query).
     Ok(Some(if v.unsigned_abs() < 100_000_000_000 {
         v * 1000
     } else {
@@ -162,7 +163,7 @@ fn time_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, Ap
     }))
 }
 
-fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
+pub fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>, ApiError> {
     match q.get(name).filter(|v| !v.is_empty()) {
         None => Ok(None),
         Some(raw) => raw.parse().map(Some).map_err(|_| ApiError::Validation {

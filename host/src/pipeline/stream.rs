@@ -21,6 +21,13 @@ fn cut_stream() -> ApiError {
     ))
 }
 
+/// A stream that sent more than `upstream.max_response_bytes` in all.
+fn too_large(limit: usize) -> ApiError {
+    ApiError::Provider(ProviderError::upstream(format!(
+        "the upstream stream exceeded {limit} bytes (upstream.max_response_bytes); it was stopped"
+    )))
+}
+
 /// A locally answered stream: decoded at once into one SSE body.
 pub fn local(decoder: &mut Decoder, body: &[u8]) -> (Bytes, Option<Usage>, Option<ApiError>) {
     let mut out = Vec::new();
@@ -62,6 +69,10 @@ pub async fn pump(
     let _open = GaugeGuard::new(&state.metrics.streams);
     let traced = !guard.span.is_disabled();
     let idle = route.timeouts.idle;
+    // Bounds one stream's total, as `read_body` bounds a whole reply: a decoder may hold
+    // what it is sent, so a stream that never ends must not be read forever.
+    let max_bytes = state.config.upstream.max_response_bytes;
+    let mut received: usize = 0;
     let mut done = false;
     let mut usage: Option<Usage> = None;
     let mut ended = false;
@@ -99,7 +110,13 @@ pub async fn pump(
                     ))))
                 }
                 Ok(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => decoder.feed(&data),
+                    Ok(data) => {
+                        received = received.saturating_add(data.len());
+                        if received > max_bytes {
+                            break Err(too_large(max_bytes));
+                        }
+                        decoder.feed(&data)
+                    }
                     Err(_) => continue,
                 },
             }
@@ -123,6 +140,8 @@ pub async fn pump(
             break if done { Ok(()) } else { Err(cut_stream()) };
         }
     };
+    // Closes the upstream connection before the client is told.
+    drop(body);
     guard.usage(usage);
     match outcome {
         Ok(()) => {

@@ -1411,4 +1411,5 @@ impl TestServer {
 
 pub mod providers;
 pub mod raw_http;
+pub mod raw_stream;
 pub mod scripted;

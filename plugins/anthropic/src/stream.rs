@@ -181,7 +181,7 @@ impl StreamDecoder for AnthropicStream {
         if self.ended {
             return Ok(());
         }
-        for ev in self.sse.feed(bytes) {
+        for ev in self.sse.feed(bytes).inspect_err(|_| self.ended = true)? {
             self.event(&ev, out)?;
             if self.ended {
                 break;
@@ -196,7 +196,7 @@ impl StreamDecoder for AnthropicStream {
         if self.ended {
             return Ok(());
         }
-        if let Some(ev) = self.sse.finish() {
+        if let Some(ev) = self.sse.finish().inspect_err(|_| self.ended = true)? {
             // A last event without its blank line still counts when it is whole; a
             // half-received one is the cut the host reports.
             if serde_json::from_str::<Value>(&ev.data).is_ok() {

@@ -177,7 +177,7 @@ impl GeminiStream {
 
 impl StreamDecoder for GeminiStream {
     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
-        for event in self.sse.feed(bytes) {
+        for event in self.sse.feed(bytes)? {
             self.event(&event.data, out)?;
         }
         Ok(())
@@ -186,7 +186,11 @@ impl StreamDecoder for GeminiStream {
     fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
         // A stream that stopped inside an event, or before every candidate finished, was
         // cut: no `done`, and the host tells the client so. Usage seen so far stands.
-        if self.sse.has_partial() || !self.complete() {
+        let partial = self.sse.has_partial();
+        // Reports a stream stopped at the event cap (the lenient last event is not used:
+        // an unterminated Gemini event is a cut).
+        self.sse.finish()?;
+        if partial || !self.complete() {
             return Ok(());
         }
         if self.include_usage {

@@ -220,7 +220,13 @@ impl StreamDecoder for OpenAiStream {
             self.prelude
                 .extend_from_slice(&bytes[..bytes.len().min(room)]);
         }
-        let events = self.sse.feed(bytes);
+        let events = match self.sse.feed(bytes) {
+            Ok(events) => events,
+            Err(e) => {
+                self.stopped = true;
+                return Err(e.into());
+            }
+        };
         if !events.is_empty() {
             self.prelude = Vec::new();
         }
@@ -234,7 +240,14 @@ impl StreamDecoder for OpenAiStream {
         if self.stopped || self.done {
             return Ok(());
         }
-        if let Some(last) = self.sse.finish() {
+        let last = match self.sse.finish() {
+            Ok(last) => last,
+            Err(e) => {
+                self.stopped = true;
+                return Err(e.into());
+            }
+        };
+        if let Some(last) = last {
             // An event the upstream did not close with a blank line: `[DONE]` like that
             // is common; a chunk cut in half is a cut stream, not a malformed one.
             let complete = last.data.trim() == "[DONE]"

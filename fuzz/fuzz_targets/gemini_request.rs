@@ -1,0 +1,14 @@
+//! The gemini plugin's request translation (`prepare`) on arbitrary client bodies, and its
+//! reply parsing on the same bytes: refusals are fine, panics are not.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Some(p) = aihub_fuzz::provider::<aihub_gemini::Gemini>(
+        "gemini",
+        "https://generativelanguage.googleapis.com",
+    ) {
+        aihub_fuzz::request(&p, "gemini-2.5-flash", data);
+    }
+});
