@@ -59,7 +59,7 @@ pub async fn run(
     let latency_ms = start.elapsed().as_millis() as u64;
     let health_outcome = match &outcome {
         Ok(()) => Outcome::Success,
-        Err(e) => crate::pipeline::outcome_of(e),
+        Err(e) => crate::resilience::retry::outcome_of(e),
     };
     let state_name = match route
         .credentials
@@ -69,7 +69,7 @@ pub async fn run(
         // In rotation: the result moves its health like any call (a refused key that now
         // passes is restored at once).
         Some(c) => {
-            crate::pipeline::note(state, &route, c, &health_outcome, &model);
+            crate::resilience::report::note(state, &route, c, &health_outcome, &model);
             c.health.view().state
         }
         None => {

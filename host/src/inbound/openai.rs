@@ -3,12 +3,14 @@
 use super::validate::{
     ArrayOf, Count, EmbeddingInput, Int, Message, Number, Object, Stop, Str, Tool,
 };
+use super::{CanonicalCall, Format};
 use crate::bounds::MAX_MODEL_NAME;
 use crate::error::ApiError;
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::Request;
+use plugin_api::Endpoint;
 use serde::Deserialize;
 use std::time::Duration;
 
@@ -129,6 +131,42 @@ async fn drain(body: &mut Incoming, max: u64, within: Duration) {
         }
     })
     .await;
+}
+
+/// Reads and checks an OpenAI-shaped call: the body within the size and time limits, the
+/// head's types, the model, and the field each endpoint requires.
+pub async fn read_call(
+    req: Request<Incoming>,
+    endpoint: Endpoint,
+    max_body_bytes: usize,
+) -> Result<CanonicalCall, ApiError> {
+    let body = read_body(req, max_body_bytes).await?;
+    let head = parse_head(&body)?;
+    let model = model_of(&head)?;
+    match endpoint {
+        Endpoint::Chat if head.messages.is_none() => {
+            return Err(ApiError::MissingField("messages"))
+        }
+        Endpoint::Embeddings if head.input.is_none() => {
+            return Err(ApiError::MissingField("input"))
+        }
+        Endpoint::Images if head.prompt.is_none() => return Err(ApiError::MissingField("prompt")),
+        _ => {}
+    }
+    let stream = endpoint == Endpoint::Chat && head.stream.unwrap_or(false);
+    let include_usage = stream
+        && head
+            .stream_options
+            .and_then(|o| o.include_usage)
+            .unwrap_or(false);
+    Ok(CanonicalCall {
+        format: Format::OpenAi,
+        endpoint,
+        body,
+        model,
+        stream,
+        include_usage,
+    })
 }
 
 pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {

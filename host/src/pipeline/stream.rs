@@ -1,6 +1,6 @@
 //! Streamed replies: moved to the client chunk by chunk as they arrive.
 
-use super::guard::CallGuard;
+use super::context::CallContext;
 use crate::error::ApiError;
 use crate::observability::metrics::GaugeGuard;
 use crate::routing::Route;
@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use plugin_api::host::Decoder;
 use plugin_api::{ProviderError, Usage};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 fn cut_stream() -> ApiError {
@@ -63,7 +63,7 @@ pub async fn pump(
     mut decoder: Decoder,
     mut body: Incoming,
     tx: mpsc::Sender<Bytes>,
-    mut guard: CallGuard,
+    mut guard: CallContext,
     deadline: Instant,
 ) {
     let _open = GaugeGuard::new(&state.metrics.streams);
@@ -156,18 +156,6 @@ pub async fn pump(
     }
 }
 
-/// Jittered exponential backoff before attempt `n` (1-based count of failures so far).
-pub fn backoff(n: u32, base: Duration, max: Duration) -> Duration {
-    let exp = base
-        .saturating_mul(1u32 << n.saturating_sub(1).min(16))
-        .min(max);
-    let mut r = [0u8; 4];
-    let _ = getrandom::fill(&mut r);
-    let frac = u32::from_le_bytes(r) as f64 / u32::MAX as f64;
-    // Half fixed, half random: spreads retries without ever retrying instantly.
-    exp.mul_f64(0.5 + frac / 2.0)
-}
-
 /// Response model and finish reasons for the trace, from the chunks that finish.
 fn note_chunks(span: &tracing::Span, chunks: &[Vec<u8>]) {
     // A chunk that finishes carries `"finish_reason":"stop"` (not `null`); only those are
@@ -177,6 +165,6 @@ fn note_chunks(span: &tracing::Span, chunks: &[Vec<u8>]) {
         .iter()
         .filter(|c| c.windows(KEY.len()).any(|w| w == KEY))
     {
-        super::record_response(span, c);
+        super::attempt::record_response(span, c);
     }
 }

@@ -4,7 +4,7 @@
 //! restored to rotation.
 
 use crate::error::ApiError;
-use crate::pipeline::note;
+use crate::resilience::report::note;
 use crate::routing::{Route, RouteCredential};
 use crate::state::AppState;
 use crate::upstream::headers_of;
@@ -75,7 +75,7 @@ async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, m
             );
         }
         if let Some(id) = cred.id {
-            crate::pipeline::persist_credential_state(&state, id, &p);
+            crate::resilience::report::persist_credential_state(&state, id, &p);
         }
     }
 }

@@ -1,6 +1,8 @@
-//! Accounts for every consumer call exactly once — on success, on error, or, when the
-//! handler or the stream is dropped because the client went away, as cancelled: the call
-//! record for the store, the metrics, the access-log line and the trace span's outcome.
+//! The context every phase of one call shares: the call record being built, timings,
+//! the span, and the duty to account for the call exactly once — on success, on error,
+//! or, when the handler or the stream is dropped because the client went away, as
+//! cancelled: the call record for the store, the metrics, the access-log line and the
+//! trace span's outcome.
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -23,7 +25,7 @@ pub struct Timings {
     pub upstream: Duration,
 }
 
-pub struct CallGuard {
+pub struct CallContext {
     state: Arc<AppState>,
     start: Instant,
     rec: Option<CallRecord>,
@@ -49,7 +51,7 @@ pub fn endpoint_name(e: Endpoint) -> &'static str {
     }
 }
 
-impl CallGuard {
+impl CallContext {
     pub fn new(
         state: &Arc<AppState>,
         request_id: &str,
@@ -58,7 +60,7 @@ impl CallGuard {
         span: tracing::Span,
         start: Instant,
     ) -> Self {
-        CallGuard {
+        CallContext {
             state: state.clone(),
             start,
             ttfb: None,
@@ -104,10 +106,10 @@ impl CallGuard {
         self.rec.as_mut()
     }
 
-    /// Moves the accounting duty into a stream's task, leaving an inert guard.
-    pub fn take_for_stream(&mut self) -> CallGuard {
+    /// Moves the accounting duty into a stream's task, leaving an inert context.
+    pub fn take_for_stream(&mut self) -> CallContext {
         self.streaming = true;
-        CallGuard {
+        CallContext {
             state: self.state.clone(),
             start: self.start,
             rec: self.rec.take(),
@@ -326,7 +328,7 @@ impl CallGuard {
     }
 }
 
-impl Drop for CallGuard {
+impl Drop for CallContext {
     fn drop(&mut self) {
         if self.rec.is_some() {
             self.finish(CallStatus::Cancelled, 499, None);

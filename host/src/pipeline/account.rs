@@ -1,0 +1,35 @@
+//! The account phase: whatever happened, the call is recorded once (status, tokens, cost,
+//! timings, every attempt's error) and the response gets its `Server-Timing`. A stream
+//! accounts for itself when it ends (its context moved into the stream's task).
+
+use super::context::CallContext;
+use super::Served;
+use crate::error::ApiError;
+use crate::inbound::Format;
+use crate::server::http::{self, Body};
+use hyper::Response;
+
+/// The response for the outcome, with the call accounted for.
+pub fn finish(
+    ctx: &mut CallContext,
+    format: Format,
+    result: Result<Served, ApiError>,
+) -> Response<Body> {
+    let mut resp = match result {
+        Ok(Served::Whole(resp, usage)) => {
+            ctx.usage(usage);
+            ctx.ok();
+            resp
+        }
+        Ok(Served::Streaming(resp)) => resp,
+        Err(e) => {
+            ctx.fail(&e);
+            format.error_response(&e)
+        }
+    };
+    if let Ok(v) = hyper::header::HeaderValue::from_str(&ctx.server_timing()) {
+        resp.headers_mut().insert("server-timing", v);
+    }
+    resp.extensions_mut().insert(http::Logged);
+    resp
+}

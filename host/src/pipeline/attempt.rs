@@ -1,0 +1,303 @@
+//! One attempt: the plugin prepares the upstream request, the host sends it, and the
+//! plugin reads the reply (whole, or as a stream handed to `stream::pump`).
+
+use super::context::CallContext;
+use super::{stream, Served, TraceHeaders};
+use crate::error::ApiError;
+use crate::routing::Route;
+use crate::server::http::{self, ChannelBody};
+use crate::state::AppState;
+use crate::upstream::headers_of;
+use http_body_util::BodyExt;
+use plugin_api::{Call, ErrorClass, Prepared};
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// One try with one credential. Its error leaves scrubbed of the key it used (the one
+/// choke point for upstream text on the call path: the client body, the call record, the
+/// credential's health and the log lines all see the scrubbed text).
+pub async fn attempt(
+    state: &Arc<AppState>,
+    route: &Arc<Route>,
+    call: &Call<'_>,
+    ctx: &mut CallContext,
+    deadline: Instant,
+    trace: &TraceHeaders,
+    number: u32,
+) -> Result<Served, ApiError> {
+    let key: Vec<&str> = call.api_key.into_iter().collect();
+    try_attempt(state, route, call, ctx, deadline, trace, number)
+        .await
+        .map_err(|e| e.scrubbed(&key))
+}
+
+async fn try_attempt(
+    state: &Arc<AppState>,
+    route: &Arc<Route>,
+    call: &Call<'_>,
+    ctx: &mut CallContext,
+    deadline: Instant,
+    trace: &TraceHeaders,
+    number: u32,
+) -> Result<Served, ApiError> {
+    let left = || deadline.saturating_duration_since(Instant::now());
+    let t = Instant::now();
+    let prepared = {
+        let _s = tracing::info_span!("plugin.prepare").entered();
+        route.adapter.prepare(call).map_err(ApiError::Provider)
+    };
+    ctx.timings.plugin += t.elapsed();
+    match prepared? {
+        Prepared::Local(local) => {
+            let headers = [("content-type", local.content_type.as_str())];
+            if call.stream && (200..300).contains(&local.status) {
+                let mut decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
+                let (bytes, usage, error) = stream::local(&mut decoder, &local.body);
+                let mut g = ctx.take_for_stream();
+                g.usage(usage);
+                g.first_byte();
+                match error {
+                    None => g.ok(),
+                    Some(e) => g.fail(&e),
+                }
+                return Ok(Served::Streaming(http::event_stream(http::full(bytes))));
+            }
+            let resp = plugin_api::Response {
+                status: local.status,
+                headers: &headers,
+                body: &local.body,
+            };
+            parse(route, call, &resp, ctx)
+        }
+        Prepared::Upstream(mut request) => {
+            // Whatever credential the plugin put in the request (operator-set static
+            // headers included) is scrubbed from what the upstream says back.
+            let sent = crate::redact::sent_secrets(&request.headers);
+            let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+            let scrub = |e: ApiError| e.scrubbed(&sent);
+            let (host, path) = split_url(&request.url);
+            let span = tracing::info_span!(
+                "upstream",
+                otel.name = request.method.as_str(),
+                otel.kind = "client",
+                http.request.method = request.method.as_str(),
+                server.address = host.as_str(),
+                url.path = path.as_str(),
+                http.response.status_code = tracing::field::Empty,
+                aihub.attempt = i64::from(number),
+            );
+            if state.telemetry_enabled {
+                crate::observability::telemetry::inject(&span.context(), &mut request.headers);
+            } else if let Some(tp) = &trace.traceparent {
+                request.headers.push(("traceparent".into(), tp.clone()));
+                if let Some(ts) = &trace.tracestate {
+                    request.headers.push(("tracestate".into(), ts.clone()));
+                }
+            }
+            let t = Instant::now();
+            let sent_result = state
+                .upstream
+                .send(request, route.timeouts.first_byte.min(left()))
+                .instrument(span.clone())
+                .await;
+            ctx.timings.upstream += t.elapsed();
+            state
+                .metrics
+                .upstream_duration
+                .get_or_create(&crate::observability::metrics::ProviderLabels {
+                    provider: route.prefix.clone(),
+                })
+                .observe(t.elapsed().as_secs_f64());
+            let resp = sent_result.map_err(scrub)?;
+            let status = resp.status().as_u16();
+            span.record("http.response.status_code", i64::from(status));
+            if call.stream && resp.status().is_success() {
+                let decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
+                let (tx, rx) = mpsc::channel(16);
+                let stream_ctx = ctx.take_for_stream();
+                tokio::spawn(
+                    stream::pump(
+                        state.clone(),
+                        route.clone(),
+                        decoder,
+                        resp.into_body(),
+                        tx,
+                        stream_ctx,
+                        deadline,
+                    )
+                    .instrument(span),
+                );
+                return Ok(Served::Streaming(http::event_stream(BodyExt::boxed(
+                    ChannelBody::new(rx),
+                ))));
+            }
+            let owned = headers_of(&resp);
+            let bytes = state
+                .upstream
+                .read_body(resp.into_body(), route.timeouts.idle.min(left()))
+                .instrument(span)
+                .await
+                .map_err(scrub)?;
+            ctx.first_byte();
+            let headers: Vec<(&str, &str)> = owned
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            let resp = plugin_api::Response {
+                status,
+                headers: &headers,
+                body: &bytes,
+            };
+            parse(route, call, &resp, ctx).map_err(scrub)
+        }
+    }
+}
+
+fn parse(
+    route: &Route,
+    call: &Call<'_>,
+    resp: &plugin_api::Response<'_>,
+    ctx: &mut CallContext,
+) -> Result<Served, ApiError> {
+    let t = Instant::now();
+    let reply = {
+        let _s = tracing::info_span!("plugin.parse").entered();
+        route.adapter.parse(call, resp).map_err(ApiError::Provider)
+    };
+    ctx.timings.plugin += t.elapsed();
+    let reply = reply.map_err(|e| unreadable_success(e, resp))?;
+    if !ctx.span.is_disabled() {
+        record_response(&ctx.span, &reply.body);
+    }
+    if ctx.capture_content {
+        capture(&ctx.span, "gen_ai.output.messages", &reply.body, "choices");
+    }
+    Ok(Served::Whole(
+        http::json_bytes(200, reply.body),
+        reply.usage,
+    ))
+}
+
+/// A plugin's "unreadable reply" for a 2xx the upstream did not mark as an error: the
+/// upstream did (and billed) the work, so this must not be retried on another key.
+fn unreadable_success(e: ApiError, resp: &plugin_api::Response<'_>) -> ApiError {
+    let ApiError::Provider(p) = &e else {
+        return e;
+    };
+    let reported_error = || {
+        serde_json::from_slice::<serde_json::Value>(resp.body)
+            .ok()
+            .is_some_and(|v| v.get("error").is_some_and(|x| !x.is_null()))
+    };
+    if (200..300).contains(&resp.status) && p.class == ErrorClass::Upstream && !reported_error() {
+        return ApiError::UnreadableReply {
+            status: resp.status,
+            message: p.message.clone(),
+        };
+    }
+    e
+}
+
+/// `gen_ai.response.model` and finish reasons from a reply or a stream chunk (both carry
+/// `model` and `choices[].finish_reason`); read only when traced.
+pub(super) fn record_response(span: &tracing::Span, body: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Choice {
+        finish_reason: Option<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        model: Option<String>,
+        #[serde(default)]
+        choices: Vec<Choice>,
+    }
+    if let Ok(r) = serde_json::from_slice::<Reply>(body) {
+        if let Some(m) = r.model {
+            span.record("gen_ai.response.model", m.as_str());
+        }
+        let reasons: Vec<String> = r
+            .choices
+            .into_iter()
+            .filter_map(|c| c.finish_reason)
+            .collect();
+        if !reasons.is_empty() {
+            set_finish_reasons(span, reasons);
+        }
+    }
+}
+
+/// Host and path of a URL, for span attributes (the query may carry credentials).
+fn split_url(url: &str) -> (String, String) {
+    match url.parse::<hyper::Uri>() {
+        Ok(u) => (
+            u.host().unwrap_or_default().to_string(),
+            u.path().to_string(),
+        ),
+        Err(_) => (String::new(), String::new()),
+    }
+}
+
+/// `gen_ai.response.finish_reasons` as the string array the semantic conventions ask for
+/// (a `tracing` field can only carry a scalar).
+fn set_finish_reasons(span: &tracing::Span, reasons: Vec<String>) {
+    let values: Vec<opentelemetry::StringValue> = reasons.into_iter().map(Into::into).collect();
+    span.set_attribute(
+        "gen_ai.response.finish_reasons",
+        opentelemetry::Value::Array(values.into()),
+    );
+}
+
+/// Puts one JSON field of a body into the span as text (capped), for operators who turned
+/// `telemetry.capture_content` on.
+pub(super) fn capture(span: &tracing::Span, attribute: &'static str, body: &[u8], field: &str) {
+    const MAX: usize = 16 * 1024;
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return;
+    };
+    let mut text = v.get(field).map(|f| f.to_string()).unwrap_or_default();
+    if text.len() > MAX {
+        let mut cut = MAX;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    span.set_attribute(attribute, text);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resilience::credential_health::Outcome;
+    use crate::resilience::retry::{outcome_of, retryable};
+    use plugin_api::ProviderError;
+
+    fn resp(status: u16, body: &[u8]) -> plugin_api::Response<'_> {
+        plugin_api::Response {
+            status,
+            headers: &[],
+            body,
+        }
+    }
+
+    #[test]
+    fn an_unreadable_success_is_neither_retried_nor_held_against_the_key() {
+        let unreadable = || ApiError::Provider(ProviderError::upstream("unreadable reply"));
+        let e = unreadable_success(unreadable(), &resp(200, b"not json"));
+        assert!(
+            matches!(e, ApiError::UnreadableReply { status: 200, .. }),
+            "{e:?}"
+        );
+        assert_eq!(e.status(), 502);
+        assert!(!retryable(&e));
+        assert_eq!(outcome_of(&e), Outcome::Neutral);
+        // A 2xx the upstream itself marked as an error, and a 5xx, stay retryable.
+        let e = unreadable_success(unreadable(), &resp(200, br#"{"error":{"message":"x"}}"#));
+        assert!(matches!(e, ApiError::Provider(_)) && retryable(&e), "{e:?}");
+        let e = unreadable_success(unreadable(), &resp(500, b"oops"));
+        assert!(matches!(e, ApiError::Provider(_)) && retryable(&e), "{e:?}");
+    }
+}

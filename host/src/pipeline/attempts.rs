@@ -1,0 +1,173 @@
+//! The attempts phase: try each target the model resolved to, each with up to
+//! `resilience.max_attempts` keys, until one answers. Retries happen only before anything
+//! reached the client (a rate limit, a 5xx, a connect error, a timeout, a refused key),
+//! with backoff, within one deadline; a client error is never retried.
+
+use super::attempt::attempt;
+use super::context::CallContext;
+use super::{resolve, Served, TraceHeaders};
+use crate::error::ApiError;
+use crate::inbound::CanonicalCall;
+use crate::resilience::credential_health::Outcome;
+use crate::resilience::report::note;
+use crate::resilience::retry::{backoff, outcome_of, retryable};
+use crate::routing::Route;
+use crate::state::AppState;
+use plugin_api::Call;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Runs the attempts for `call` over `targets` (in order). The first answer wins; else
+/// the last attempt's error (each attempt's error is kept on the call record).
+pub async fn run(
+    state: &Arc<AppState>,
+    ctx: &mut CallContext,
+    call: &CanonicalCall,
+    targets: Vec<(Arc<Route>, String)>,
+    trace: &TraceHeaders,
+) -> Result<Served, ApiError> {
+    let (endpoint, model, body, stream, include_usage) = (
+        call.endpoint,
+        &call.model,
+        &call.body,
+        call.stream,
+        call.include_usage,
+    );
+    let r = &state.config.resilience;
+    let deadline = ctx.started() + Duration::from_millis(r.total_timeout_ms);
+    let mut last_error: Option<ApiError> = None;
+    let mut failures = 0u32;
+    let n_targets = targets.len();
+    for (t, (route, upstream_model)) in targets.into_iter().enumerate() {
+        if t > 0 {
+            let left_provider = ctx.rec().map(|r| r.provider.clone()).unwrap_or_default();
+            state
+                .metrics
+                .failovers
+                .get_or_create(&crate::observability::metrics::ProviderLabels {
+                    provider: left_provider,
+                })
+                .inc();
+        }
+        let served = format!("{}/{}", route.prefix, upstream_model);
+        ctx.known_model = route.models.iter().any(|m| m.id == upstream_model);
+        ctx.span.record("gen_ai.system", route.plugin.as_str());
+        if let Some(rec) = ctx.rec() {
+            if rec.model != served {
+                rec.requested_model
+                    .get_or_insert_with(|| model.chars().take(200).collect());
+                rec.model = served.clone();
+            }
+            rec.provider = route.prefix.clone();
+        }
+        let deadline = deadline.min(ctx.started() + route.timeouts.total);
+        let mut tried: Vec<usize> = Vec::new();
+        for _ in 0..r.max_attempts {
+            let picked = {
+                let _s = tracing::info_span!("credential.select").entered();
+                route.pick_credential(&tried).map(|(i, c)| (i, c.clone()))
+            };
+            if route.auth.needs_key() && picked.is_none() {
+                // After a failed attempt its own error says more than "no key left".
+                if tried.is_empty() || last_error.is_none() {
+                    last_error = Some(no_credential(&route));
+                }
+                break; // next target
+            }
+            if failures > 0 {
+                let wait = backoff(
+                    failures,
+                    Duration::from_millis(r.backoff_base_ms),
+                    Duration::from_millis(r.backoff_max_ms),
+                );
+                if Instant::now() + wait >= deadline {
+                    break;
+                }
+                tokio::time::sleep(wait).await;
+            }
+            if let Some(rec) = ctx.rec() {
+                rec.attempts += 1;
+                rec.credential_id = picked.as_ref().and_then(|(_, c)| c.id);
+                if let Some(id) = picked.as_ref().and_then(|(_, c)| c.id) {
+                    rec.credentials_tried.push(id);
+                }
+            }
+            if let Some((i, _)) = &picked {
+                tried.push(*i);
+            }
+            let cred = picked.map(|(_, c)| c);
+            let call = Call {
+                endpoint,
+                model: &upstream_model,
+                body,
+                api_key: cred.as_ref().map(|c| c.secret.as_str()),
+                stream,
+                include_usage,
+            };
+            let number = ctx.rec().map(|r| r.attempts).unwrap_or(1);
+            match attempt(state, &route, &call, ctx, deadline, trace, number).await {
+                Ok(served) => {
+                    if let Some(c) = &cred {
+                        note(state, &route, c, &Outcome::Success, &upstream_model);
+                    }
+                    return Ok(served);
+                }
+                Err(e) => {
+                    ctx.attempt_failed(&e);
+                    let outcome = outcome_of(&e);
+                    if let Some(c) = &cred {
+                        note(state, &route, c, &outcome, &upstream_model);
+                    }
+                    if !retryable(&e) {
+                        return Err(e);
+                    }
+                    tracing::info!(provider = %route.prefix, error = %e, "attempt failed; retrying");
+                    failures += 1;
+                    // A provider that cannot be reached is down for every key: fail over.
+                    let unreachable = matches!(e, ApiError::UpstreamConnect(_));
+                    last_error = Some(e);
+                    if Instant::now() >= deadline || (unreachable && t + 1 < n_targets) {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| resolve::not_found(model, state)))
+}
+
+/// Why no credential of `route` can take a call now. When every key is only cooling
+/// down after rate limits, that is a rate limit for the client too, with a `Retry-After`.
+fn no_credential(route: &Route) -> ApiError {
+    if route.credentials.is_empty() {
+        return ApiError::NoCredential {
+            prefix: route.prefix.clone(),
+            hint: match &route.api_key_env {
+                Some(env) => format!("; set the {env} environment variable or add a credential through the admin API"),
+                None => "; add a credential through the admin API".into(),
+            },
+        };
+    }
+    let views: Vec<_> = route.credentials.iter().map(|c| c.health.view()).collect();
+    let now = crate::store::now_ms();
+    if views.iter().all(|v| v.state == "cooling_down") {
+        let wait_ms = views
+            .iter()
+            .filter_map(|v| v.until)
+            .min()
+            .map(|u| (u - now).max(0) as u64);
+        return ApiError::Provider(
+            plugin_api::ProviderError::rate_limited(
+                format!(
+                    "every key of provider '{}' is cooling down after rate limits",
+                    route.prefix
+                ),
+                wait_ms.or(Some(1000)),
+            )
+            .with_code("rate_limit_exceeded"),
+        );
+    }
+    ApiError::NoHealthyCredential {
+        prefix: route.prefix.clone(),
+    }
+}
