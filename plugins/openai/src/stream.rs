@@ -70,11 +70,8 @@ pub struct OpenAiStream {
     include_usage: bool,
     /// `[DONE]` arrived; anything after it is ignored.
     done: bool,
-    /// An error was reported (or is pending); the stream is over for us.
+    /// An error was reported; the stream is over for us.
     stopped: bool,
-    /// An error found after this call's output was already produced: a `feed` that fails
-    /// loses its output, so the error waits for the next `feed`/`finish`.
-    pending: Option<ProviderError>,
     saw_event: bool,
     prelude: Vec<u8>,
     /// The latest usage the upstream reported.
@@ -91,7 +88,6 @@ impl OpenAiStream {
             include_usage,
             done: false,
             stopped: false,
-            pending: None,
             saw_event: false,
             prelude: Vec::new(),
             usage: None,
@@ -185,18 +181,13 @@ impl OpenAiStream {
         Ok(())
     }
 
-    /// Runs `events` in order; on an error, keeps what they produced and defers the error
-    /// if anything was produced in this call.
+    /// Runs `events` in order and stops at the first error. What they produced before it
+    /// still reaches the client: the output and the error cross the boundary together.
     fn run(&mut self, events: Vec<SseEvent>, out: &mut StreamOutput) -> Result<(), ProviderError> {
-        let (chunks_before, usage_before) = (out.chunks.len(), out.usage);
         for event in events {
             if let Err(e) = self.event(event, out) {
                 self.stopped = true;
-                if out.chunks.len() == chunks_before && out.usage == usage_before {
-                    return Err(e);
-                }
-                self.pending = Some(e);
-                return Ok(());
+                return Err(e);
             }
         }
         Ok(())
@@ -209,9 +200,6 @@ fn malformed(why: &str) -> ProviderError {
 
 impl StreamDecoder for OpenAiStream {
     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
-        if let Some(e) = self.pending.take() {
-            return Err(e);
-        }
         if self.stopped || self.done {
             return Ok(());
         }
@@ -234,9 +222,6 @@ impl StreamDecoder for OpenAiStream {
     }
 
     fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
-        if let Some(e) = self.pending.take() {
-            return Err(e);
-        }
         if self.stopped || self.done {
             return Ok(());
         }

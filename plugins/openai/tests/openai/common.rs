@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: providers, calls, and a stream driver that
-//! behaves like the host (output of a failing call is lost, nothing is fed after an error).
+//! behaves like the host (the output of a failing call still reaches the client, with the
+//! error; nothing is fed after an error).
 
 #![allow(dead_code)]
 
@@ -120,18 +121,18 @@ pub fn decode_pieces(p: &OpenAi, include_usage: bool, pieces: &[&[u8]]) -> Outco
     let mut o = Outcome::default();
     for piece in pieces {
         let mut out = StreamOutput::default();
-        match d.feed(piece, &mut out) {
-            Ok(()) => o.absorb(out),
-            Err(e) => {
-                o.error = Some(e);
-                return o;
-            }
+        let result = d.feed(piece, &mut out);
+        o.absorb(out);
+        if let Err(e) = result {
+            o.error = Some(e);
+            return o;
         }
     }
     let mut out = StreamOutput::default();
-    match d.finish(&mut out) {
-        Ok(()) => o.absorb(out),
-        Err(e) => o.error = Some(e),
+    let result = d.finish(&mut out);
+    o.absorb(out);
+    if let Err(e) = result {
+        o.error = Some(e);
     }
     o
 }
