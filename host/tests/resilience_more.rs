@@ -203,3 +203,51 @@ async fn the_call_record_keeps_every_attempts_error() {
     assert!(rows[0]["attempts"].as_i64().unwrap() >= 2, "{:#}", rows[0]);
     assert!(message.contains("overloaded"), "{message}");
 }
+
+/// An upstream that answers 200 and then sends an error as its first event has failed
+/// before the client saw anything: the call fails over to the next key like any failed
+/// attempt, and the client gets a clean stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_whose_first_event_is_an_error_fails_over() {
+    let a = format!("sk-a-{}", random_hex());
+    let b = format!("sk-b-{}", random_hex());
+    let mock = {
+        let a = a.clone();
+        ScriptedUpstream::start(move |r| {
+            if r.bearer() == Some(a.as_str()) {
+                Act::Stream {
+                    events: vec![
+                        r#"{"error":{"message":"upstream overloaded","type":"server_error","code":"502"}}"#
+                            .to_string(),
+                    ],
+                    delay: Duration::from_millis(1),
+                    end: StreamEnd::Done,
+                }
+            } else {
+                Act::stream(&["fine"], Duration::from_millis(1), StreamEnd::Done)
+            }
+        })
+        .await
+    };
+    let server = server("[resilience]\nbackoff_base_ms = 1\nbackoff_max_ms = 5\n").await;
+    let pid = stored_provider(&server, "fs", &mock.base_url()).await;
+    add_key(&server, pid, "a", &a).await;
+    add_key(&server, pid, "b", &b).await;
+    for i in 0..4 {
+        let mut body = chat_body("fs/gpt-x", &format!("stream {i}"));
+        body["stream"] = json!(true);
+        let resp = server.post_chat(&body).await;
+        assert_eq!(resp.status(), 200);
+        let out = collect_sse(resp).await;
+        assert!(out.errors().is_empty(), "call {i}: {:?}", out.events);
+        assert!(out.done, "call {i}: {:?}", out.events);
+        assert_eq!(out.content(), "fine", "call {i}");
+    }
+    // Key a was tried (and failed over from) at least once.
+    assert!(!mock.requests_with_key(&a).is_empty());
+    let rows = server
+        .wait_for_calls("?provider=fs", 4, Duration::from_secs(10))
+        .await;
+    assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:#?}");
+    assert!(rows.iter().any(|r| r["attempts"] == 2), "{rows:#?}");
+}

@@ -116,14 +116,27 @@ async fn try_attempt(
             span.record("http.response.status_code", i64::from(status));
             if call.stream && resp.status().is_success() {
                 let decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
+                let mut upstream = stream::UpstreamStream::new(
+                    decoder,
+                    resp.into_body(),
+                    route.timeouts.idle,
+                    state.config.upstream.max_response_bytes,
+                );
+                // Nothing has reached the client yet: a stream that fails before its first
+                // output is an attempt that failed, and may be retried on the next key.
+                let first = upstream
+                    .peek(deadline, ctx.started())
+                    .instrument(span.clone())
+                    .await
+                    .map_err(scrub)?;
                 let (tx, rx) = mpsc::channel(16);
                 let stream_ctx = ctx.take_for_stream();
                 tokio::spawn(
                     stream::pump(
                         state.clone(),
                         route.clone(),
-                        decoder,
-                        resp.into_body(),
+                        upstream,
+                        first,
                         tx,
                         stream_ctx,
                         deadline,

@@ -10,9 +10,9 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use plugin_api::host::Decoder;
-use plugin_api::{ProviderError, Usage};
+use plugin_api::{ProviderError, StreamOutput, Usage};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 fn cut_stream() -> ApiError {
@@ -54,72 +54,135 @@ pub fn local(decoder: &mut Decoder, body: &[u8]) -> (Bytes, Option<Usage>, Optio
     (Bytes::from(out), usage, failed)
 }
 
-/// Moves an upstream stream to the client. Ends with `[DONE]` only when the plugin saw
-/// the upstream finish properly; otherwise with an error event. A client that goes away
-/// drops the upstream body at once, which closes the upstream connection.
+/// What reading an upstream stream gave next.
+pub enum Next {
+    /// Decoded output; an error, when there is one, comes after the output.
+    Output(StreamOutput, Option<ProviderError>),
+    /// The stream failed (timeout, connection, size) with nothing more decoded.
+    Failed(ApiError),
+}
+
+/// An upstream stream being read: its body, the plugin's decoder, the byte budget.
+pub struct UpstreamStream {
+    decoder: Decoder,
+    body: Incoming,
+    idle: Duration,
+    /// Bounds one stream's total, as `read_body` bounds a whole reply: a decoder may hold
+    /// what it is sent, so a stream that never ends must not be read forever.
+    max_bytes: usize,
+    received: usize,
+    ended: bool,
+}
+
+impl UpstreamStream {
+    pub fn new(decoder: Decoder, body: Incoming, idle: Duration, max_bytes: usize) -> Self {
+        UpstreamStream {
+            decoder,
+            body,
+            idle,
+            max_bytes,
+            received: 0,
+            ended: false,
+        }
+    }
+
+    /// The upstream body ended (the decoder has been finished).
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Reads until the decoder has something to say, the body ends, or it fails.
+    pub async fn next(&mut self, deadline: Instant, started: Instant) -> Next {
+        loop {
+            if self.ended {
+                let (out, error) = self.decoder.finish();
+                return Next::Output(out, error);
+            }
+            let limit = (Instant::now() + self.idle).min(deadline);
+            match tokio::time::timeout_at(limit.into(), self.body.frame()).await {
+                Err(_) => {
+                    return Next::Failed(if limit == deadline {
+                        // The whole call's deadline, not a silence.
+                        let total = deadline.saturating_duration_since(started);
+                        ApiError::UpstreamTimeout(total.as_millis() as u64)
+                    } else {
+                        ApiError::StreamStalled(self.idle.as_millis() as u64)
+                    });
+                }
+                Ok(None) => self.ended = true,
+                Ok(Some(Err(e))) => {
+                    return Next::Failed(ApiError::Provider(ProviderError::upstream(format!(
+                        "the upstream connection failed mid-stream: {e}"
+                    ))))
+                }
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.received = self.received.saturating_add(data.len());
+                        if self.received > self.max_bytes {
+                            return Next::Failed(too_large(self.max_bytes));
+                        }
+                        let (out, error) = self.decoder.feed(&data);
+                        return Next::Output(out, error);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads until the first output the client would see (a chunk, usage, the end) or the
+    /// first failure. An upstream whose stream fails before it showed anything failed
+    /// like a call that never streamed: the caller can still retry it elsewhere.
+    pub async fn peek(&mut self, deadline: Instant, started: Instant) -> Result<Next, ApiError> {
+        loop {
+            match self.next(deadline, started).await {
+                Next::Failed(e) => return Err(e),
+                Next::Output(out, Some(e)) if out.chunks.is_empty() => {
+                    return Err(ApiError::Provider(e))
+                }
+                Next::Output(out, None)
+                    if out.chunks.is_empty() && out.usage.is_none() && !out.done && !self.ended =>
+                {
+                    continue
+                }
+                shown => return Ok(shown),
+            }
+        }
+    }
+}
+
+/// Moves an upstream stream to the client, starting with what `peek` read. Ends with
+/// `[DONE]` only when the plugin saw the upstream finish properly; otherwise with an
+/// error event. A client that goes away drops the upstream body at once, which closes
+/// the upstream connection.
 pub async fn pump(
     state: Arc<AppState>,
     route: Arc<Route>,
-    mut decoder: Decoder,
-    mut body: Incoming,
+    mut upstream: UpstreamStream,
+    first: Next,
     tx: mpsc::Sender<Bytes>,
     mut guard: CallContext,
     deadline: Instant,
 ) {
     let _open = GaugeGuard::new(&state.metrics.streams);
     let traced = !guard.span.is_disabled();
-    let idle = route.timeouts.idle;
-    // Bounds one stream's total, as `read_body` bounds a whole reply: a decoder may hold
-    // what it is sent, so a stream that never ends must not be read forever.
-    let max_bytes = state.config.upstream.max_response_bytes;
-    let mut received: usize = 0;
     let mut done = false;
     let mut usage: Option<Usage> = None;
-    let mut ended = false;
+    let mut next = Some(first);
     let outcome: Result<(), ApiError> = loop {
-        let (events, error) = if ended {
-            decoder.finish()
-        } else {
-            let now = Instant::now();
-            let limit = (now + idle).min(deadline);
-            let frame = tokio::select! {
-                f = tokio::time::timeout_at(limit.into(), body.frame()) => f,
+        let step = match next.take() {
+            Some(step) => step,
+            None => tokio::select! {
+                step = upstream.next(deadline, guard.started()) => step,
                 _ = tx.closed() => {
                     tracing::info!(provider = %route.prefix, "client went away; upstream stream cancelled");
                     guard.usage(usage);
-                    return; // the guard records the call as cancelled
+                    return; // the context records the call as cancelled
                 }
-            };
-            match frame {
-                Err(_) => {
-                    break Err(if limit == deadline {
-                        // The whole call's deadline, not a silence.
-                        let total = deadline.saturating_duration_since(guard.started());
-                        ApiError::UpstreamTimeout(total.as_millis() as u64)
-                    } else {
-                        ApiError::StreamStalled(idle.as_millis() as u64)
-                    });
-                }
-                Ok(None) => {
-                    ended = true;
-                    continue;
-                }
-                Ok(Some(Err(e))) => {
-                    break Err(ApiError::Provider(ProviderError::upstream(format!(
-                        "the upstream connection failed mid-stream: {e}"
-                    ))))
-                }
-                Ok(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => {
-                        received = received.saturating_add(data.len());
-                        if received > max_bytes {
-                            break Err(too_large(max_bytes));
-                        }
-                        decoder.feed(&data)
-                    }
-                    Err(_) => continue,
-                },
-            }
+            },
+        };
+        let (events, error) = match step {
+            Next::Failed(e) => break Err(e),
+            Next::Output(events, error) => (events, error),
         };
         done |= events.done;
         usage = events.usage.or(usage);
@@ -136,12 +199,12 @@ pub async fn pump(
         if let Some(e) = error {
             break Err(ApiError::Provider(e));
         }
-        if ended {
+        if upstream.ended() {
             break if done { Ok(()) } else { Err(cut_stream()) };
         }
     };
     // Closes the upstream connection before the client is told.
-    drop(body);
+    drop(upstream);
     guard.usage(usage);
     match outcome {
         Ok(()) => {
