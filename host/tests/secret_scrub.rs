@@ -204,3 +204,45 @@ async fn an_upstream_that_echoes_the_key_leaks_it_nowhere() {
         &secrets,
     );
 }
+
+/// An error that arrives after the stream began (the 200 is out) is scrubbed of the key
+/// too: in the client's error event, the call record and the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mid_stream_error_that_echoes_the_key_leaks_it_nowhere() {
+    let opaque_key = format!("zq{}{}", random_hex(), "Mn4Lk3Jh2");
+    let mock = ScriptedUpstream::start(|r| {
+        let key = r.bearer().unwrap_or_default().to_string();
+        Act::Stream {
+            events: vec![
+                json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-x",
+                       "choices":[{"index":0,"delta":{"content":"par"},"finish_reason":null}]})
+                .to_string(),
+                json!({"error": {"message": format!("stream broke for credential {key}"),
+                                 "type": "server_error", "code": "500"}})
+                .to_string(),
+            ],
+            delay: Duration::from_millis(1),
+            end: StreamEnd::Done,
+        }
+    })
+    .await;
+    let server = TestServer::start(ServerOptions::new().plugin(OPENAI)).await;
+    provider(&server, "mid", &mock.base_url(), &opaque_key).await;
+    let (status, text) = chat(&server, "mid/gpt-x", true).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("par"),
+        "the chunk before the error arrives: {text}"
+    );
+    assert!(
+        text.contains("[redacted]"),
+        "the error event says what broke: {text}"
+    );
+    assert!(!text.contains("[DONE]"), "{text}");
+    assert_clean("the mid-stream error event", &text, &[&opaque_key]);
+    let rows = server
+        .wait_for_calls("?provider=mid", 1, Duration::from_secs(10))
+        .await;
+    assert_clean("the call record", &rows[0].to_string(), &[&opaque_key]);
+    assert_clean("the log", &server.logs(), &[&opaque_key]);
+}

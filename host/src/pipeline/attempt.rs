@@ -122,6 +122,8 @@ async fn try_attempt(
                     route.timeouts.idle,
                     state.config.upstream.max_response_bytes,
                 );
+                // An error mid-stream is scrubbed of the keys this attempt sent, too.
+                upstream.keep_secrets(sent.iter().copied().chain(call.api_key));
                 // Nothing has reached the client yet: a stream that fails before its first
                 // output is an attempt that failed, and may be retried on the next key.
                 let first = upstream

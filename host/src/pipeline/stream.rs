@@ -72,6 +72,8 @@ pub struct UpstreamStream {
     max_bytes: usize,
     received: usize,
     ended: bool,
+    /// The keys the attempt sent: scrubbed from any error the stream ends with.
+    secrets: Vec<String>,
 }
 
 impl UpstreamStream {
@@ -83,7 +85,18 @@ impl UpstreamStream {
             max_bytes,
             received: 0,
             ended: false,
+            secrets: Vec::new(),
         }
+    }
+
+    pub fn keep_secrets<'a>(&mut self, secrets: impl IntoIterator<Item = &'a str>) {
+        self.secrets.extend(secrets.into_iter().map(String::from));
+    }
+
+    /// `e` without the keys this stream's attempt sent.
+    pub fn scrub(&self, e: ApiError) -> ApiError {
+        let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
+        e.scrubbed(&secrets)
     }
 
     /// The upstream body ended (the decoder has been finished).
@@ -203,6 +216,7 @@ pub async fn pump(
             break if done { Ok(()) } else { Err(cut_stream()) };
         }
     };
+    let outcome = outcome.map_err(|e| upstream.scrub(e));
     // Closes the upstream connection before the client is told.
     drop(upstream);
     guard.usage(usage);
