@@ -28,6 +28,13 @@ impl Format {
         }
     }
 
+    /// The event that ends a stream that finished properly.
+    pub fn stream_done(self) -> &'static [u8] {
+        match self {
+            Format::OpenAi => http::SSE_DONE,
+        }
+    }
+
     /// The event that ends a stream that failed after it began (no clean end follows).
     pub fn stream_error(self, e: &ApiError) -> Bytes {
         match self {

@@ -55,7 +55,7 @@ async fn try_attempt(
             let headers = [("content-type", local.content_type.as_str())];
             if call.stream && (200..300).contains(&local.status) {
                 let mut decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
-                let (bytes, usage, error) = stream::local(&mut decoder, &local.body);
+                let (bytes, usage, error) = stream::local(&mut decoder, &local.body, ctx.format);
                 let mut g = ctx.take_for_stream();
                 g.usage(usage);
                 g.first_byte();

@@ -6,6 +6,7 @@
 
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::inbound::Format;
 use crate::observability::metrics::{
     CallLabels, CostLabels, LatencyLabels, ProviderLabels, TokenLabels,
 };
@@ -41,6 +42,8 @@ pub struct CallContext {
     pub capture_content: bool,
     /// Each failed attempt's error, in order, for the call record.
     attempt_errors: Vec<String>,
+    /// The format the client spoke: stream ends and errors are rendered in it.
+    pub format: Format,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -71,6 +74,7 @@ impl CallContext {
             timings: Timings::default(),
             capture_content: false,
             attempt_errors: Vec::new(),
+            format: Format::OpenAi,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -121,6 +125,7 @@ impl CallContext {
             timings: self.timings,
             capture_content: self.capture_content,
             attempt_errors: std::mem::take(&mut self.attempt_errors),
+            format: self.format,
         }
     }
 

@@ -90,6 +90,7 @@ pub async fn handle(
             Err(resp) => return Ok(resp),
         };
     let mut ctx = CallContext::new(state, request_id, &principal, endpoint, span.clone(), start);
+    ctx.format = format;
     ctx.timings.auth = start.elapsed();
     ctx.capture_content = state.telemetry_enabled && state.config.telemetry.capture_content;
     let result = serve(state, req, endpoint, &mut ctx, &trace)

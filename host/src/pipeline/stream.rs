@@ -2,6 +2,7 @@
 
 use super::context::CallContext;
 use crate::error::ApiError;
+use crate::inbound::Format;
 use crate::observability::metrics::GaugeGuard;
 use crate::routing::Route;
 use crate::server::http;
@@ -29,7 +30,11 @@ fn too_large(limit: usize) -> ApiError {
 }
 
 /// A locally answered stream: decoded at once into one SSE body.
-pub fn local(decoder: &mut Decoder, body: &[u8]) -> (Bytes, Option<Usage>, Option<ApiError>) {
+pub fn local(
+    decoder: &mut Decoder,
+    body: &[u8],
+    format: Format,
+) -> (Bytes, Option<Usage>, Option<ApiError>) {
     let mut out = Vec::new();
     let (events, mut failed) = decoder.feed(body);
     out.extend_from_slice(&http::sse_frames(&events.chunks));
@@ -48,8 +53,8 @@ pub fn local(decoder: &mut Decoder, body: &[u8]) -> (Bytes, Option<Usage>, Optio
         None => None,
     };
     match &failed {
-        None => out.extend_from_slice(http::SSE_DONE),
-        Some(e) => out.extend_from_slice(&http::sse_error(e)),
+        None => out.extend_from_slice(format.stream_done()),
+        Some(e) => out.extend_from_slice(&format.stream_error(e)),
     }
     (Bytes::from(out), usage, failed)
 }
@@ -222,12 +227,14 @@ pub async fn pump(
     guard.usage(usage);
     match outcome {
         Ok(()) => {
-            let _ = tx.send(Bytes::from_static(http::SSE_DONE)).await;
+            let _ = tx
+                .send(Bytes::from_static(guard.format.stream_done()))
+                .await;
             guard.ok();
         }
         Err(e) => {
             tracing::warn!(provider = %route.prefix, error = %e, "stream failed after it began");
-            let _ = tx.send(http::sse_error(&e)).await;
+            let _ = tx.send(guard.format.stream_error(&e)).await;
             guard.fail(&e);
         }
     }
