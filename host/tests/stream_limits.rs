@@ -95,10 +95,14 @@ async fn an_endless_line_is_stopped_at_the_event_cap() {
         tail: b"\"}\n\n".to_vec(),
     })
     .await;
-    let server = server_for(&mock, &[]).await;
+    // One attempt: the byte count below is of one stream.
+    let server = server_for(&mock, &[("AIHUB_RESILIENCE__MAX_ATTEMPTS", "1")]).await;
 
-    let out = streamed(&server).await;
-    let msg = single_error(&out);
+    // Nothing was decoded before the cap: the attempt failed before the 200 was sent, so
+    // the client gets a plain error (which could have failed over to another key).
+    let resp = server.post_chat(&stream_request()).await;
+    let err = expect_error(resp, 502, "upstream_error").await;
+    let msg = err["message"].as_str().unwrap_or_default();
     assert!(
         msg.contains("exceeded 8388608 bytes"),
         "the event cap is named: {msg}"
