@@ -35,35 +35,6 @@ fn secret(name: &str) -> String {
     format!("sk-{name}-{}", random_hex())
 }
 
-fn id_of(v: &Value) -> i64 {
-    v["id"].as_i64().unwrap_or_else(|| panic!("no id in {v}"))
-}
-
-/// A stored provider `prefix` (plugin openai) pointing at `base_url`, listing `gpt-x`.
-async fn stored_provider(server: &TestServer, prefix: &str, base_url: &str) -> i64 {
-    let p = server
-        .admin_ok(
-            Method::POST,
-            "/api/admin/providers",
-            Some(&json!({"prefix": prefix, "plugin": "openai", "base_url": base_url, "models": ["gpt-x"]})),
-            201,
-        )
-        .await;
-    id_of(&p)
-}
-
-async fn add_key(server: &TestServer, pid: i64, name: &str, secret: &str, weight: i64) -> i64 {
-    let c = server
-        .admin_ok(
-            Method::POST,
-            &format!("/api/admin/providers/{pid}/credentials"),
-            Some(&json!({"name": name, "secret": secret, "weight": weight})),
-            201,
-        )
-        .await;
-    id_of(&c)
-}
-
 /// The credential `name` of provider `prefix` in `GET /api/admin/providers`.
 async fn credential_view(server: &TestServer, prefix: &str, name: &str) -> Value {
     let list = server
@@ -174,10 +145,10 @@ async fn refused_key_gets_no_more_traffic_and_is_restored_by_the_background_chec
         &[],
     )
     .await;
-    let pid = stored_provider(&server, "keys", &mock.base_url()).await;
-    let ida = add_key(&server, pid, "A", &a, 1).await;
-    let idb = add_key(&server, pid, "B", &b, 1).await;
-    let idc = add_key(&server, pid, "C", &c, 1).await;
+    let pid = server.stored_provider("keys", &mock.base_url()).await;
+    let ida = server.add_key(pid, "A", &a, Some(1)).await;
+    let idb = server.add_key(pid, "B", &b, Some(1)).await;
+    let idc = server.add_key(pid, "C", &c, Some(1)).await;
 
     // Every client request succeeds: the one that met B's 401 was retried on another key.
     for i in 0..30 {
@@ -267,9 +238,9 @@ async fn refused_key_stays_invalid_across_a_restart() {
     };
     // The default first re-check (5 s) does not come within the test.
     let mut server = server("", &[]).await;
-    let pid = stored_provider(&server, "keys", &mock.base_url()).await;
-    add_key(&server, pid, "A", &a, 1).await;
-    add_key(&server, pid, "B", &b, 1).await;
+    let pid = server.stored_provider("keys", &mock.base_url()).await;
+    server.add_key(pid, "A", &a, Some(1)).await;
+    server.add_key(pid, "B", &b, Some(1)).await;
     for i in 0..4 {
         chat_ok(&server, "keys/gpt-x", &format!("r-{i}")).await;
     }
@@ -312,9 +283,9 @@ async fn rate_limited_key_is_skipped_for_retry_after_then_used_again() {
         .await
     };
     let server = server("", &[]).await;
-    let pid = stored_provider(&server, "rl", &mock.base_url()).await;
-    add_key(&server, pid, "A", &a, 1).await;
-    add_key(&server, pid, "B", &b, 1).await;
+    let pid = server.stored_provider("rl", &mock.base_url()).await;
+    server.add_key(pid, "A", &a, Some(1)).await;
+    server.add_key(pid, "B", &b, Some(1)).await;
 
     // Until A has met its 429 (the rotation offers it within two calls).
     let mut n = 0;
@@ -384,9 +355,9 @@ async fn server_error_is_retried_on_another_key_and_the_call_row_shows_two_attem
         .await
     };
     let server = server("", &[]).await;
-    let pid = stored_provider(&server, "flaky", &mock.base_url()).await;
-    let ida = add_key(&server, pid, "A", &a, 1).await;
-    let idb = add_key(&server, pid, "B", &b, 1).await;
+    let pid = server.stored_provider("flaky", &mock.base_url()).await;
+    let ida = server.add_key(pid, "A", &a, Some(1)).await;
+    let idb = server.add_key(pid, "B", &b, Some(1)).await;
 
     let reply = chat_ok(&server, "flaky/gpt-x", "once").await;
     assert_eq!(
@@ -425,9 +396,9 @@ async fn weights_three_to_one_split_four_hundred_requests() {
     let (heavy, light) = (secret("heavy"), secret("light"));
     let mock = ScriptedUpstream::start(|_| Act::ok("w")).await;
     let server = server("", &[]).await;
-    let pid = stored_provider(&server, "wrr", &mock.base_url()).await;
-    add_key(&server, pid, "heavy", &heavy, 3).await;
-    add_key(&server, pid, "light", &light, 1).await;
+    let pid = server.stored_provider("wrr", &mock.base_url()).await;
+    server.add_key(pid, "heavy", &heavy, Some(3)).await;
+    server.add_key(pid, "light", &light, Some(1)).await;
 
     let statuses: Vec<u16> = futures_util::stream::iter(0..400)
         .map(|i| {
@@ -467,9 +438,9 @@ async fn consecutive_server_errors_eject_a_key_then_a_probe_restores_it() {
         &[],
     )
     .await;
-    let pid = stored_provider(&server, "ej", &mock.base_url()).await;
-    add_key(&server, pid, "bad", &bad, 1).await;
-    add_key(&server, pid, "good", &good, 1).await;
+    let pid = server.stored_provider("ej", &mock.base_url()).await;
+    server.add_key(pid, "bad", &bad, Some(1)).await;
+    server.add_key(pid, "good", &good, Some(1)).await;
 
     let mut n = 0;
     while client_requests(&mock, &bad, "e-").len() < 5 {

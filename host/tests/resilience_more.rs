@@ -16,30 +16,6 @@ async fn server(config: &str) -> TestServer {
     TestServer::start(ServerOptions::new().plugin(OPENAI).config(config)).await
 }
 
-async fn stored_provider(server: &TestServer, prefix: &str, base_url: &str) -> i64 {
-    let p = server
-        .admin_ok(
-            Method::POST,
-            "/api/admin/providers",
-            Some(&json!({"prefix": prefix, "plugin": "openai", "base_url": base_url, "models": ["gpt-x"]})),
-            201,
-        )
-        .await;
-    p["id"].as_i64().unwrap()
-}
-
-async fn add_key(server: &TestServer, pid: i64, name: &str, secret: &str) -> i64 {
-    let c = server
-        .admin_ok(
-            Method::POST,
-            &format!("/api/admin/providers/{pid}/credentials"),
-            Some(&json!({"name": name, "secret": secret})),
-            201,
-        )
-        .await;
-    c["id"].as_i64().unwrap()
-}
-
 async fn chat(server: &TestServer, model: &str, marker: &str) -> (u16, Value) {
     let resp = server.post_chat(&chat_body(model, marker)).await;
     let status = resp.status().as_u16();
@@ -68,9 +44,13 @@ async fn a_200_whose_body_is_not_json_is_answered_502_once_without_a_retry() {
     })
     .await;
     let server = server("").await;
-    let pid = stored_provider(&server, "nj", &mock.base_url()).await;
-    add_key(&server, pid, "a", &format!("sk-a-{}", random_hex())).await;
-    add_key(&server, pid, "b", &format!("sk-b-{}", random_hex())).await;
+    let pid = server.stored_provider("nj", &mock.base_url()).await;
+    server
+        .add_key(pid, "a", &format!("sk-a-{}", random_hex()), None)
+        .await;
+    server
+        .add_key(pid, "b", &format!("sk-b-{}", random_hex()), None)
+        .await;
 
     let resp = server.post_chat(&chat_body("nj/gpt-x", "hi")).await;
     let body = expect_error(resp, 502, "upstream_error").await;
@@ -113,8 +93,10 @@ async fn a_lone_key_ejected_after_five_failures_recovers_through_a_half_open_pro
         "[resilience]\neject_after_failures = 5\neject_cooldown_ms = 200\nbackoff_base_ms = 1\nbackoff_max_ms = 5\n",
     )
     .await;
-    let pid = stored_provider(&server, "lone", &mock.base_url()).await;
-    add_key(&server, pid, "only", &format!("sk-only-{}", random_hex())).await;
+    let pid = server.stored_provider("lone", &mock.base_url()).await;
+    server
+        .add_key(pid, "only", &format!("sk-only-{}", random_hex()), None)
+        .await;
 
     let mut n = 0;
     while mock.calls() < 5 {
@@ -185,9 +167,13 @@ async fn the_call_record_keeps_every_attempts_error() {
     .await;
     let server =
         server("[resilience]\nmax_attempts = 3\nbackoff_base_ms = 1\nbackoff_max_ms = 5\n").await;
-    let pid = stored_provider(&server, "many", &mock.base_url()).await;
-    add_key(&server, pid, "a", &format!("sk-a-{}", random_hex())).await;
-    add_key(&server, pid, "b", &format!("sk-b-{}", random_hex())).await;
+    let pid = server.stored_provider("many", &mock.base_url()).await;
+    server
+        .add_key(pid, "a", &format!("sk-a-{}", random_hex()), None)
+        .await;
+    server
+        .add_key(pid, "b", &format!("sk-b-{}", random_hex()), None)
+        .await;
     let (status, _) = chat(&server, "many/gpt-x", "fail").await;
     assert_eq!(status, 502);
     let rows = server
@@ -230,9 +216,9 @@ async fn a_stream_whose_first_event_is_an_error_fails_over() {
         .await
     };
     let server = server("[resilience]\nbackoff_base_ms = 1\nbackoff_max_ms = 5\n").await;
-    let pid = stored_provider(&server, "fs", &mock.base_url()).await;
-    add_key(&server, pid, "a", &a).await;
-    add_key(&server, pid, "b", &b).await;
+    let pid = server.stored_provider("fs", &mock.base_url()).await;
+    server.add_key(pid, "a", &a, None).await;
+    server.add_key(pid, "b", &b, None).await;
     for i in 0..4 {
         let mut body = chat_body("fs/gpt-x", &format!("stream {i}"));
         body["stream"] = json!(true);

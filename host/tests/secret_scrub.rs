@@ -27,24 +27,8 @@ fn assert_clean(what: &str, text: &str, secrets: &[&str]) {
 }
 
 async fn provider(server: &TestServer, prefix: &str, base_url: &str, secret: &str) -> (i64, i64) {
-    let p = server
-        .admin_ok(
-            Method::POST,
-            "/api/admin/providers",
-            Some(&json!({"prefix": prefix, "plugin": "openai", "base_url": base_url, "models": ["gpt-x"]})),
-            201,
-        )
-        .await;
-    let pid = p["id"].as_i64().unwrap();
-    let c = server
-        .admin_ok(
-            Method::POST,
-            &format!("/api/admin/providers/{pid}/credentials"),
-            Some(&json!({"name": "k", "secret": secret})),
-            201,
-        )
-        .await;
-    (pid, c["id"].as_i64().unwrap())
+    let pid = server.stored_provider(prefix, base_url).await;
+    (pid, server.add_key(pid, "k", secret, None).await)
 }
 
 async fn chat(server: &TestServer, model: &str, stream: bool) -> (u16, String) {

@@ -1413,3 +1413,4 @@ pub mod providers;
 pub mod raw_http;
 pub mod raw_stream;
 pub mod scripted;
+pub mod stored;
