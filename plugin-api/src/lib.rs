@@ -143,6 +143,8 @@ pub mod openai;
 pub mod options;
 mod sdk;
 pub mod sse;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod types;
 pub mod url;
 
