@@ -175,7 +175,11 @@ pub fn chat_whole<P: Plugin>(p: &P, c: &Conformance) {
     let v = json_of(&reply.body);
     assert_eq!(v["object"], "chat.completion", "{v}");
     assert_eq!(v["choices"][0]["message"]["role"], "assistant", "{v}");
-    assert_eq!(v["choices"][0]["message"]["content"], case.text.as_str(), "{v}");
+    assert_eq!(
+        v["choices"][0]["message"]["content"],
+        case.text.as_str(),
+        "{v}"
+    );
     assert!(v["choices"][0]["finish_reason"].is_string(), "{v}");
     if let Some(u) = case.usage {
         assert_eq!(reply.usage, Some(u));
@@ -191,9 +195,12 @@ pub fn chat_stream<P: Plugin>(p: &P, c: &Conformance) {
         Support::Yes(case) => case,
         Support::Unsupported(why) => {
             unsupported("streamed chat", why);
-            let refused = p.prepare(&c.chat(true, false)).is_err()
-                || p.stream(&c.chat(true, false)).is_err();
-            return assert!(refused, "streams are declared unsupported ({why}) but accepted");
+            let refused =
+                p.prepare(&c.chat(true, false)).is_err() || p.stream(&c.chat(true, false)).is_err();
+            return assert!(
+                refused,
+                "streams are declared unsupported ({why}) but accepted"
+            );
         }
     };
     let body = c.resolve(p, &case.body, true);
@@ -203,7 +210,10 @@ pub fn chat_stream<P: Plugin>(p: &P, c: &Conformance) {
             .unwrap_or_else(|e| panic!("stream: {e:?}"));
         let o = decode(d, &body);
         assert_eq!(o.error, None, "include_usage {include_usage}");
-        assert!(o.done, "a whole stream is done (include_usage {include_usage})");
+        assert!(
+            o.done,
+            "a whole stream is done (include_usage {include_usage})"
+        );
         assert_eq!(o.text(), case.text, "include_usage {include_usage}");
         assert!(!o.finish_reasons().is_empty(), "{:?}", o.values());
         if let Some(u) = case.usage {
@@ -218,7 +228,10 @@ pub fn chat_stream<P: Plugin>(p: &P, c: &Conformance) {
             assert_eq!(last["choices"], serde_json::json!([]), "{last}");
             if let Some(u) = case.usage {
                 assert_eq!(last["usage"]["prompt_tokens"], u.input_tokens, "{last}");
-                assert_eq!(last["usage"]["completion_tokens"], u.output_tokens, "{last}");
+                assert_eq!(
+                    last["usage"]["completion_tokens"], u.output_tokens,
+                    "{last}"
+                );
             }
         } else {
             assert!(usage_chunks.is_empty(), "not asked for: {usage_chunks:?}");
@@ -233,7 +246,10 @@ pub fn chat_stream_every_split<P: Plugin>(p: &P, c: &Conformance) {
         Support::Yes(case) => bodies.push(("chat_stream", c.resolve(p, &case.body, true))),
         Support::Unsupported(why) => {
             unsupported("streamed chat", why);
-            assert!(c.stream_fixtures.is_empty(), "stream fixtures without streams");
+            assert!(
+                c.stream_fixtures.is_empty(),
+                "stream fixtures without streams"
+            );
         }
     }
     bodies.extend(c.stream_fixtures.iter().cloned());
@@ -386,12 +402,7 @@ pub fn endpoints_as_declared<P: Plugin>(p: &P, c: &Conformance) {
             Support::Unsupported(why) => {
                 unsupported(&format!("{endpoint:?}"), why);
                 let r = p.prepare(&call(
-                    *endpoint,
-                    c.model,
-                    &c.request,
-                    c.api_key,
-                    false,
-                    false,
+                    *endpoint, c.model, &c.request, c.api_key, false, false,
                 ));
                 assert_refused(r, &format!("{endpoint:?}"), why);
             }

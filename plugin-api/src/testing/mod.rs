@@ -50,7 +50,11 @@ pub fn call<'a>(
 
 /// A canned upstream reply, as the host would hand it to `parse`: the plugin-side mock
 /// upstream (plugins never open sockets, so a reply value is all a mock needs to be).
-pub fn response<'a>(status: u16, headers: &'a [(&'a str, &'a str)], body: &'a [u8]) -> Response<'a> {
+pub fn response<'a>(
+    status: u16,
+    headers: &'a [(&'a str, &'a str)],
+    body: &'a [u8],
+) -> Response<'a> {
     Response {
         status,
         headers,
@@ -110,5 +114,8 @@ pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 pub fn assert_error(e: &ProviderError, class: ErrorClass, status: Option<u16>) {
     assert_eq!(e.class, class, "{e:?}");
     assert_eq!(e.status, status, "{e:?}");
-    assert!(!e.message.trim().is_empty(), "an error says what went wrong: {e:?}");
+    assert!(
+        !e.message.trim().is_empty(),
+        "an error says what went wrong: {e:?}"
+    );
 }

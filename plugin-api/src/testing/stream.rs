@@ -258,3 +258,82 @@ pub fn assert_same_at_every_split<D: StreamDecoder>(
     }
     whole
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Emits one chunk per `feed` holding the bytes it got: depends on the splits.
+    struct PerFeed;
+
+    impl StreamDecoder for PerFeed {
+        fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
+            out.raw_chunk(format!("{}", bytes.len()).into_bytes());
+            Ok(())
+        }
+        fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
+            out.done();
+            Ok(())
+        }
+    }
+
+    /// Buffers, then fails at `!` after emitting what came before it.
+    #[derive(Default)]
+    struct Buffered(Vec<u8>);
+
+    impl StreamDecoder for Buffered {
+        fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
+            for &b in bytes {
+                if b == b'!' {
+                    out.raw_chunk(std::mem::take(&mut self.0));
+                    return Err(ProviderError::upstream("bang"));
+                }
+                self.0.push(b);
+            }
+            Ok(())
+        }
+        fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
+            out.raw_chunk(std::mem::take(&mut self.0));
+            out.done();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn split_at_keeps_every_byte_in_order() {
+        assert_eq!(
+            split_at(b"abcd", &[1, 1, 3]),
+            vec![&b"a"[..], b"", b"bc", b"d"]
+        );
+        assert_eq!(split_at(b"", &[0]), vec![&b""[..], b""]);
+    }
+
+    #[test]
+    fn output_before_an_error_is_kept_and_nothing_is_fed_after() {
+        let o = decode_pieces(Buffered::default(), &[b"1", b"2!", b"3"]);
+        assert_eq!(o.chunks, vec![b"12".to_vec()]);
+        assert!(!o.done);
+        assert_eq!(o.error.map(|e| e.message), Some("bang".into()));
+    }
+
+    #[test]
+    fn every_split_is_one_outcome_per_cut_point() {
+        let all = feed_at_every_split(Buffered::default, b"123");
+        assert_eq!(all.len(), 4);
+        assert!(all
+            .iter()
+            .all(|o| o.chunks == vec![b"123".to_vec()] && o.done));
+        assert_same_at_every_split(
+            Buffered::default,
+            b"12!3",
+            "buffered",
+            SplitCheck::default(),
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "per feed: split at 0 differs")]
+    fn a_split_dependent_decoder_is_caught() {
+        assert_same_at_every_split(|| PerFeed, b"abc", "per feed", SplitCheck::default());
+    }
+}

@@ -42,8 +42,9 @@ fn spec() -> Conformance {
         }),
         chat_stream: Support::Yes(StreamCase {
             body: Body::Fixture(fixture!("stream_text.sse")),
-            text: "Bonjour ! Comment puis-je vous aider aujourd'hui ? Ça va très bien — merci. 世界"
-                .into(),
+            text:
+                "Bonjour ! Comment puis-je vous aider aujourd'hui ? Ça va très bien — merci. 世界"
+                    .into(),
             usage: Some(Usage {
                 input_tokens: 8,
                 output_tokens: 141,
@@ -52,8 +53,14 @@ fn spec() -> Conformance {
             }),
         }),
         stream_fixtures: vec![
-            ("stream_function_call.sse", fixture!("stream_function_call.sse")),
-            ("stream_prompt_blocked.sse", fixture!("stream_prompt_blocked.sse")),
+            (
+                "stream_function_call.sse",
+                fixture!("stream_function_call.sse"),
+            ),
+            (
+                "stream_prompt_blocked.sse",
+                fixture!("stream_prompt_blocked.sse"),
+            ),
             ("stream_cut.sse", fixture!("stream_cut.sse")),
             ("stream_error.sse", fixture!("stream_error.sse")),
             ("stream_malformed.sse", fixture!("stream_malformed.sse")),
