@@ -97,6 +97,9 @@ pub struct UsageCase {
     pub usage: Usage,
 }
 
+/// A model and a body an endpoint's `prepare` must accept.
+pub type EndpointCall = (&'static str, Vec<u8>);
+
 /// What a plugin offers, with the fixtures to check it on.
 #[derive(Debug, Clone)]
 pub struct Conformance {
@@ -108,7 +111,7 @@ pub struct Conformance {
     /// Where `created` of stream chunks comes from (how outcomes compare).
     pub clock: Clock,
     /// Endpoints other than chat, with a model and a body `prepare` must accept.
-    pub endpoints: Vec<(Endpoint, Support<(&'static str, Vec<u8>)>)>,
+    pub endpoints: Vec<(Endpoint, Support<EndpointCall>)>,
     pub chat_whole: Support<WholeChat>,
     pub chat_stream: Support<StreamCase>,
     /// More stream bodies (tools, in-stream errors, cut ones...) whose decoding must not
@@ -358,7 +361,8 @@ pub fn usage_cached_and_reasoning<P: Plugin>(p: &P, c: &Conformance) {
         Support::Yes(case) => Some(parse(&c.resolve(p, &case.reply, false))),
         Support::Unsupported(_) => None,
     };
-    let kinds: [(&str, &Support<UsageCase>, fn(&Usage) -> u64, &str); 2] = [
+    type Kind<'a> = (&'a str, &'a Support<UsageCase>, fn(&Usage) -> u64, &'a str);
+    let kinds: [Kind<'_>; 2] = [
         (
             "cached input tokens",
             &c.cached_tokens,

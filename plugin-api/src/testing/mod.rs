@@ -18,7 +18,7 @@ pub mod conformance;
 mod stream;
 
 pub use conformance::{
-    Body, Conformance, ErrorCase, Errors, StreamCase, Support, UsageCase, WholeChat,
+    Body, Conformance, EndpointCall, ErrorCase, Errors, StreamCase, Support, UsageCase, WholeChat,
 };
 pub use stream::{
     assert_same_at_every_split, decode, decode_pieces, feed_at_every_split, split_at, Clock,
