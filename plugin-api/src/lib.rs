@@ -127,7 +127,7 @@
 //!
 //! ## Testing a plugin
 //!
-//! The feature `testing` adds [`testing`](mod@crate::testing) (enable it in
+//! The feature `testing` adds the module `plugin_api::testing` (enable it in
 //! `[dev-dependencies]` only): call builders, canned upstream replies, fixture loading, a
 //! stream driver that behaves like the host, a check that a decoder gives the same output
 //! however its input was split, and `conformance_suite!`, the tests every plugin passes.
