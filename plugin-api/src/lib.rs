@@ -125,6 +125,14 @@
 //! loaded plugin, write the new file under a temporary name and `mv` it over the old one:
 //! overwriting a loaded library in place can crash processes that map it.
 //!
+//! ## Testing a plugin
+//!
+//! The feature `testing` adds the module `plugin_api::testing` (enable it in
+//! `[dev-dependencies]` only): call builders, canned upstream replies, fixture loading, a
+//! stream driver that behaves like the host, a check that a decoder gives the same output
+//! however its input was split, and `conformance_suite!`, the tests every plugin passes.
+//! `examples/hello-plugin/tests/conformance.rs` shows the declaration a plugin writes.
+//!
 //! ## Compatibility
 //!
 //! The host checks the library's `aihub-plugin-api` version (same major, or same minor
@@ -143,6 +151,8 @@ pub mod openai;
 pub mod options;
 mod sdk;
 pub mod sse;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod types;
 pub mod url;
 

@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use plugin_api::host::PluginLibrary;
+use plugin_api::testing::response;
 use plugin_api::*;
 use std::path::PathBuf;
 
@@ -48,11 +49,7 @@ fn cdylib_loads_and_translates_through_the_abi() {
     let err = adapter
         .parse(
             &c,
-            &Response {
-                status: 429,
-                headers: &[("retry-after", "3")],
-                body: &fixture("error_429.json"),
-            },
+            &response(429, &[("retry-after", "3")], &fixture("error_429.json")),
         )
         .unwrap_err();
     assert_eq!(

@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use plugin_api::serde_json::{json, Value};
+use plugin_api::testing::response;
 use plugin_api::*;
 
 const REQUEST: &[u8] = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
@@ -9,11 +10,7 @@ const REQUEST: &[u8] = br#"{"messages":[{"role":"user","content":"hi"}]}"#;
 fn parse_with(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, ProviderError> {
     anthropic().parse(
         &chat(REQUEST, false, false),
-        &Response {
-            status,
-            headers,
-            body,
-        },
+        &response(status, headers, body),
     )
 }
 

@@ -3,6 +3,7 @@
 
 use crate::common::*;
 use plugin_api::serde_json::{self, json, Value};
+use plugin_api::testing::{assert_same_at_every_split, Clock, SplitCheck};
 use plugin_api::*;
 
 const FIXTURES: [&str; 5] = [
@@ -38,7 +39,7 @@ fn text_stream() {
     assert_eq!(o.error, None);
     assert!(o.done);
     assert_chunk_shape(&o, "msg_01StreamText8Kq", "claude-sonnet-4-5-20250929");
-    let v = o.values();
+    let v = o.values_without_created();
     assert_eq!(
         v[0]["choices"][0],
         json!({"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": null})
@@ -50,7 +51,7 @@ fn text_stream() {
         json!({"index": 0, "delta": {}, "finish_reason": "stop"})
     );
     assert_eq!(o.finish_reasons(), vec!["stop"]);
-    assert!(o.usage_chunks().is_empty());
+    assert!(o.values().iter().all(|c| c.get("usage").is_none()));
     assert_eq!(
         o.usage,
         Some(Usage {
@@ -67,7 +68,7 @@ fn text_stream() {
 fn usage_chunk_only_when_asked() {
     let o = decode(true, &fixture("stream_text.sse"));
     assert!(o.done);
-    let v = o.values();
+    let v = o.values_without_created();
     let last = v.last().unwrap();
     assert_eq!(last["choices"], json!([]));
     assert_eq!(
@@ -75,9 +76,15 @@ fn usage_chunk_only_when_asked() {
         json!({"prompt_tokens": 2085, "completion_tokens": 15, "total_tokens": 2100,
                "prompt_tokens_details": {"cached_tokens": 2048}})
     );
-    assert_eq!(o.usage_chunks().len(), 1);
+    assert_eq!(
+        o.values()
+            .iter()
+            .filter(|c| c.get("usage").is_some())
+            .count(),
+        1
+    );
     // Same stream otherwise.
-    let without = decode(false, &fixture("stream_text.sse")).values();
+    let without = decode(false, &fixture("stream_text.sse")).values_without_created();
     assert_eq!(&v[..v.len() - 1], &without[..]);
 }
 
@@ -95,7 +102,7 @@ fn parallel_tool_calls_stream() {
     assert_eq!(o.finish_reasons(), vec!["tool_calls"]);
 
     let deltas: Vec<Value> = o
-        .values()
+        .values_without_created()
         .iter()
         .filter_map(|c| c["choices"][0]["delta"].get("tool_calls").cloned())
         .flat_map(|t| t.as_array().unwrap().clone())
@@ -138,7 +145,7 @@ fn thinking_stream() {
     let o = decode(false, &fixture("stream_thinking.sse"));
     assert!(o.done);
     let reasoning: String = o
-        .values()
+        .values_without_created()
         .iter()
         .filter_map(|c| {
             c["choices"][0]["delta"]["reasoning_content"]
@@ -165,7 +172,7 @@ fn error_event_ends_the_stream_with_a_classified_error() {
     // What came before the error is kept, usage too; no usage chunk, no finish.
     assert_eq!(o.text(), "Once upon a");
     assert!(o.finish_reasons().is_empty());
-    assert!(o.usage_chunks().is_empty());
+    assert!(o.values().iter().all(|c| c.get("usage").is_none()));
     assert_eq!(o.usage.map(|u| u.input_tokens), Some(312));
 }
 
@@ -202,7 +209,7 @@ fn stream_cut_mid_event_is_not_done_and_keeps_usage() {
     assert_eq!(o.error, None, "the host reports the cut");
     assert_eq!(o.text(), "Héllo, 世界! 👋");
     assert!(o.finish_reasons().is_empty());
-    assert!(o.usage_chunks().is_empty());
+    assert!(o.values().iter().all(|c| c.get("usage").is_none()));
     let u = o.usage.expect("usage from message_start");
     assert_eq!(
         (u.input_tokens, u.cached_input_tokens, u.output_tokens),
@@ -218,7 +225,7 @@ fn stream_cut_before_message_stop_is_not_done() {
     let o = decode(true, &text.as_bytes()[..cut]);
     assert!(!o.done);
     assert_eq!(o.finish_reasons(), vec!["stop"]);
-    assert!(o.usage_chunks().is_empty());
+    assert!(o.values().iter().all(|c| c.get("usage").is_none()));
     assert_eq!(o.usage.map(|u| u.output_tokens), Some(15));
 }
 
@@ -270,82 +277,29 @@ fn stream_without_message_start_still_opens_with_the_role() {
     let sse = b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"hi\"}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
     let o = decode(false, sse);
     assert!(o.done);
-    let v = o.values();
+    let v = o.values_without_created();
     assert_eq!(v[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(v[0]["model"], MODEL);
     assert_eq!(o.text(), "hi");
 }
 
-/// Reference outcome per fixture and include_usage setting.
-fn reference(
-    name: &str,
-    include_usage: bool,
-) -> (Vec<Value>, Option<Usage>, bool, Option<ProviderError>) {
-    decode(include_usage, &fixture(name)).normalized()
-}
-
+/// Every single split, byte by byte, and 300 random multi-way splits give what one whole
+/// feed gives, with and without a usage chunk asked for.
 #[test]
-fn any_single_split_gives_the_same_stream() {
+fn any_split_gives_the_same_stream() {
+    let check = SplitCheck {
+        clock: Clock::Local,
+        random_rounds: 300,
+        ..SplitCheck::default()
+    };
     for name in FIXTURES {
         let bytes = fixture(name);
         for include_usage in [false, true] {
-            let whole = reference(name, include_usage);
-            for i in 0..=bytes.len() {
-                let (a, b) = bytes.split_at(i);
-                let got = decode_pieces(include_usage, &[a, b]).normalized();
-                assert_eq!(got, whole, "{name} split at {i}");
-            }
-        }
-    }
-}
-
-#[test]
-fn byte_by_byte_gives_the_same_stream() {
-    for name in FIXTURES {
-        let bytes = fixture(name);
-        let pieces: Vec<&[u8]> = bytes.chunks(1).collect();
-        assert_eq!(
-            decode_pieces(true, &pieces).normalized(),
-            reference(name, true),
-            "{name}"
-        );
-    }
-}
-
-/// A small deterministic generator: reproducible random splits without a dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
-#[test]
-fn random_multi_splits_give_the_same_stream() {
-    let mut rng = XorShift(0x9E37_79B9_7F4A_7C15);
-    for name in FIXTURES {
-        let bytes = fixture(name);
-        let whole = reference(name, true);
-        for round in 0..300 {
-            let mut cuts: Vec<usize> = (0..1 + rng.next() % 12)
-                .map(|_| (rng.next() % (bytes.len() as u64 + 1)) as usize)
-                .collect();
-            cuts.sort_unstable();
-            let mut pieces = Vec::new();
-            let mut start = 0;
-            for c in cuts {
-                pieces.push(&bytes[start..c]);
-                start = c;
-            }
-            pieces.push(&bytes[start..]);
-            assert_eq!(
-                decode_pieces(true, &pieces).normalized(),
-                whole,
-                "{name} round {round}"
+            assert_same_at_every_split(
+                || decoder(include_usage),
+                &bytes,
+                &format!("{name} (include_usage {include_usage})"),
+                check,
             );
         }
     }

@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use plugin_api::host::PluginLibrary;
+use plugin_api::testing::response;
 use plugin_api::*;
 use std::path::PathBuf;
 
@@ -36,14 +37,7 @@ fn cdylib_loads_and_translates_through_the_abi() {
     assert_eq!(header(&req, "x-goog-api-key"), Some(KEY));
 
     let err = adapter
-        .parse(
-            &c,
-            &Response {
-                status: 429,
-                headers: &[],
-                body: &fixture("error_429.json"),
-            },
-        )
+        .parse(&c, &response(429, &[], &fixture("error_429.json")))
         .unwrap_err();
     assert_eq!(
         (err.class, err.retry_after_ms, err.status),

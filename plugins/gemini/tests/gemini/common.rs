@@ -1,18 +1,18 @@
-//! Helpers shared by the integration tests: a provider, calls, and a stream driver that
-//! behaves like the host (nothing is fed after an error).
+//! The gemini plugin's own shorthands over the shared kit (`plugin_api::testing`): a
+//! provider, its calls, and a stream driver that behaves like the host (nothing is fed
+//! after an error).
 
 #![allow(dead_code)]
 
 use aihub_gemini::Gemini;
 use plugin_api::serde_json::{self, Value};
+use plugin_api::testing;
 use plugin_api::*;
-use std::path::Path;
+
+pub use plugin_api::testing::{header, json_of, upstream, Outcome};
 
 pub fn fixture(name: &str) -> Vec<u8> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    plugin_api::fixture!(name)
 }
 
 pub fn provider_with(base_url: &str, options: Value) -> Result<Gemini, String> {
@@ -36,14 +36,7 @@ pub fn call<'a>(
     stream: bool,
     include_usage: bool,
 ) -> Call<'a> {
-    Call {
-        endpoint,
-        model,
-        body,
-        api_key: Some(KEY),
-        stream,
-        include_usage,
-    }
+    testing::call(endpoint, model, body, Some(KEY), stream, include_usage)
 }
 
 pub fn chat(body: &[u8], stream: bool, include_usage: bool) -> Call<'_> {
@@ -56,28 +49,6 @@ pub fn chat(body: &[u8], stream: bool, include_usage: bool) -> Call<'_> {
     )
 }
 
-pub fn upstream(p: Result<Prepared, ProviderError>) -> HttpRequest {
-    match p {
-        Ok(Prepared::Upstream(r)) => r,
-        other => panic!("expected an upstream request, got {other:?}"),
-    }
-}
-
-pub fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
-    let mut found = req
-        .headers
-        .iter()
-        .filter(|(k, _)| k.eq_ignore_ascii_case(name));
-    let first = found.next().map(|(_, v)| v.as_str());
-    assert!(found.next().is_none(), "header {name} sent twice");
-    first
-}
-
-pub fn json_of(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(bytes)))
-}
-
 /// The upstream body `prepare` builds for an OpenAI chat body.
 pub fn prepared_chat(body: &Value) -> Value {
     let bytes = serde_json::to_vec(body).unwrap();
@@ -87,74 +58,24 @@ pub fn prepared_chat(body: &Value) -> Value {
 
 pub fn prepare_err(body: &Value) -> ProviderError {
     let bytes = serde_json::to_vec(body).unwrap();
-    match gemini().prepare(&chat(&bytes, false, false)) {
-        Err(e) => e,
-        Ok(p) => panic!("expected an error, got {p:?}"),
-    }
+    testing::expect_err(gemini().prepare(&chat(&bytes, false, false)))
 }
 
+/// A canned upstream reply without headers.
 pub fn ok(status: u16, body: &[u8]) -> Response<'_> {
-    Response {
-        status,
-        headers: &[],
-        body,
-    }
+    testing::response(status, &[], body)
 }
 
-/// Everything a stream produced, as the host would see it.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct Outcome {
-    pub chunks: Vec<Vec<u8>>,
-    pub usage: Option<Usage>,
-    pub done: bool,
-    pub error: Option<ProviderError>,
-}
-
-impl Outcome {
-    pub fn absorb(&mut self, out: StreamOutput) {
-        self.chunks.extend(out.chunks);
-        if out.usage.is_some() {
-            self.usage = out.usage;
-        }
-        self.done |= out.done;
-    }
-
-    pub fn values(&self) -> Vec<Value> {
-        self.chunks.iter().map(|c| json_of(c)).collect()
-    }
-
-    /// The text the client would assemble from the content deltas.
-    pub fn text(&self) -> String {
-        self.values()
-            .iter()
-            .filter_map(|c| {
-                c["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(String::from)
-            })
-            .collect()
-    }
+/// A fresh decoder of a streamed chat call.
+pub fn decoder(include_usage: bool) -> <Gemini as Plugin>::Decoder {
+    gemini()
+        .stream(&chat(b"{}", true, include_usage))
+        .expect("decoder")
 }
 
 /// Feeds `pieces` in order, then finishes, stopping at the first error like the host.
 pub fn decode_pieces(include_usage: bool, pieces: &[&[u8]]) -> Outcome {
-    let c = chat(b"{}", true, include_usage);
-    let mut d = gemini().stream(&c).expect("decoder");
-    let mut o = Outcome::default();
-    for piece in pieces {
-        let mut out = StreamOutput::default();
-        let r = d.feed(piece, &mut out);
-        o.absorb(out);
-        if let Err(e) = r {
-            o.error = Some(e);
-            return o;
-        }
-    }
-    let mut out = StreamOutput::default();
-    let r = d.finish(&mut out);
-    o.absorb(out);
-    o.error = r.err();
-    o
+    testing::decode_pieces(decoder(include_usage), pieces)
 }
 
 pub fn decode(include_usage: bool, bytes: &[u8]) -> Outcome {

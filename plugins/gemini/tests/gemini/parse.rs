@@ -2,6 +2,7 @@
 
 use crate::common::*;
 use plugin_api::serde_json::json;
+use plugin_api::testing::response;
 use plugin_api::*;
 
 fn parse_chat(name: &str) -> Result<Reply, ProviderError> {
@@ -200,11 +201,7 @@ fn malformed_success_bodies_are_upstream_errors() {
 
 fn parse_error(status: u16, fixture_name: &str, headers: &[(&str, &str)]) -> ProviderError {
     let body = fixture(fixture_name);
-    let resp = Response {
-        status,
-        headers,
-        body: &body,
-    };
+    let resp = response(status, headers, &body);
     gemini()
         .parse(&chat(HELLO, false, false), &resp)
         .unwrap_err()

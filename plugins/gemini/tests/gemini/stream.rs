@@ -3,6 +3,7 @@
 use crate::common::*;
 use aihub_gemini::GeminiStream;
 use plugin_api::serde_json::{json, Value};
+use plugin_api::testing::{assert_same_at_every_split, Clock, SplitCheck};
 use plugin_api::*;
 
 fn deltas(o: &Outcome) -> Vec<Value> {
@@ -230,36 +231,15 @@ fn several_candidates_must_all_finish() {
         .starts_with("chatcmpl-gemini-"));
 }
 
-/// The outcome with `created` removed: two decoders may straddle a second.
-fn normalized(o: &Outcome) -> (Vec<Value>, Option<Usage>, bool, Option<ProviderError>) {
-    let chunks = o
-        .values()
-        .into_iter()
-        .map(|mut c| {
-            if let Some(m) = c.as_object_mut() {
-                m.remove("created");
-            }
-            c
-        })
-        .collect();
-    (chunks, o.usage, o.done, o.error.clone())
-}
-
-/// A small deterministic generator, so failures replay.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        ((self.0 >> 33) as usize) % n.max(1)
-    }
-}
-
+/// Every single split point, byte by byte, and random multi-way splits give what one
+/// whole feed gives (without `created`: two decoders may straddle a second).
 #[test]
 fn any_split_yields_the_same_client_stream() {
+    let check = SplitCheck {
+        clock: Clock::Local,
+        random_rounds: 200,
+        ..SplitCheck::default()
+    };
     for name in [
         "stream_text.sse",
         "stream_function_call.sse",
@@ -269,36 +249,12 @@ fn any_split_yields_the_same_client_stream() {
     ] {
         let bytes = fixture(name);
         for include_usage in [false, true] {
-            let whole = normalized(&decode(include_usage, &bytes));
-            // Every single split point.
-            for i in 0..=bytes.len() {
-                let got = decode_pieces(include_usage, &[&bytes[..i], &bytes[i..]]);
-                assert_eq!(normalized(&got), whole, "{name}: split at {i}");
-            }
-            // One byte at a time.
-            let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
-            assert_eq!(
-                normalized(&decode_pieces(include_usage, &bytewise)),
-                whole,
-                "{name}: byte by byte"
+            assert_same_at_every_split(
+                || decoder(include_usage),
+                &bytes,
+                &format!("{name} (include_usage {include_usage})"),
+                check,
             );
-            // Random multi-way splits.
-            let mut rng = Lcg(bytes.len() as u64);
-            for round in 0..200 {
-                let mut cuts: Vec<usize> = (0..1 + rng.below(12))
-                    .map(|_| rng.below(bytes.len() + 1))
-                    .collect();
-                cuts.push(0);
-                cuts.push(bytes.len());
-                cuts.sort_unstable();
-                let pieces: Vec<&[u8]> = cuts.windows(2).map(|w| &bytes[w[0]..w[1]]).collect();
-                let got = decode_pieces(include_usage, &pieces);
-                assert_eq!(
-                    normalized(&got),
-                    whole,
-                    "{name}: round {round} cuts {cuts:?}"
-                );
-            }
         }
     }
 }

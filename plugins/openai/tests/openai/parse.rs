@@ -1,16 +1,10 @@
 use crate::common::*;
+use plugin_api::testing::response;
 use plugin_api::*;
 
 fn parse(status: u16, headers: &[(&str, &str)], body: &[u8]) -> Result<Reply, ProviderError> {
     let c = chat(br#"{"messages":[]}"#, false, false);
-    openai().parse(
-        &c,
-        &Response {
-            status,
-            headers,
-            body,
-        },
-    )
+    openai().parse(&c, &response(status, headers, body))
 }
 
 #[test]
@@ -41,16 +35,7 @@ fn embeddings_usage() {
         false,
         false,
     );
-    let reply = openai()
-        .parse(
-            &c,
-            &Response {
-                status: 200,
-                headers: &[],
-                body: &body,
-            },
-        )
-        .unwrap();
+    let reply = openai().parse(&c, &response(200, &[], &body)).unwrap();
     assert_eq!(reply.body, body);
     let u = reply.usage.unwrap();
     assert_eq!((u.input_tokens, u.output_tokens), (5, 0));

@@ -1,5 +1,6 @@
 use crate::common::*;
 use plugin_api::serde_json::{json, Value};
+use plugin_api::testing::{assert_same_at_every_split, Clock, SplitCheck};
 use plugin_api::*;
 
 const FIXTURES: [&str; 4] = [
@@ -333,18 +334,6 @@ fn nothing_after_done_is_read() {
     assert!(o.done && o.error.is_none());
 }
 
-/// Splits `bytes` at the given sorted cut points.
-fn split_at<'a>(bytes: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
-    let mut pieces = Vec::with_capacity(cuts.len() + 1);
-    let mut start = 0;
-    for &c in cuts {
-        pieces.push(&bytes[start..c]);
-        start = c;
-    }
-    pieces.push(&bytes[start..]);
-    pieces
-}
-
 /// Same chunks, usage, done and error however the upstream bytes were split: every single
 /// split point, every pair of split points for the small fixtures, byte by byte, and
 /// many pseudo-random multi-way splits.
@@ -357,47 +346,20 @@ fn any_split_gives_the_same_outcome() {
         .map(|n| (n.to_string(), fixture(n)))
         .collect();
     inputs.push(("malformed".into(), extra));
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rand = move |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
+    let check = SplitCheck {
+        clock: Clock::Upstream,
+        pairs_up_to: 999,
+        random_rounds: 200,
+        seed: 0x2545_f491_4f6c_dd1d,
     };
     for (name, bytes) in &inputs {
         for include_usage in [false, true] {
-            let whole = decode(&p, include_usage, bytes);
-            let n = bytes.len();
-            for a in 0..=n {
-                assert_eq!(
-                    decode_pieces(&p, include_usage, &split_at(bytes, &[a])),
-                    whole,
-                    "{name} split at {a}"
-                );
-            }
-            if n < 1000 {
-                for a in 0..=n {
-                    for b in a..=n {
-                        let got = decode_pieces(&p, include_usage, &split_at(bytes, &[a, b]));
-                        assert_eq!(got, whole, "{name} split at {a},{b}");
-                    }
-                }
-            }
-            let bytewise: Vec<&[u8]> = bytes.chunks(1).collect();
-            assert_eq!(
-                decode_pieces(&p, include_usage, &bytewise),
-                whole,
-                "{name} byte by byte"
+            assert_same_at_every_split(
+                || decoder(&p, include_usage),
+                bytes,
+                &format!("{name} (include_usage {include_usage})"),
+                check,
             );
-            for _ in 0..200 {
-                let mut cuts: Vec<usize> = (0..rand(12) + 1).map(|_| rand(n + 1)).collect();
-                cuts.sort_unstable();
-                assert_eq!(
-                    decode_pieces(&p, include_usage, &split_at(bytes, &cuts)),
-                    whole,
-                    "{name} cuts {cuts:?}"
-                );
-            }
         }
     }
 }
