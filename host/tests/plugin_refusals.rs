@@ -101,6 +101,12 @@ async fn random_bytes_library_dropped_in_is_refused() {
     server.assert_echo_still_works().await;
 }
 
+/// What a library built against the previous plugin ABI is told.
+const REBUILD: [&str; 2] = [
+    "incompatible",
+    "built against plugin ABI 1; this aihub needs ABI 2: rebuild it against the current aihub-plugin-api",
+];
+
 #[tokio::test(flavor = "multi_thread")]
 async fn library_built_for_another_abi_is_refused() {
     let server = TestServer::start(ServerOptions::new().plugin(ECHO).plugin(OLD_ABI)).await;
@@ -108,7 +114,7 @@ async fn library_built_for_another_abi_is_refused() {
     assert_listing_shape(&listing);
     let old = plugin_entry(&listing, OLD_ABI)
         .unwrap_or_else(|| panic!("{OLD_ABI} missing from the listing: {listing:#}"));
-    assert_refused(&old, &["incompatible"]);
+    assert_refused(&old, &REBUILD);
     // Its prefix is not routable.
     let resp = server.post_chat(&chat_body("oldabi/x", "hi")).await;
     let err = expect_error(resp, 404, "invalid_request_error").await;
@@ -121,7 +127,7 @@ async fn library_built_for_another_abi_is_refused() {
     let entry = server
         .wait_for_plugin_entry(other, HOT_ADD_TIMEOUT, |e| e["status"] == "refused")
         .await;
-    assert_refused(&entry, &["incompatible"]);
+    assert_refused(&entry, &REBUILD);
     server.assert_echo_still_works().await;
 }
 

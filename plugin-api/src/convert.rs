@@ -3,34 +3,158 @@
 use crate::abi::*;
 use crate::types::*;
 use crate::StreamOutput;
+use abi_stable::sabi_trait::TD_Opaque;
+use abi_stable::sabi_types::RRef;
 use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
 
-pub(crate) fn call_to_ffi<'a>(c: &Call<'a>) -> FfiCall<'a> {
-    FfiCall {
-        endpoint: c.endpoint.to_u8(),
-        model: RStr::from_str(c.model),
-        body: RSlice::from_slice(c.body),
-        api_key: RStr::from_str(c.api_key.unwrap_or("")),
-        stream: c.stream,
-        include_usage: c.include_usage,
+/// The host's side of a call: what the [`FfiCall`] getters read. Only the header list
+/// is rebuilt (as ABI tuples); strings and the body are borrowed.
+pub(crate) struct CallView<'a> {
+    call: &'a Call<'a>,
+    headers: Vec<Tuple2<RStr<'a>, RStr<'a>>>,
+}
+
+impl<'a> CallView<'a> {
+    pub(crate) fn new(call: &'a Call<'a>) -> Self {
+        CallView {
+            call,
+            headers: call
+                .headers
+                .iter()
+                .map(|(k, v)| Tuple2(RStr::from_str(k), RStr::from_str(v)))
+                .collect(),
+        }
+    }
+
+    /// The view as the trait object that crosses the boundary.
+    pub(crate) fn as_ffi(&self) -> FfiCallRef<'_> {
+        FfiCall_TO::from_ptr(RRef::new(self), TD_Opaque)
     }
 }
 
-pub(crate) fn call_from_ffi<'a>(c: &FfiCall<'a>) -> Result<Call<'a>, ProviderError> {
-    let endpoint = Endpoint::from_u8(c.endpoint).ok_or_else(|| {
+impl FfiCall for CallView<'_> {
+    fn endpoint(&self) -> u8 {
+        self.call.endpoint.to_u8()
+    }
+    fn format(&self) -> u8 {
+        self.call.format.to_u8()
+    }
+    fn model(&self) -> RStr<'_> {
+        RStr::from_str(self.call.model)
+    }
+    fn body(&self) -> RSlice<'_, u8> {
+        RSlice::from_slice(self.call.body)
+    }
+    fn stream(&self) -> bool {
+        self.call.stream
+    }
+    fn include_usage(&self) -> bool {
+        self.call.include_usage
+    }
+    fn headers(&self) -> RSlice<'_, Tuple2<RStr<'_>, RStr<'_>>> {
+        RSlice::from_slice(&self.headers)
+    }
+    fn credential(&self) -> FfiCredential<'_> {
+        credential_to_ffi(self.call.credential)
+    }
+    fn now_unix_ms(&self) -> u64 {
+        self.call.now_unix_ms
+    }
+}
+
+fn credential_to_ffi(c: Credential<'_>) -> FfiCredential<'_> {
+    let s = RStr::from_str;
+    let none = FfiCredential {
+        kind: 0,
+        secret: RStr::from_str(""),
+        id: RStr::from_str(""),
+        session_token: RStr::from_str(""),
+        region: RStr::from_str(""),
+    };
+    match c {
+        Credential::None => none,
+        Credential::ApiKey(k) => FfiCredential {
+            kind: 1,
+            secret: s(k),
+            ..none
+        },
+        Credential::AccessKey {
+            id,
+            secret,
+            session_token,
+            region,
+        } => FfiCredential {
+            kind: 2,
+            secret: s(secret),
+            id: s(id),
+            session_token: s(session_token.unwrap_or("")),
+            region: s(region.unwrap_or("")),
+        },
+        Credential::ServiceAccount(json) => FfiCredential {
+            kind: 3,
+            secret: s(json),
+            ..none
+        },
+    }
+}
+
+fn credential_from_ffi<'a>(c: FfiCredential<'a>) -> Result<Credential<'a>, ProviderError> {
+    let opt = |s: RStr<'a>| (!s.is_empty()).then(|| s.as_str());
+    Ok(match c.kind {
+        0 => Credential::None,
+        1 if c.secret.is_empty() => Credential::None,
+        1 => Credential::ApiKey(c.secret.as_str()),
+        2 => Credential::AccessKey {
+            id: c.id.as_str(),
+            secret: c.secret.as_str(),
+            session_token: opt(c.session_token),
+            region: opt(c.region),
+        },
+        3 => Credential::ServiceAccount(c.secret.as_str()),
+        k => {
+            return Err(ProviderError::bad_request(format!(
+                "credential kind {k} is not supported by this plugin; rebuild it against a newer aihub-plugin-api"
+            )))
+        }
+    })
+}
+
+/// The client headers of a call, as the safe SDK wants them; the caller keeps the list
+/// alive for the [`Call`] borrowing it.
+pub(crate) fn headers_from_ffi<'a>(c: &'a FfiCallRef<'_>) -> Vec<(&'a str, &'a str)> {
+    c.headers()
+        .as_slice()
+        .iter()
+        .map(|t| (t.0.as_str(), t.1.as_str()))
+        .collect()
+}
+
+pub(crate) fn call_from_ffi<'a>(
+    c: &'a FfiCallRef<'_>,
+    headers: &'a [(&'a str, &'a str)],
+) -> Result<Call<'a>, ProviderError> {
+    let endpoint = Endpoint::from_u8(c.endpoint()).ok_or_else(|| {
         ProviderError::bad_request(format!(
             "endpoint {} is not supported by this plugin",
-            c.endpoint
+            c.endpoint()
         ))
     })?;
-    let key = c.api_key.as_str();
+    let format = Format::from_u8(c.format()).ok_or_else(|| {
+        ProviderError::bad_request(format!(
+            "request format {} is not supported by this plugin",
+            c.format()
+        ))
+    })?;
     Ok(Call {
         endpoint,
-        model: c.model.as_str(),
-        body: c.body.as_slice(),
-        api_key: (!key.is_empty()).then_some(key),
-        stream: c.stream,
-        include_usage: c.include_usage,
+        format,
+        model: c.model().as_str(),
+        body: c.body().as_slice(),
+        headers,
+        credential: credential_from_ffi(c.credential())?,
+        now_unix_ms: c.now_unix_ms(),
+        stream: c.stream(),
+        include_usage: c.include_usage(),
     })
 }
 
@@ -128,15 +252,17 @@ pub(crate) fn prepared_from_ffi(p: FfiPrepared) -> Prepared {
 
 pub(crate) fn reply_to_ffi(r: Reply) -> FfiReply {
     FfiReply {
-        body: r.body.into(),
+        kind: if r.pass_through {
+            REPLY_PASS_THROUGH
+        } else {
+            REPLY_BODY
+        },
+        body: if r.pass_through {
+            RVec::new()
+        } else {
+            r.body.into()
+        },
         usage: r.usage.map(usage_to_ffi).into(),
-    }
-}
-
-pub(crate) fn reply_from_ffi(r: FfiReply) -> Reply {
-    Reply {
-        body: r.body.into_vec(),
-        usage: r.usage.into_option().map(usage_from_ffi),
     }
 }
 

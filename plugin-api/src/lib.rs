@@ -55,6 +55,7 @@
 //!                 base_url: "https://api.example.com/v1".into(),
 //!                 auth: AuthScheme::Bearer,
 //!                 api_key_env: Some("MINE_API_KEY".into()),
+//!                 native_formats: vec![],
 //!                 models: vec![ModelSpec::chat("small-1")],
 //!             }],
 //!         }
@@ -68,7 +69,7 @@
 //!         let mut body: serde_json::Value = call.json()?;
 //!         body["model"] = call.model.into();
 //!         let mut req = HttpRequest::post(format!("{}/chat/completions", self.base_url)).json(&body)?;
-//!         if let Some(key) = call.api_key {
+//!         if let Some(key) = call.api_key() {
 //!             req = req.header("authorization", format!("Bearer {key}"));
 //!         }
 //!         Ok(Prepared::Upstream(req))
@@ -87,7 +88,8 @@
 //!             output_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
 //!             ..Usage::default()
 //!         });
-//!         Ok(Reply { body: resp.body.to_vec(), usage })
+//!         // Already OpenAI-shaped: the host forwards the upstream bytes unchanged.
+//!         Ok(Reply::pass_through(usage))
 //!     }
 //!
 //!     fn stream(&self, _call: &Call<'_>) -> Result<MyDecoder, ProviderError> {
@@ -151,7 +153,7 @@ pub use types::*;
 
 /// Version of the contract between host and plugins beyond type layouts: the meaning of
 /// fields, the JSON shapes exchanged. Bumped on any incompatible change.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Re-exported so a plugin needs no other dependency to read and write JSON.
 pub use serde;

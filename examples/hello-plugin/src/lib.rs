@@ -49,6 +49,7 @@ impl Plugin for Hello {
                 base_url: String::new(),
                 auth: AuthScheme::None,
                 api_key_env: None,
+                native_formats: vec![],
                 models: vec![ModelSpec::chat("world")],
             }],
         }

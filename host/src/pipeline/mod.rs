@@ -21,7 +21,7 @@ use guard::CallGuard;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use plugin_api::{Call, Endpoint, ErrorClass, Prepared, Usage};
+use plugin_api::{Call, Credential, Endpoint, ErrorClass, Prepared, Usage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -222,6 +222,7 @@ async fn serve_call(
     guard: &mut CallGuard,
     trace: &TraceHeaders,
 ) -> Result<Served, ApiError> {
+    let client_headers = crate::plugin_host::call_context::client_headers(req.headers());
     let body = read_body(req, state.config.server.max_body_bytes).await?;
     let head = parse_head(&body)?;
     let model = model_of(&head)?;
@@ -273,6 +274,10 @@ async fn serve_call(
     let mut last_error: Option<ApiError> = None;
     let mut failures = 0u32;
     let n_targets = targets.len();
+    let client_headers: Vec<(&str, &str)> = client_headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     for (t, (route, upstream_model)) in targets.into_iter().enumerate() {
         if t > 0 {
             let left_provider = guard.rec().map(|r| r.provider.clone()).unwrap_or_default();
@@ -332,12 +337,14 @@ async fn serve_call(
             }
             let cred = picked.map(|(_, c)| c);
             let call = Call {
-                endpoint,
-                model: &upstream_model,
-                body: &body,
-                api_key: cred.as_ref().map(|c| c.secret.as_str()),
+                credential: cred
+                    .as_ref()
+                    .map_or(Credential::None, |c| Credential::ApiKey(c.secret.as_str())),
+                headers: &client_headers,
+                now_unix_ms: crate::plugin_host::call_context::now_unix_ms(),
                 stream,
                 include_usage,
+                ..Call::new(endpoint, &upstream_model, &body)
             };
             let number = guard.rec().map(|r| r.attempts).unwrap_or(1);
             match attempt(state, &route, &call, guard, deadline, trace, number).await {
@@ -419,7 +426,7 @@ async fn attempt(
     trace: &TraceHeaders,
     number: u32,
 ) -> Result<Served, ApiError> {
-    let key: Vec<&str> = call.api_key.into_iter().collect();
+    let key: Vec<&str> = call.credential.secrets();
     try_attempt(state, route, call, guard, deadline, trace, number)
         .await
         .map_err(|e| e.scrubbed(&key))
@@ -444,9 +451,10 @@ async fn try_attempt(
     match prepared? {
         Prepared::Local(local) => {
             let headers = [("content-type", local.content_type.as_str())];
+            let raw = bytes::Bytes::from(local.body);
             if call.stream && (200..300).contains(&local.status) {
                 let mut decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
-                let (bytes, usage, error) = stream::local(&mut decoder, &local.body);
+                let (bytes, usage, error) = stream::local(&mut decoder, &raw);
                 let mut g = guard.take_for_stream();
                 g.usage(usage);
                 g.first_byte();
@@ -459,9 +467,9 @@ async fn try_attempt(
             let resp = plugin_api::Response {
                 status: local.status,
                 headers: &headers,
-                body: &local.body,
+                body: &raw,
             };
-            parse(route, call, &resp, guard)
+            parse(route, call, &resp, &raw, guard)
         }
         Prepared::Upstream(mut request) => {
             // Whatever credential the plugin put in the request (operator-set static
@@ -542,15 +550,17 @@ async fn try_attempt(
                 headers: &headers,
                 body: &bytes,
             };
-            parse(route, call, &resp, guard).map_err(scrub)
+            parse(route, call, &resp, &bytes, guard).map_err(scrub)
         }
     }
 }
 
+/// `raw` is `resp.body` as shared bytes: a pass-through reply sends it on uncopied.
 fn parse(
     route: &Route,
     call: &Call<'_>,
     resp: &plugin_api::Response<'_>,
+    raw: &bytes::Bytes,
     guard: &mut CallGuard,
 ) -> Result<Served, ApiError> {
     let t = Instant::now();
@@ -560,21 +570,23 @@ fn parse(
     };
     guard.timings.plugin += t.elapsed();
     let reply = reply.map_err(|e| unreadable_success(e, resp))?;
+    // Pass-through (plugin ABI 2): the upstream's bytes and content type, unchanged.
+    let (body, content_type) = if reply.pass_through {
+        (raw.clone(), resp.header("content-type"))
+    } else {
+        (reply.body, None)
+    };
     if !guard.span.is_disabled() {
-        record_response(&guard.span, &reply.body);
+        record_response(&guard.span, &body);
     }
     if guard.capture_content {
-        capture(
-            &guard.span,
-            "gen_ai.output.messages",
-            &reply.body,
-            "choices",
-        );
+        capture(&guard.span, "gen_ai.output.messages", &body, "choices");
     }
-    Ok(Served::Whole(
-        http::json_bytes(200, reply.body),
-        reply.usage,
-    ))
+    let mut out = http::json_bytes(200, body);
+    if let Some(ct) = content_type.and_then(|v| hyper::header::HeaderValue::from_str(v).ok()) {
+        out.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+    }
+    Ok(Served::Whole(out, reply.usage))
 }
 
 /// A plugin's "unreadable reply" for a 2xx the upstream did not mark as an error: the

@@ -28,10 +28,21 @@ fn too_large(limit: usize) -> ApiError {
     )))
 }
 
-/// A locally answered stream: decoded at once into one SSE body.
-pub fn local(decoder: &mut Decoder, body: &[u8]) -> (Bytes, Option<Usage>, Option<ApiError>) {
+/// A locally answered stream: decoded at once into one SSE body (or, from a pass-through
+/// decoder, sent as it is).
+pub fn local(decoder: &mut Decoder, body: &Bytes) -> (Bytes, Option<Usage>, Option<ApiError>) {
+    let pass_through = decoder.pass_through();
     let mut out = Vec::new();
     let (events, mut failed) = decoder.feed(body);
+    if pass_through {
+        let (end, error) = decoder.finish();
+        let failed = match failed.or(error) {
+            Some(e) => Some(ApiError::Provider(e)),
+            None if !(events.done || end.done) => Some(cut_stream()),
+            None => None,
+        };
+        return (body.clone(), end.usage.or(events.usage), failed);
+    }
     out.extend_from_slice(&http::sse_frames(&events.chunks));
     let mut done = events.done;
     let mut usage = events.usage;
@@ -76,6 +87,9 @@ pub async fn pump(
     let mut done = false;
     let mut usage: Option<Usage> = None;
     let mut ended = false;
+    // Pass-through (plugin ABI 2): the upstream's bytes go to the client as they are,
+    // `[DONE]` included; the decoder only reports usage, the end and errors.
+    let pass_through = decoder.pass_through();
     let outcome: Result<(), ApiError> = loop {
         let (events, error) = if ended {
             decoder.finish()
@@ -115,7 +129,15 @@ pub async fn pump(
                         if received > max_bytes {
                             break Err(too_large(max_bytes));
                         }
-                        decoder.feed(&data)
+                        let decoded = decoder.feed(&data);
+                        if pass_through {
+                            guard.first_byte();
+                            if tx.send(data).await.is_err() {
+                                guard.usage(decoded.0.usage.or(usage));
+                                return;
+                            }
+                        }
+                        decoded
                     }
                     Err(_) => continue,
                 },
@@ -126,7 +148,7 @@ pub async fn pump(
         if traced {
             note_chunks(&guard.span, &events.chunks);
         }
-        if !events.chunks.is_empty() {
+        if !events.chunks.is_empty() && !pass_through {
             guard.first_byte();
             if tx.send(http::sse_frames(&events.chunks)).await.is_err() {
                 guard.usage(usage);
@@ -145,11 +167,17 @@ pub async fn pump(
     guard.usage(usage);
     match outcome {
         Ok(()) => {
-            let _ = tx.send(Bytes::from_static(http::SSE_DONE)).await;
+            if !pass_through {
+                let _ = tx.send(Bytes::from_static(http::SSE_DONE)).await;
+            }
             guard.ok();
         }
         Err(e) => {
             tracing::warn!(provider = %route.prefix, error = %e, "stream failed after it began");
+            if pass_through {
+                // The upstream's bytes may have stopped mid-event: close it first.
+                let _ = tx.send(Bytes::from_static(b"\n\n")).await;
+            }
             let _ = tx.send(http::sse_error(&e)).await;
             guard.fail(&e);
         }

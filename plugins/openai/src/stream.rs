@@ -82,6 +82,8 @@ pub struct OpenAiStream {
     /// A chunk carrying a top-level `usage` reached the client.
     usage_shown: bool,
     meta: Option<Meta>,
+    /// The host forwards the upstream bytes itself; chunks made here are ignored.
+    pass_through: bool,
 }
 
 impl OpenAiStream {
@@ -97,7 +99,13 @@ impl OpenAiStream {
             usage: None,
             usage_shown: false,
             meta: None,
+            pass_through: false,
         }
+    }
+
+    pub(crate) fn with_pass_through(mut self, on: bool) -> Self {
+        self.pass_through = on;
+        self
     }
 
     fn event(&mut self, event: SseEvent, out: &mut StreamOutput) -> Result<(), ProviderError> {
@@ -208,6 +216,10 @@ fn malformed(why: &str) -> ProviderError {
 }
 
 impl StreamDecoder for OpenAiStream {
+    fn pass_through(&self) -> bool {
+        self.pass_through
+    }
+
     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
         if let Some(e) = self.pending.take() {
             return Err(e);

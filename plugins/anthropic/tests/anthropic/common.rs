@@ -36,12 +36,10 @@ pub fn anthropic() -> Anthropic {
 
 pub fn chat(body: &[u8], stream: bool, include_usage: bool) -> Call<'_> {
     Call {
-        endpoint: Endpoint::Chat,
-        model: MODEL,
-        body,
-        api_key: Some("sk-ant-test"),
+        credential: Credential::ApiKey("sk-ant-test"),
         stream,
         include_usage,
+        ..Call::new(Endpoint::Chat, MODEL, body)
     }
 }
 

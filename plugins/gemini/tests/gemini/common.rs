@@ -37,12 +37,10 @@ pub fn call<'a>(
     include_usage: bool,
 ) -> Call<'a> {
     Call {
-        endpoint,
-        model,
-        body,
-        api_key: Some(KEY),
+        credential: Credential::ApiKey(KEY),
         stream,
         include_usage,
+        ..Call::new(endpoint, model, body)
     }
 }
 
