@@ -192,9 +192,9 @@ pub struct PluginMod {
     pub new_adapter: extern "C" fn(config: RStr<'_>) -> RResult<AdapterBox, RString>,
 }
 
-#[cfg_attr(not(feature = "host"), allow(dead_code))]
 /// Reads only the first field every version of [`PluginMod`] has, before any layout
 /// check: the way the host tells "built against an older ABI" from a broken library.
+#[cfg(feature = "host")]
 #[repr(C)]
 #[derive(StableAbi)]
 #[sabi(kind(Prefix(prefix_ref = AbiProbeRef)))]
@@ -211,6 +211,7 @@ impl RootModule for PluginModRef {
     const VERSION_STRINGS: VersionStrings = package_version_strings!();
 }
 
+#[cfg(feature = "host")]
 impl RootModule for AbiProbeRef {
     declare_root_module_statics! {AbiProbeRef}
     const BASE_NAME: &'static str = "aihub_plugin";
