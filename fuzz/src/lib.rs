@@ -6,7 +6,9 @@
 //! little-endian `u16` per cut (a position in the body, mod its length), then the body.
 //! The seeds in `corpus/<target>/` follow it (written by `corpus/seed.py`).
 
-use plugin_api::{Call, Endpoint, Plugin, ProviderConfig, Response, StreamDecoder, StreamOutput};
+use plugin_api::{
+    Call, Credential, Endpoint, Plugin, ProviderConfig, Response, StreamDecoder, StreamOutput,
+};
 
 pub struct Input<'a> {
     pub flags: u8,

@@ -285,3 +285,93 @@ pub(crate) fn events_from_ffi(e: FfiEvents) -> (StreamOutput, Option<ProviderErr
         e.error.into_option().map(error_from_ffi),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the plugin side reads back from the host's view, for one credential.
+    fn round_trip(credential: Credential<'_>) {
+        let headers = [("anthropic-version", "2023-06-01"), ("x-trace", "t1")];
+        let call = Call {
+            format: Format::AnthropicMessages,
+            headers: &headers,
+            credential,
+            now_unix_ms: 1_764_000_000_123,
+            stream: true,
+            include_usage: true,
+            ..Call::new(Endpoint::Embeddings, "m-1", b"{\"a\":1}")
+        };
+        let view = CallView::new(&call);
+        let ffi = view.as_ffi();
+        let got_headers = headers_from_ffi(&ffi);
+        let got = call_from_ffi(&ffi, &got_headers).unwrap();
+        assert_eq!(got.endpoint, Endpoint::Embeddings);
+        assert_eq!(got.format, Format::AnthropicMessages);
+        assert_eq!(got.model, "m-1");
+        assert_eq!(got.body, b"{\"a\":1}");
+        assert_eq!(got.headers, headers);
+        assert_eq!(got.credential, credential);
+        assert_eq!(got.now_unix_ms, 1_764_000_000_123);
+        assert!(got.stream && got.include_usage);
+        assert_eq!(got.header("X-Trace"), Some("t1"));
+    }
+
+    #[test]
+    fn every_field_and_credential_kind_crosses() {
+        round_trip(Credential::None);
+        round_trip(Credential::ApiKey("sk-1"));
+        round_trip(Credential::AccessKey {
+            id: "AKIA1",
+            secret: "s3cr3t",
+            session_token: Some("tok"),
+            region: Some("eu-west-1"),
+        });
+        round_trip(Credential::AccessKey {
+            id: "AKIA1",
+            secret: "s3cr3t",
+            session_token: None,
+            region: None,
+        });
+        round_trip(Credential::ServiceAccount("{\"type\":\"service_account\"}"));
+    }
+
+    #[test]
+    fn credentials_never_show_in_debug() {
+        let c = Credential::AccessKey {
+            id: "AKIA1",
+            secret: "s3cr3t",
+            session_token: Some("tok"),
+            region: None,
+        };
+        let shown = format!(
+            "{c:?} {:?} {:?}",
+            Credential::ApiKey("sk-1"),
+            Credential::ServiceAccount("{}x")
+        );
+        assert!(
+            !shown.contains("s3cr3t")
+                && !shown.contains("tok")
+                && !shown.contains("sk-1")
+                && !shown.contains("{}x"),
+            "{shown}"
+        );
+        assert_eq!(c.secrets(), ["s3cr3t", "tok"]);
+    }
+
+    #[test]
+    fn pass_through_replies_cross_without_a_body() {
+        let ffi = reply_to_ffi(Reply::pass_through(Some(Usage {
+            input_tokens: 3,
+            ..Usage::default()
+        })));
+        assert_eq!(ffi.kind, REPLY_PASS_THROUGH);
+        assert!(ffi.body.is_empty());
+        let ffi = reply_to_ffi(Reply {
+            body: b"{}".to_vec(),
+            usage: None,
+            pass_through: false,
+        });
+        assert_eq!((ffi.kind, ffi.body.as_slice()), (REPLY_BODY, &b"{}"[..]));
+    }
+}
