@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PLUGIN_DIR ?= $(DATA_DIR)/plugins
 DEBUG_DIR := target/debug
 
-.PHONY: run build plugins test lint test-fixtures unit bench bench-quick clean fuzz fuzz-tool
+.PHONY: run build plugins test lint test-fixtures abi1-fixture unit bench bench-quick clean fuzz fuzz-tool
 
 ## Build host and plugins (release), install the plugins, start the gateway.
 run: plugins
@@ -36,14 +36,34 @@ lint:
 	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-## Libraries the end-to-end tests load: every workspace plugin (debug) and a second build
-## of the template plugin that reports version 2.0.0 (for the hot-replace test).
-test-fixtures:
+## Libraries the end-to-end tests load: every workspace plugin (debug), a second build
+## of the template plugin that reports version 2.0.0 (for the hot-replace test), and a
+## plugin built against plugin ABI 1.
+test-fixtures: abi1-fixture
 	$(CARGO) build --workspace
 	HELLO_PLUGIN_VERSION=2.0.0 $(CARGO) build -p hello-plugin
 	@mkdir -p $(DEBUG_DIR)/test-plugins
 	cp $(DEBUG_DIR)/libhello_plugin.so $(DEBUG_DIR)/test-plugins/libhello_plugin_v2.so
 	$(CARGO) build -p hello-plugin
+
+## testing/abi1-plugin built against the aihub-plugin-api of ABI1_REV (the last ABI 1
+## commit, taken from git history), in a workspace and target dir of its own; the first
+## build compiles its dependencies once (a couple of minutes on two cores).
+ABI1_REV := 7f79f48b68fb526b3e36ce4e14b3f968fcb0ef46
+ABI1_SRC := target/abi1-src
+abi1-fixture:
+	@if [ ! -f $(ABI1_SRC)/.rev-$(ABI1_REV) ]; then \
+		rm -rf $(ABI1_SRC) && mkdir -p $(ABI1_SRC) && \
+		git archive $(ABI1_REV) plugin-api Cargo.lock | tar -x -C $(ABI1_SRC) && \
+		touch $(ABI1_SRC)/.rev-$(ABI1_REV); \
+	fi
+	@mkdir -p $(ABI1_SRC)/abi1-plugin/src
+	cp testing/abi1-plugin/workspace.toml.in $(ABI1_SRC)/Cargo.toml
+	cp testing/abi1-plugin/Cargo.toml.in $(ABI1_SRC)/abi1-plugin/Cargo.toml
+	cp testing/abi1-plugin/src/lib.rs $(ABI1_SRC)/abi1-plugin/src/lib.rs
+	$(CARGO) build --manifest-path $(ABI1_SRC)/Cargo.toml --target-dir target/abi1 -p aihub-test-abi1-plugin
+	@mkdir -p $(DEBUG_DIR)/test-plugins
+	cp target/abi1/debug/libaihub_test_abi1_plugin.so $(DEBUG_DIR)/test-plugins/libaihub_abi1_plugin.so
 
 ## Benchmark (issue 6): aihub against a bare pass-through proxy (the floor) and the mock
 ## upstream itself, same load on each. Writes bench/results/latest.md and latest.json.

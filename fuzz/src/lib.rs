@@ -6,7 +6,9 @@
 //! little-endian `u16` per cut (a position in the body, mod its length), then the body.
 //! The seeds in `corpus/<target>/` follow it (written by `corpus/seed.py`).
 
-use plugin_api::{Call, Endpoint, Plugin, ProviderConfig, Response, StreamDecoder, StreamOutput};
+use plugin_api::{
+    Call, Credential, Endpoint, Plugin, ProviderConfig, Response, StreamDecoder, StreamOutput,
+};
 
 pub struct Input<'a> {
     pub flags: u8,
@@ -57,12 +59,10 @@ const STREAM_REQUEST: &[u8] =
 pub fn stream<P: Plugin>(p: &P, model: &str, data: &[u8]) {
     let input = split(data);
     let call = Call {
-        endpoint: Endpoint::Chat,
-        model,
-        body: STREAM_REQUEST,
-        api_key: Some("sk-fuzz"),
+        credential: Credential::ApiKey("sk-fuzz"),
         stream: true,
         include_usage: input.flags & 1 != 0,
+        ..Call::new(Endpoint::Chat, model, STREAM_REQUEST)
     };
     let Ok(mut decoder) = p.stream(&call) else {
         return;
@@ -91,12 +91,10 @@ pub fn request<P: Plugin>(p: &P, model: &str, data: &[u8]) {
         _ => Endpoint::Chat,
     };
     let call = Call {
-        endpoint,
-        model,
-        body,
-        api_key: Some("sk-fuzz"),
+        credential: Credential::ApiKey("sk-fuzz"),
         stream: flags & 4 != 0,
         include_usage: flags & 8 != 0,
+        ..Call::new(endpoint, model, body)
     };
     let _ = p.prepare(&call);
     let headers = [("retry-after", "1"), ("content-type", "application/json")];

@@ -101,6 +101,12 @@ async fn random_bytes_library_dropped_in_is_refused() {
     server.assert_echo_still_works().await;
 }
 
+/// What a library built against the previous plugin ABI is told.
+const REBUILD: [&str; 2] = [
+    "incompatible",
+    "built against plugin ABI 1; this aihub needs ABI 2: rebuild it against the current aihub-plugin-api",
+];
+
 #[tokio::test(flavor = "multi_thread")]
 async fn library_built_for_another_abi_is_refused() {
     let server = TestServer::start(ServerOptions::new().plugin(ECHO).plugin(OLD_ABI)).await;
@@ -108,7 +114,7 @@ async fn library_built_for_another_abi_is_refused() {
     assert_listing_shape(&listing);
     let old = plugin_entry(&listing, OLD_ABI)
         .unwrap_or_else(|| panic!("{OLD_ABI} missing from the listing: {listing:#}"));
-    assert_refused(&old, &["incompatible"]);
+    assert_refused(&old, &REBUILD);
     // Its prefix is not routable.
     let resp = server.post_chat(&chat_body("oldabi/x", "hi")).await;
     let err = expect_error(resp, 404, "invalid_request_error").await;
@@ -121,7 +127,59 @@ async fn library_built_for_another_abi_is_refused() {
     let entry = server
         .wait_for_plugin_entry(other, HOT_ADD_TIMEOUT, |e| e["status"] == "refused")
         .await;
-    assert_refused(&entry, &["incompatible"]);
+    assert_refused(&entry, &REBUILD);
+    server.assert_echo_still_works().await;
+}
+
+/// testing/abi1-plugin, really built against the ABI 1 `aihub-plugin-api` (its types
+/// have the old layout, so this also shows the number is read before the layout check).
+fn abi1_lib() -> std::path::PathBuf {
+    let p = lib_dir()
+        .join("test-plugins")
+        .join("libaihub_abi1_plugin.so");
+    assert!(
+        p.is_file(),
+        "{} is missing: run `make test-fixtures` (it builds testing/abi1-plugin against the \
+         ABI 1 aihub-plugin-api)",
+        p.display()
+    );
+    p
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn library_built_against_abi_1_is_refused_with_the_rebuild_message() {
+    let abi1 = std::fs::read(abi1_lib()).unwrap();
+    let server = TestServer::start(
+        ServerOptions::new()
+            .plugin(ECHO)
+            .file("libaihub_abi1_plugin.so", abi1),
+    )
+    .await;
+    let listing = server.plugin_listing().await;
+    assert_listing_shape(&listing);
+    let entry = plugin_entry(&listing, "libaihub_abi1_plugin.so")
+        .unwrap_or_else(|| panic!("the ABI 1 library is missing from the listing: {listing:#}"));
+    assert_refused(&entry, &REBUILD);
+    assert!(entry["name"].is_null(), "nothing of it was used: {entry}");
+    let resp = server.post_chat(&chat_body("abione/m", "hi")).await;
+    let err = expect_error(resp, 404, "invalid_request_error").await;
+    assert_eq!(err["code"], "model_not_found");
+    assert!(
+        server
+            .logs()
+            .contains("rebuild it against the current aihub-plugin-api"),
+        "the refusal should be logged\n{}",
+        server.logs()
+    );
+
+    // Dropped in at run time: refused the same way.
+    std::fs::copy(abi1_lib(), server.plugin_dir().join("libabi1_again.so")).unwrap();
+    let entry = server
+        .wait_for_plugin_entry("libabi1_again.so", HOT_ADD_TIMEOUT, |e| {
+            e["status"] == "refused"
+        })
+        .await;
+    assert_refused(&entry, &REBUILD);
     server.assert_echo_still_works().await;
 }
 

@@ -7,31 +7,65 @@
 //!
 //! Only small fixed structs cross the boundary; requests and replies travel as JSON bytes.
 //! Enumerations are plain integers so that adding a variant is not a layout change.
+//!
+//! **Growth without a break.** abi_stable allows adding fields only to prefix types
+//! (`'static` vtables and modules), never to a plain `#[repr(C)]` struct. A call is made
+//! per request, so it cannot be a prefix type; it crosses as a `#[sabi_trait]` object
+//! ([`FfiCall`]) instead: its vtable *is* a prefix type, so later versions add getters
+//! after `last_prefix_field` (with a default body), a newer plugin on an older host gets
+//! the default, and an older plugin never asks. The same holds for [`AdapterFfi`],
+//! [`DecoderFfi`] and [`PluginMod`].
+//!
+//! **The first field of [`PluginMod`] is `abi_version: u32` in every ABI version**, so
+//! the host can read it (through [`AbiProbe`]) before the layout check and tell the
+//! operator to rebuild instead of printing a layout diff.
 
 use abi_stable::{
     declare_root_module_statics,
     library::RootModule,
     package_version_strings, sabi_trait,
+    sabi_types::RRef,
     sabi_types::VersionStrings,
     std_types::{RBox, ROption, RResult, RSlice, RStr, RString, RVec, Tuple2},
     StableAbi,
 };
 
-/// One call as the host hands it to the plugin. Borrowed: nothing is copied to cross.
+/// A credential, borrowed for the call. `kind`: 0 none, 1 API key (`secret`), 2 access
+/// key (`id`, `secret`, optional `session_token` and `region`, empty when absent),
+/// 3 service account (`secret` holds the JSON). New kinds are new numbers.
 #[repr(C)]
 #[derive(StableAbi, Clone, Copy)]
-pub struct FfiCall<'a> {
-    /// [`crate::Endpoint`] as an integer.
-    pub endpoint: u8,
-    /// The model name with the routing prefix removed.
-    pub model: RStr<'a>,
-    /// The client's JSON body, untouched.
-    pub body: RSlice<'a, u8>,
-    /// The credential's secret; empty when the provider needs none.
-    pub api_key: RStr<'a>,
-    pub stream: bool,
-    pub include_usage: bool,
+pub struct FfiCredential<'a> {
+    pub kind: u8,
+    pub secret: RStr<'a>,
+    pub id: RStr<'a>,
+    pub session_token: RStr<'a>,
+    pub region: RStr<'a>,
 }
+
+/// One call as the host hands it to the plugin: a view over the host's data, nothing
+/// copied. New getters go after the last one, with a default body.
+#[sabi_trait]
+pub trait FfiCall {
+    /// [`crate::Endpoint`] as an integer.
+    fn endpoint(&self) -> u8;
+    /// [`crate::Format`] as an integer.
+    fn format(&self) -> u8;
+    /// The model name with the routing prefix removed.
+    fn model(&self) -> RStr<'_>;
+    /// The client's body, untouched.
+    fn body(&self) -> RSlice<'_, u8>;
+    fn stream(&self) -> bool;
+    fn include_usage(&self) -> bool;
+    /// The client's headers without its credentials.
+    fn headers(&self) -> RSlice<'_, Tuple2<RStr<'_>, RStr<'_>>>;
+    fn credential(&self) -> FfiCredential<'_>;
+    #[sabi(last_prefix_field)]
+    fn now_unix_ms(&self) -> u64;
+}
+
+/// How a call crosses: a borrowed trait object.
+pub type FfiCallRef<'a> = FfiCall_TO<'a, RRef<'a, ()>>;
 
 #[repr(C)]
 #[derive(StableAbi)]
@@ -77,9 +111,16 @@ pub struct FfiUsage {
     pub reasoning_tokens: u64,
 }
 
+/// [`FfiReply::kind`]: the body is the reply.
+pub const REPLY_BODY: u8 = 0;
+/// [`FfiReply::kind`]: forward the upstream's bytes unchanged; `body` is empty.
+pub const REPLY_PASS_THROUGH: u8 = 1;
+
 #[repr(C)]
 #[derive(StableAbi)]
 pub struct FfiReply {
+    /// [`REPLY_BODY`] or [`REPLY_PASS_THROUGH`]; unknown kinds are refused by the host.
+    pub kind: u8,
     pub body: RVec<u8>,
     pub usage: ROption<FfiUsage>,
 }
@@ -111,22 +152,26 @@ pub struct FfiEvents {
 /// A provider instance inside a plugin. Shared by every request to that provider.
 #[sabi_trait]
 pub trait AdapterFfi: Send + Sync {
-    fn prepare(&self, call: FfiCall<'_>) -> RResult<FfiPrepared, FfiError>;
+    fn prepare(&self, call: FfiCallRef<'_>) -> RResult<FfiPrepared, FfiError>;
     fn parse(
         &self,
-        call: FfiCall<'_>,
+        call: FfiCallRef<'_>,
         response: FfiHttpResponse<'_>,
     ) -> RResult<FfiReply, FfiError>;
     #[sabi(last_prefix_field)]
-    fn stream(&self, call: FfiCall<'_>) -> RResult<DecoderBox, FfiError>;
+    fn stream(&self, call: FfiCallRef<'_>) -> RResult<DecoderBox, FfiError>;
 }
 
 /// Incremental decoder of one upstream stream.
 #[sabi_trait]
 pub trait DecoderFfi: Send {
     fn feed(&mut self, bytes: RSlice<'_, u8>) -> FfiEvents;
-    #[sabi(last_prefix_field)]
     fn finish(&mut self) -> FfiEvents;
+    /// The host forwards the upstream bytes unchanged and reads only usage, `done` and
+    /// errors from the events (their chunks are ignored). Asked once, before the first
+    /// `feed`.
+    #[sabi(last_prefix_field)]
+    fn pass_through(&self) -> bool;
 }
 
 pub type AdapterBox = AdapterFfi_TO<'static, RBox<()>>;
@@ -147,8 +192,28 @@ pub struct PluginMod {
     pub new_adapter: extern "C" fn(config: RStr<'_>) -> RResult<AdapterBox, RString>,
 }
 
+/// Reads only the first field every version of [`PluginMod`] has, before any layout
+/// check: the way the host tells "built against an older ABI" from a broken library.
+#[cfg(feature = "host")]
+#[repr(C)]
+#[derive(StableAbi)]
+#[sabi(kind(Prefix(prefix_ref = AbiProbeRef)))]
+#[sabi(missing_field(panic))]
+pub struct AbiProbe {
+    #[sabi(last_prefix_field)]
+    pub abi_version: u32,
+}
+
 impl RootModule for PluginModRef {
     declare_root_module_statics! {PluginModRef}
+    const BASE_NAME: &'static str = "aihub_plugin";
+    const NAME: &'static str = "aihub_plugin";
+    const VERSION_STRINGS: VersionStrings = package_version_strings!();
+}
+
+#[cfg(feature = "host")]
+impl RootModule for AbiProbeRef {
+    declare_root_module_statics! {AbiProbeRef}
     const BASE_NAME: &'static str = "aihub_plugin";
     const NAME: &'static str = "aihub_plugin";
     const VERSION_STRINGS: VersionStrings = package_version_strings!();

@@ -41,20 +41,22 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, ProviderError>) -> RResult<T, FfiErr
 struct AdapterGlue<P>(P);
 
 impl<P: Plugin> AdapterFfi for AdapterGlue<P> {
-    fn prepare(&self, call: FfiCall<'_>) -> RResult<FfiPrepared, FfiError> {
+    fn prepare(&self, call: FfiCallRef<'_>) -> RResult<FfiPrepared, FfiError> {
         guarded(|| {
-            let call = call_from_ffi(&call)?;
+            let headers = headers_from_ffi(&call);
+            let call = call_from_ffi(&call, &headers)?;
             self.0.prepare(&call).map(prepared_to_ffi)
         })
     }
 
     fn parse(
         &self,
-        call: FfiCall<'_>,
+        call: FfiCallRef<'_>,
         response: FfiHttpResponse<'_>,
     ) -> RResult<FfiReply, FfiError> {
         guarded(|| {
-            let call = call_from_ffi(&call)?;
+            let call_headers = headers_from_ffi(&call);
+            let call = call_from_ffi(&call, &call_headers)?;
             let headers: Vec<(&str, &str)> = response
                 .headers
                 .iter()
@@ -69,9 +71,10 @@ impl<P: Plugin> AdapterFfi for AdapterGlue<P> {
         })
     }
 
-    fn stream(&self, call: FfiCall<'_>) -> RResult<DecoderBox, FfiError> {
+    fn stream(&self, call: FfiCallRef<'_>) -> RResult<DecoderBox, FfiError> {
         guarded(|| {
-            let call = call_from_ffi(&call)?;
+            let headers = headers_from_ffi(&call);
+            let call = call_from_ffi(&call, &headers)?;
             let decoder = self.0.stream(&call)?;
             Ok(DecoderFfi_TO::from_value(
                 DecoderGlue {
@@ -129,6 +132,12 @@ impl<D: StreamDecoder> DecoderFfi for DecoderGlue<D> {
 
     fn finish(&mut self) -> FfiEvents {
         self.run(|d, out| d.finish(out))
+    }
+
+    fn pass_through(&self) -> bool {
+        // A panic here is a plain "no": the host then decodes as usual.
+        !self.poisoned
+            && catch_unwind(AssertUnwindSafe(|| self.inner.pass_through())).unwrap_or(false)
     }
 }
 

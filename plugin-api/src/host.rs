@@ -5,10 +5,11 @@
 
 use crate::abi::*;
 use crate::convert::*;
-use crate::types::{Call, Manifest, Prepared, ProviderConfig, ProviderError, Reply, Response};
+use crate::types::{Call, Manifest, Prepared, ProviderConfig, ProviderError, Response, Usage};
 use crate::{StreamOutput, ABI_VERSION};
-use abi_stable::library::{lib_header_from_path, LibraryError, RootModule};
+use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError, RootModule};
 use abi_stable::std_types::{RSlice, RStr, Tuple2};
+use bytes::Bytes;
 use std::fmt;
 use std::path::Path;
 
@@ -19,8 +20,10 @@ pub enum LoadError {
     NotALibrary(String),
     /// A shared library without an aihub root module.
     NotAPlugin,
-    /// Built against an incompatible `aihub-plugin-api` or ABI version.
+    /// Built against an incompatible `aihub-plugin-api` or ABI layout.
     Incompatible(String),
+    /// Built against another [`ABI_VERSION`] (the number the library reports).
+    AbiVersion(u32),
     /// The library's own initialisation or manifest failed.
     Broken(String),
 }
@@ -34,6 +37,10 @@ impl fmt::Display for LoadError {
                 "not an aihub plugin: the library exports no aihub root module (build it with plugin_api::export_plugin!)"
             ),
             LoadError::Incompatible(m) => write!(f, "incompatible plugin: {m}; rebuild it against this host's aihub-plugin-api"),
+            LoadError::AbiVersion(found) => write!(
+                f,
+                "incompatible plugin: built against plugin ABI {found}; this aihub needs ABI {ABI_VERSION}: rebuild it against the current aihub-plugin-api"
+            ),
             LoadError::Broken(m) => write!(f, "plugin failed to initialise: {m}"),
         }
     }
@@ -72,6 +79,22 @@ fn classify(e: LibraryError) -> LoadError {
     }
 }
 
+/// The ABI number an aihub library reports, read before any layout check; `None` for a
+/// library whose root module is not aihub's (the checked load then says what is wrong).
+fn abi_version_of(header: &'static LibHeader) -> Result<Option<u32>, LoadError> {
+    if header.root_mod_consts().name().as_str() != PluginModRef::NAME {
+        return Ok(None);
+    }
+    // SAFETY: the library's root module is aihub's `PluginMod`, whose first field is
+    // `abi_version: u32` in every ABI version (a documented invariant of `abi.rs`), so
+    // reading it through the one-field prefix `AbiProbe` reads exactly that field. This
+    // runs the library's root-module constructor, which the checked load runs anyway (it
+    // is cached, once per library).
+    let probe = unsafe { header.unchecked_layout::<AbiProbeRef>() }
+        .map_err(|e| LoadError::Broken(shorten(e.to_string())))?;
+    Ok(Some(probe.abi_version()))
+}
+
 /// A loaded plugin library.
 pub struct PluginLibrary {
     module: PluginModRef,
@@ -92,14 +115,19 @@ impl PluginLibrary {
     /// file content a path of its own.
     pub fn load(path: &Path) -> Result<Self, LoadError> {
         let header = lib_header_from_path(path).map_err(classify)?;
+        // The ABI number first: a library built against an older ABI fails the layout
+        // check too, and "rebuild it" says more than a layout diff.
+        if let Some(abi) = abi_version_of(header)? {
+            if abi != ABI_VERSION {
+                return Err(LoadError::AbiVersion(abi));
+            }
+        }
         let module = header
             .init_root_module::<PluginModRef>()
             .map_err(classify)?;
         let abi = module.abi_version();
         if abi != ABI_VERSION {
-            return Err(LoadError::Incompatible(format!(
-                "built for plugin ABI version {abi}, this host speaks version {ABI_VERSION}"
-            )));
+            return Err(LoadError::AbiVersion(abi));
         }
         let manifest_json = match (module.manifest())().into_result() {
             Ok(s) => s,
@@ -140,16 +168,31 @@ impl fmt::Debug for Adapter {
     }
 }
 
+/// A whole reply as the host gets it back from a plugin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParsedReply {
+    /// The plugin's body, owned where the plugin allocated it (no copy). Empty when
+    /// `pass_through`: the host then sends the upstream's bytes.
+    pub body: Bytes,
+    pub usage: Option<Usage>,
+    pub pass_through: bool,
+}
+
 impl Adapter {
     pub fn prepare(&self, call: &Call<'_>) -> Result<Prepared, ProviderError> {
+        let view = CallView::new(call);
         self.inner
-            .prepare(call_to_ffi(call))
+            .prepare(view.as_ffi())
             .into_result()
             .map(prepared_from_ffi)
             .map_err(error_from_ffi)
     }
 
-    pub fn parse(&self, call: &Call<'_>, response: &Response<'_>) -> Result<Reply, ProviderError> {
+    pub fn parse(
+        &self,
+        call: &Call<'_>,
+        response: &Response<'_>,
+    ) -> Result<ParsedReply, ProviderError> {
         let headers: Vec<Tuple2<RStr<'_>, RStr<'_>>> = response
             .headers
             .iter()
@@ -160,16 +203,33 @@ impl Adapter {
             headers: RSlice::from_slice(&headers),
             body: RSlice::from_slice(response.body),
         };
-        self.inner
-            .parse(call_to_ffi(call), ffi)
+        let view = CallView::new(call);
+        let reply = self
+            .inner
+            .parse(view.as_ffi(), ffi)
             .into_result()
-            .map(reply_from_ffi)
-            .map_err(error_from_ffi)
+            .map_err(error_from_ffi)?;
+        let pass_through = match reply.kind {
+            REPLY_BODY => false,
+            REPLY_PASS_THROUGH => true,
+            k => {
+                return Err(ProviderError::internal(format!(
+                    "plugin answered with reply kind {k}, which this aihub does not know"
+                )))
+            }
+        };
+        Ok(ParsedReply {
+            // Owned by the ABI vector, freed by the plugin's allocator: no copy.
+            body: Bytes::from_owner(reply.body),
+            usage: reply.usage.into_option().map(usage_from_ffi),
+            pass_through,
+        })
     }
 
     pub fn stream(&self, call: &Call<'_>) -> Result<Decoder, ProviderError> {
+        let view = CallView::new(call);
         self.inner
-            .stream(call_to_ffi(call))
+            .stream(view.as_ffi())
             .into_result()
             .map(|inner| Decoder { inner })
             .map_err(error_from_ffi)
@@ -190,5 +250,11 @@ impl Decoder {
 
     pub fn finish(&mut self) -> (StreamOutput, Option<ProviderError>) {
         events_from_ffi(self.inner.finish())
+    }
+
+    /// The host forwards the upstream bytes unchanged and reads only usage, `done` and
+    /// errors from this decoder.
+    pub fn pass_through(&self) -> bool {
+        self.inner.pass_through()
     }
 }

@@ -55,6 +55,7 @@
 //!                 base_url: "https://api.example.com/v1".into(),
 //!                 auth: AuthScheme::Bearer,
 //!                 api_key_env: Some("MINE_API_KEY".into()),
+//!                 native_formats: vec![],
 //!                 models: vec![ModelSpec::chat("small-1")],
 //!             }],
 //!         }
@@ -68,7 +69,7 @@
 //!         let mut body: serde_json::Value = call.json()?;
 //!         body["model"] = call.model.into();
 //!         let mut req = HttpRequest::post(format!("{}/chat/completions", self.base_url)).json(&body)?;
-//!         if let Some(key) = call.api_key {
+//!         if let Some(key) = call.api_key() {
 //!             req = req.header("authorization", format!("Bearer {key}"));
 //!         }
 //!         Ok(Prepared::Upstream(req))
@@ -87,7 +88,8 @@
 //!             output_tokens: u["completion_tokens"].as_u64().unwrap_or(0),
 //!             ..Usage::default()
 //!         });
-//!         Ok(Reply { body: resp.body.to_vec(), usage })
+//!         // Already OpenAI-shaped: the host forwards the upstream bytes unchanged.
+//!         Ok(Reply::pass_through(usage))
 //!     }
 //!
 //!     fn stream(&self, _call: &Call<'_>) -> Result<MyDecoder, ProviderError> {
@@ -138,6 +140,25 @@
 //! The host checks the library's `aihub-plugin-api` version (same major, or same minor
 //! while 0.x), the layout of every type crossing the boundary, and [`ABI_VERSION`]. A
 //! library that fails any check is refused with a message; the host keeps serving.
+//! [`ABI_VERSION`] is read first, so a library built against an older ABI is told to
+//! rebuild against the current `aihub-plugin-api` rather than shown a layout diff.
+//!
+//! ## What a call carries (ABI 2)
+//!
+//! Besides the body: the inbound [`Format`] (a provider lists the ones it takes as they
+//! are in [`ProviderSpec::native_formats`]), the client's headers with its credentials
+//! removed ([`Call::header`]), a [`Credential`] (an API key, an access-key pair with a
+//! region for request signing, or a JSON service account; [`Call::api_key`] for the
+//! common case) and the host's clock ([`Call::now_unix_ms`]), so signing stays pure.
+//! The call crosses as a view object whose getters can be added to without a break.
+//!
+//! ## Pass-through replies
+//!
+//! A reply that already is what the client asked for need not be copied or re-encoded:
+//! [`Reply::pass_through`] makes the host send the upstream's body and content type
+//! unchanged, as the example above does; a [`StreamDecoder`] whose
+//! [`pass_through`](StreamDecoder::pass_through) is true has the upstream's event stream
+//! forwarded byte for byte and only reports usage, the end and errors.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod abi;
@@ -160,8 +181,9 @@ pub use sdk::{Plugin, StreamDecoder, StreamOutput};
 pub use types::*;
 
 /// Version of the contract between host and plugins beyond type layouts: the meaning of
-/// fields, the JSON shapes exchanged. Bumped on any incompatible change.
-pub const ABI_VERSION: u32 = 1;
+/// fields, the JSON shapes exchanged. Bumped on any incompatible change. 2: calls as an
+/// extensible view with format, headers, time and credential kinds; pass-through replies.
+pub const ABI_VERSION: u32 = 2;
 
 /// Re-exported so a plugin needs no other dependency to read and write JSON.
 pub use serde;

@@ -43,6 +43,15 @@ pub trait StreamDecoder: Send + 'static {
     /// The upstream body ended. Flush what is left. The host sends `data: [DONE]` only if
     /// [`StreamOutput::done`] was called by now; otherwise the client sees a cut stream.
     fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError>;
+
+    /// Pass-through stream: the host forwards the upstream bytes to the client unchanged
+    /// (no re-framing, no `[DONE]` of its own) and reads only `usage`, `done` and errors
+    /// from this decoder; chunks it produces are ignored. Only right when the upstream
+    /// already speaks exactly what the client asked for, with nothing to hide or add.
+    /// Asked once, before the first `feed`.
+    fn pass_through(&self) -> bool {
+        false
+    }
 }
 
 /// What one `feed`/`finish` produced.

@@ -33,6 +33,11 @@ pub struct ProviderSpec {
     pub api_key_env: Option<String>,
     #[serde(default)]
     pub models: Vec<ModelSpec>,
+    /// Inbound formats this provider takes as they are (besides the canonical OpenAI
+    /// one): the host then sends such calls untranslated, with [`Call::format`] saying
+    /// which (e.g. the anthropic plugin takes Anthropic Messages).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub native_formats: Vec<Format>,
 }
 
 /// How the upstream authenticates; the plugin applies it, the host only needs to know
@@ -130,16 +135,108 @@ impl Endpoint {
     }
 }
 
+/// The wire format of the client's request body (and of the reply it expects).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// OpenAI Chat Completions / Embeddings / Images: the canonical shape every plugin
+    /// takes.
+    OpenAiChat,
+    /// Anthropic Messages (`POST /v1/messages`).
+    AnthropicMessages,
+    /// OpenAI Responses (`POST /v1/responses`).
+    OpenAiResponses,
+}
+
+impl Format {
+    #[cfg_attr(not(feature = "host"), allow(dead_code))]
+    pub(crate) fn to_u8(self) -> u8 {
+        match self {
+            Format::OpenAiChat => 0,
+            Format::AnthropicMessages => 1,
+            Format::OpenAiResponses => 2,
+        }
+    }
+    pub(crate) fn from_u8(v: u8) -> Option<Self> {
+        Some(match v {
+            0 => Format::OpenAiChat,
+            1 => Format::AnthropicMessages,
+            2 => Format::OpenAiResponses,
+            _ => return None,
+        })
+    }
+}
+
+/// The credential a call is made with. Secrets are borrowed from the host for the call;
+/// `Debug` never shows them.
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// The provider needs none.
+    #[default]
+    None,
+    /// A single API key (bearer token, `x-api-key`, ...).
+    ApiKey(&'a str),
+    /// An access-key pair for request signing (AWS SigV4 style).
+    AccessKey {
+        id: &'a str,
+        secret: &'a str,
+        session_token: Option<&'a str>,
+        region: Option<&'a str>,
+    },
+    /// A service-account credential as JSON (e.g. a Google service-account key file).
+    ServiceAccount(&'a str),
+}
+
+impl fmt::Debug for Credential<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credential::None => f.write_str("None"),
+            Credential::ApiKey(_) => f.write_str("ApiKey(***)"),
+            Credential::AccessKey { id, region, .. } => f
+                .debug_struct("AccessKey")
+                .field("id", id)
+                .field("region", region)
+                .finish_non_exhaustive(),
+            Credential::ServiceAccount(_) => f.write_str("ServiceAccount(***)"),
+        }
+    }
+}
+
+impl<'a> Credential<'a> {
+    /// Every secret in the credential, for scrubbing upstream text.
+    pub fn secrets(&self) -> Vec<&'a str> {
+        match *self {
+            Credential::None => vec![],
+            Credential::ApiKey(k) | Credential::ServiceAccount(k) => vec![k],
+            Credential::AccessKey {
+                secret,
+                session_token,
+                ..
+            } => std::iter::once(secret).chain(session_token).collect(),
+        }
+    }
+}
+
 /// One consumer call as a plugin sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct Call<'a> {
     pub endpoint: Endpoint,
+    /// The shape of `body`: [`Format::OpenAiChat`] unless the provider declared another
+    /// one in [`ProviderSpec::native_formats`] and the client used it.
+    pub format: Format,
     /// The model with the routing prefix removed (`openrouter/openai/gpt-4o` -> `openai/gpt-4o`).
     pub model: &'a str,
-    /// The client's request body (OpenAI JSON), as sent.
+    /// The client's request body, as sent.
     pub body: &'a [u8],
-    /// The credential to use, if the provider has one.
-    pub api_key: Option<&'a str>,
+    /// The client's request headers, read-only, names lower-case; the gateway's own
+    /// credentials (`authorization`, `x-api-key`, `cookie`, `proxy-authorization`) are
+    /// removed.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// The credential to use.
+    pub credential: Credential<'a>,
+    /// The current time (Unix milliseconds), from the host: signing needs it and a
+    /// plugin stays pure.
+    pub now_unix_ms: u64,
     pub stream: bool,
     /// The client asked for `stream_options.include_usage`: the decoder must then emit
     /// a final chunk with `usage` and empty `choices`, as OpenAI does.
@@ -147,6 +244,38 @@ pub struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
+    /// A canonical-format call with no credential, no headers and time 0; fill in the
+    /// rest with struct update syntax (`Call { stream: true, ..Call::new(...) }`).
+    pub fn new(endpoint: Endpoint, model: &'a str, body: &'a [u8]) -> Self {
+        Call {
+            endpoint,
+            format: Format::OpenAiChat,
+            model,
+            body,
+            headers: &[],
+            credential: Credential::None,
+            now_unix_ms: 0,
+            stream: false,
+            include_usage: false,
+        }
+    }
+
+    /// The API key, when the credential is one (the common case).
+    pub fn api_key(&self) -> Option<&'a str> {
+        match self.credential {
+            Credential::ApiKey(k) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// First client header of that name, case-insensitive.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
     /// Parses the body; a body that does not fit is the client's error.
     pub fn json<T: Deserialize<'a>>(&self) -> Result<T, ProviderError> {
         serde_json::from_slice(self.body)
@@ -232,21 +361,39 @@ impl Response<'_> {
 }
 
 /// A whole (non-streamed) reply in the OpenAI shape.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Reply {
-    /// OpenAI-shaped JSON (`chat.completion`, embeddings list, images response).
+    /// OpenAI-shaped JSON (`chat.completion`, embeddings list, images response). Empty
+    /// when `pass_through`.
     pub body: Vec<u8>,
     pub usage: Option<Usage>,
+    /// The host sends the upstream's body and content type to the client unchanged:
+    /// for a reply already in the shape the client asked for, nothing is copied or
+    /// re-encoded.
+    pub pass_through: bool,
 }
 
 impl Reply {
+    /// "Forward the upstream bytes unchanged; here is the usage."
+    pub fn pass_through(usage: Option<Usage>) -> Self {
+        Reply {
+            body: Vec::new(),
+            usage,
+            pass_through: true,
+        }
+    }
+
     pub fn json<T: Serialize + ?Sized>(
         body: &T,
         usage: Option<Usage>,
     ) -> Result<Self, ProviderError> {
         let body = serde_json::to_vec(body)
             .map_err(|e| ProviderError::internal(format!("cannot encode reply: {e}")))?;
-        Ok(Reply { body, usage })
+        Ok(Reply {
+            body,
+            usage,
+            pass_through: false,
+        })
     }
 }
 

@@ -5,11 +5,17 @@
 //! this crate, rename it, and replace `prepare`/`parse`/the decoder with your provider's
 //! translation (see the `plugin_api` crate docs for one that calls an upstream).
 //!
+//! Built against plugin ABI 2: a [`Call`] also carries the client's headers
+//! (`call.header("...")`, credentials removed), its inbound `format`, the `credential`
+//! (`call.api_key()` for the common single key) and the host's clock (`now_unix_ms`,
+//! used below so the plugin stays pure). A reply that already is what the client wants
+//! can be `Reply::pass_through(usage)`: the host forwards the upstream bytes unchanged.
+//!
 //! Build: `cargo build --release`, then copy `target/release/libhello_plugin.so` into the
 //! gateway's plugin directory (write it under a temporary name and `mv` it into place).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
-use plugin_api::openai::{chunk, completion, last_user_text, unix_now, usage_chunk};
+use plugin_api::openai::{chunk, completion, last_user_text, usage_chunk};
 use plugin_api::serde_json::{json, Value};
 use plugin_api::*;
 
@@ -49,6 +55,7 @@ impl Plugin for Hello {
                 base_url: String::new(),
                 auth: AuthScheme::None,
                 api_key_env: None,
+                native_formats: vec![],
                 models: vec![ModelSpec::chat("world")],
             }],
         }
@@ -74,7 +81,7 @@ impl Plugin for Hello {
             &completion(
                 "chatcmpl-hello",
                 call.model,
-                unix_now(),
+                call.now_unix_ms / 1000,
                 &text,
                 "stop",
                 &usage,
@@ -87,6 +94,7 @@ impl Plugin for Hello {
         Ok(HelloStream {
             model: call.model.to_string(),
             include_usage: call.include_usage,
+            created: call.now_unix_ms / 1000,
             text: Vec::new(),
         })
     }
@@ -95,6 +103,8 @@ impl Plugin for Hello {
 pub struct HelloStream {
     model: String,
     include_usage: bool,
+    /// From the call: the host's clock, in seconds.
+    created: u64,
     text: Vec<u8>,
 }
 
@@ -107,7 +117,7 @@ impl StreamDecoder for HelloStream {
     fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
         let text = String::from_utf8_lossy(&self.text).into_owned();
         let usage = usage_of(&text);
-        let created = unix_now();
+        let created = self.created;
         out.chunk(&chunk(
             "chatcmpl-hello",
             &self.model,

@@ -56,4 +56,6 @@ pub struct CanonicalCall {
     pub stream: bool,
     /// `stream_options.include_usage`: the client wants the usage chunk.
     pub include_usage: bool,
+    /// The client's request headers, credentials removed: plugins may read them.
+    pub client_headers: Vec<(String, String)>,
 }

@@ -140,6 +140,7 @@ pub async fn read_call(
     endpoint: Endpoint,
     max_body_bytes: usize,
 ) -> Result<CanonicalCall, ApiError> {
+    let client_headers = crate::plugin_host::call_context::client_headers(req.headers());
     let body = read_body(req, max_body_bytes).await?;
     let head = parse_head(&body)?;
     let model = model_of(&head)?;
@@ -166,6 +167,7 @@ pub async fn read_call(
         model,
         stream,
         include_usage,
+        client_headers,
     })
 }
 

@@ -28,7 +28,7 @@ pub async fn attempt(
     trace: &TraceHeaders,
     number: u32,
 ) -> Result<Served, ApiError> {
-    let key: Vec<&str> = call.api_key.into_iter().collect();
+    let key: Vec<&str> = call.credential.secrets();
     try_attempt(state, route, call, ctx, deadline, trace, number)
         .await
         .map_err(|e| e.scrubbed(&key))
@@ -53,9 +53,10 @@ async fn try_attempt(
     match prepared? {
         Prepared::Local(local) => {
             let headers = [("content-type", local.content_type.as_str())];
+            let raw = bytes::Bytes::from(local.body);
             if call.stream && (200..300).contains(&local.status) {
                 let mut decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
-                let (bytes, usage, error) = stream::local(&mut decoder, &local.body, ctx.format);
+                let (bytes, usage, error) = stream::local(&mut decoder, &raw, ctx.format);
                 let mut g = ctx.take_for_stream();
                 g.usage(usage);
                 g.first_byte();
@@ -68,9 +69,9 @@ async fn try_attempt(
             let resp = plugin_api::Response {
                 status: local.status,
                 headers: &headers,
-                body: &local.body,
+                body: &raw,
             };
-            parse(route, call, &resp, ctx)
+            parse(route, call, &resp, &raw, ctx)
         }
         Prepared::Upstream(mut request) => {
             // Whatever credential the plugin put in the request (operator-set static
@@ -123,7 +124,7 @@ async fn try_attempt(
                     state.config.upstream.max_response_bytes,
                 );
                 // An error mid-stream is scrubbed of the keys this attempt sent, too.
-                upstream.keep_secrets(sent.iter().copied().chain(call.api_key));
+                upstream.keep_secrets(sent.iter().copied().chain(call.credential.secrets()));
                 // Nothing has reached the client yet: a stream that fails before its first
                 // output is an attempt that failed, and may be retried on the next key.
                 let first = upstream
@@ -166,15 +167,17 @@ async fn try_attempt(
                 headers: &headers,
                 body: &bytes,
             };
-            parse(route, call, &resp, ctx).map_err(scrub)
+            parse(route, call, &resp, &bytes, ctx).map_err(scrub)
         }
     }
 }
 
+/// `raw` is `resp.body` as shared bytes: a pass-through reply sends it on uncopied.
 fn parse(
     route: &Route,
     call: &Call<'_>,
     resp: &plugin_api::Response<'_>,
+    raw: &bytes::Bytes,
     ctx: &mut CallContext,
 ) -> Result<Served, ApiError> {
     let t = Instant::now();
@@ -184,16 +187,23 @@ fn parse(
     };
     ctx.timings.plugin += t.elapsed();
     let reply = reply.map_err(|e| unreadable_success(e, resp))?;
+    // Pass-through (plugin ABI 2): the upstream's bytes and content type, unchanged.
+    let (body, content_type) = if reply.pass_through {
+        (raw.clone(), resp.header("content-type"))
+    } else {
+        (reply.body, None)
+    };
     if !ctx.span.is_disabled() {
-        record_response(&ctx.span, &reply.body);
+        record_response(&ctx.span, &body);
     }
     if ctx.capture_content {
-        capture(&ctx.span, "gen_ai.output.messages", &reply.body, "choices");
+        capture(&ctx.span, "gen_ai.output.messages", &body, "choices");
     }
-    Ok(Served::Whole(
-        http::json_bytes(200, reply.body),
-        reply.usage,
-    ))
+    let mut out = http::json_bytes(200, body);
+    if let Some(ct) = content_type.and_then(|v| hyper::header::HeaderValue::from_str(v).ok()) {
+        out.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+    }
+    Ok(Served::Whole(out, reply.usage))
 }
 
 /// A plugin's "unreadable reply" for a 2xx the upstream did not mark as an error: the

@@ -13,7 +13,7 @@ use crate::resilience::report::note;
 use crate::resilience::retry::{backoff, outcome_of, retryable};
 use crate::routing::Route;
 use crate::state::AppState;
-use plugin_api::Call;
+use plugin_api::{Call, Credential};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,11 @@ pub async fn run(
         call.stream,
         call.include_usage,
     );
+    let client_headers: Vec<(&str, &str)> = call
+        .client_headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let r = &state.config.resilience;
     let deadline = ctx.started() + Duration::from_millis(r.total_timeout_ms);
     let mut last_error: Option<ApiError> = None;
@@ -97,12 +102,14 @@ pub async fn run(
             }
             let cred = picked.map(|(_, c)| c);
             let call = Call {
-                endpoint,
-                model: &upstream_model,
-                body,
-                api_key: cred.as_ref().map(|c| c.secret.as_str()),
+                credential: cred
+                    .as_ref()
+                    .map_or(Credential::None, |c| Credential::ApiKey(c.secret.as_str())),
+                headers: &client_headers,
+                now_unix_ms: crate::plugin_host::call_context::now_unix_ms(),
                 stream,
                 include_usage,
+                ..Call::new(endpoint, &upstream_model, body)
             };
             let number = ctx.rec().map(|r| r.attempts).unwrap_or(1);
             match attempt(state, &route, &call, ctx, deadline, trace, number).await {

@@ -29,14 +29,25 @@ fn too_large(limit: usize) -> ApiError {
     )))
 }
 
-/// A locally answered stream: decoded at once into one SSE body.
+/// A locally answered stream: decoded at once into one SSE body (or, from a pass-through
+/// decoder, sent as it is).
 pub fn local(
     decoder: &mut Decoder,
-    body: &[u8],
+    body: &Bytes,
     format: Format,
 ) -> (Bytes, Option<Usage>, Option<ApiError>) {
+    let pass_through = decoder.pass_through();
     let mut out = Vec::new();
     let (events, mut failed) = decoder.feed(body);
+    if pass_through {
+        let (end, error) = decoder.finish();
+        let failed = match failed.or(error) {
+            Some(e) => Some(ApiError::Provider(e)),
+            None if !(events.done || end.done) => Some(cut_stream()),
+            None => None,
+        };
+        return (body.clone(), end.usage.or(events.usage), failed);
+    }
     out.extend_from_slice(&http::sse_frames(&events.chunks));
     let mut done = events.done;
     let mut usage = events.usage;
@@ -79,11 +90,18 @@ pub struct UpstreamStream {
     ended: bool,
     /// The keys the attempt sent: scrubbed from any error the stream ends with.
     secrets: Vec<String>,
+    /// Pass-through (plugin ABI 2): the upstream's bytes go to the client as they are,
+    /// `[DONE]` included; the decoder only reports usage, the end and errors.
+    pass_through: bool,
+    /// Upstream bytes read but not yet sent (pass-through only).
+    raw: Vec<Bytes>,
 }
 
 impl UpstreamStream {
     pub fn new(decoder: Decoder, body: Incoming, idle: Duration, max_bytes: usize) -> Self {
         UpstreamStream {
+            pass_through: decoder.pass_through(),
+            raw: Vec::new(),
             decoder,
             body,
             idle,
@@ -102,6 +120,15 @@ impl UpstreamStream {
     pub fn scrub(&self, e: ApiError) -> ApiError {
         let secrets: Vec<&str> = self.secrets.iter().map(String::as_str).collect();
         e.scrubbed(&secrets)
+    }
+
+    pub fn pass_through(&self) -> bool {
+        self.pass_through
+    }
+
+    /// Upstream bytes to forward as they are (pass-through), in order.
+    pub fn take_raw(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.raw)
     }
 
     /// The upstream body ended (the decoder has been finished).
@@ -140,6 +167,9 @@ impl UpstreamStream {
                             return Next::Failed(too_large(self.max_bytes));
                         }
                         let (out, error) = self.decoder.feed(&data);
+                        if self.pass_through {
+                            self.raw.push(data);
+                        }
                         return Next::Output(out, error);
                     }
                 }
@@ -183,6 +213,7 @@ pub async fn pump(
 ) {
     let _open = GaugeGuard::new(&state.metrics.streams);
     let traced = !guard.span.is_disabled();
+    let pass_through = upstream.pass_through();
     let mut done = false;
     let mut usage: Option<Usage> = None;
     let mut next = Some(first);
@@ -207,7 +238,15 @@ pub async fn pump(
         if traced {
             note_chunks(&guard.span, &events.chunks);
         }
-        if !events.chunks.is_empty() {
+        if pass_through {
+            for raw in upstream.take_raw() {
+                guard.first_byte();
+                if tx.send(raw).await.is_err() {
+                    guard.usage(usage);
+                    return;
+                }
+            }
+        } else if !events.chunks.is_empty() {
             guard.first_byte();
             if tx.send(http::sse_frames(&events.chunks)).await.is_err() {
                 guard.usage(usage);
@@ -227,13 +266,19 @@ pub async fn pump(
     guard.usage(usage);
     match outcome {
         Ok(()) => {
-            let _ = tx
-                .send(Bytes::from_static(guard.format.stream_done()))
-                .await;
+            if !pass_through {
+                let _ = tx
+                    .send(Bytes::from_static(guard.format.stream_done()))
+                    .await;
+            }
             guard.ok();
         }
         Err(e) => {
             tracing::warn!(provider = %route.prefix, error = %e, "stream failed after it began");
+            if pass_through {
+                // The upstream's bytes may have stopped mid-event: close it first.
+                let _ = tx.send(Bytes::from_static(b"\n\n")).await;
+            }
             let _ = tx.send(guard.format.stream_error(&e)).await;
             guard.fail(&e);
         }

@@ -8,7 +8,7 @@ use crate::resilience::report::note;
 use crate::routing::{Route, RouteCredential};
 use crate::state::AppState;
 use crate::upstream::headers_of;
-use plugin_api::{Call, Endpoint, ErrorClass, ModelKind, Prepared};
+use plugin_api::{Call, Credential, Endpoint, ErrorClass, ModelKind, Prepared};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,12 +110,10 @@ async fn try_probe(
     })
     .to_string();
     let call = Call {
-        endpoint: Endpoint::Chat,
-        model,
-        body: body.as_bytes(),
-        api_key: Some(secret),
+        credential: Credential::ApiKey(secret),
         stream: false,
         include_usage: false,
+        ..Call::new(Endpoint::Chat, model, body.as_bytes())
     };
     let (status, headers, bytes) = match route.adapter.prepare(&call).map_err(ApiError::Provider)? {
         Prepared::Local(l) => (

@@ -11,7 +11,7 @@ use crate::store::aliases::AliasRow;
 use crate::store::providers::{LiveCredential, ProviderRow};
 use crate::store::rates::{usd_per_mtok_to_micros, Rate};
 use plugin_api::host::{Adapter, PluginLibrary};
-use plugin_api::{AuthScheme, ModelSpec, ProviderConfig};
+use plugin_api::{AuthScheme, Format, ModelSpec, ProviderConfig};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,6 +60,8 @@ pub struct Route {
     /// Where an environment key was expected, for the error message when none is set.
     pub api_key_env: Option<String>,
     pub models: Vec<ModelSpec>,
+    /// Inbound formats the plugin takes as they are for this provider (plugin ABI 2).
+    pub native_formats: Vec<Format>,
     pub adapter: Adapter,
     pub timeouts: Timeouts,
     rotation: Rotation,
@@ -75,6 +77,12 @@ pub struct Timeouts {
 }
 
 impl Route {
+    /// Whether a call in `format` can go to this provider untranslated. The canonical
+    /// OpenAI format always can: every plugin takes it.
+    pub fn accepts_natively(&self, format: Format) -> bool {
+        format == Format::OpenAiChat || self.native_formats.contains(&format)
+    }
+
     /// The credential for the next attempt: smooth weighted round-robin over the ones
     /// that are available now, preferring any not yet `tried` in this call. Taking an
     /// expired ejection claims its single half-open probe (`CredHealth::try_take`), so
@@ -394,6 +402,7 @@ impl RoutingTable {
             .or_else(|| default.map(|d| d.base_url.clone()))
             .unwrap_or_default();
         let auth = default.map(|d| d.auth.clone()).unwrap_or_default();
+        let native_formats = native_formats(manifest, &decl.prefix);
         // The plugin's catalog for this prefix, plus the models the operator lists.
         let mut models: Vec<ModelSpec> = manifest
             .providers
@@ -470,6 +479,7 @@ impl RoutingTable {
                     credentials,
                     api_key_env: decl.api_key_env,
                     models,
+                    native_formats,
                     adapter,
                     timeouts,
                     rotation: Rotation::new(&weights),
@@ -482,5 +492,61 @@ impl RoutingTable {
                 decl.prefix, manifest.name
             )),
         }
+    }
+}
+
+/// The formats a provider instance takes natively: its own manifest entry's, or for a
+/// prefix the manifest does not name (an operator's `local` on the openai plugin) only
+/// those every default provider of the plugin takes, since nothing says which it is like.
+fn native_formats(manifest: &plugin_api::Manifest, prefix: &str) -> Vec<Format> {
+    if let Some(spec) = manifest.providers.iter().find(|p| p.prefix == prefix) {
+        return spec.native_formats.clone();
+    }
+    let mut specs = manifest.providers.iter();
+    let Some(first) = specs.next() else {
+        return Vec::new();
+    };
+    let rest: Vec<_> = specs.collect();
+    first
+        .native_formats
+        .iter()
+        .copied()
+        .filter(|f| rest.iter().all(|s| s.native_formats.contains(f)))
+        .collect()
+}
+
+#[cfg(test)]
+mod native_format_tests {
+    use super::*;
+
+    fn spec(prefix: &str, formats: &[Format]) -> plugin_api::ProviderSpec {
+        plugin_api::ProviderSpec {
+            prefix: prefix.into(),
+            base_url: String::new(),
+            auth: AuthScheme::None,
+            api_key_env: None,
+            native_formats: formats.to_vec(),
+            models: vec![],
+        }
+    }
+
+    #[test]
+    fn a_prefix_gets_its_entry_or_what_every_entry_shares() {
+        let manifest = plugin_api::Manifest {
+            name: "openai".into(),
+            version: "1".into(),
+            description: String::new(),
+            abi_version: plugin_api::ABI_VERSION,
+            providers: vec![
+                spec("openai", &[Format::OpenAiChat, Format::OpenAiResponses]),
+                spec("groq", &[Format::OpenAiChat]),
+            ],
+        };
+        assert_eq!(
+            native_formats(&manifest, "openai"),
+            [Format::OpenAiChat, Format::OpenAiResponses]
+        );
+        assert_eq!(native_formats(&manifest, "groq"), [Format::OpenAiChat]);
+        assert_eq!(native_formats(&manifest, "local"), [Format::OpenAiChat]);
     }
 }

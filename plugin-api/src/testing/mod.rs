@@ -25,7 +25,7 @@ pub use stream::{
     Outcome, SplitCheck,
 };
 
-use crate::{Call, Endpoint, ErrorClass, HttpRequest, Prepared, ProviderError, Response};
+use crate::{Call, Credential, Endpoint, ErrorClass, HttpRequest, Prepared, ProviderError, Response};
 use serde_json::Value;
 use std::path::Path;
 
@@ -39,12 +39,10 @@ pub fn call<'a>(
     include_usage: bool,
 ) -> Call<'a> {
     Call {
-        endpoint,
-        model,
-        body,
-        api_key,
+        credential: api_key.map_or(Credential::None, Credential::ApiKey),
         stream,
         include_usage,
+        ..Call::new(endpoint, model, body)
     }
 }
 

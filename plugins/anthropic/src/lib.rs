@@ -53,7 +53,7 @@ impl Plugin for Anthropic {
         let mut req = HttpRequest::post(format!("{}/v1/messages", s.base_url))
             .json(&body)?
             .header("anthropic-version", s.version.as_str());
-        if let Some(key) = call.api_key {
+        if let Some(key) = call.api_key() {
             req = req.header("x-api-key", key);
         }
         if let Some(beta) = &s.beta {

@@ -1,6 +1,6 @@
 //! What the plugin offers: the `anthropic` provider and the models it knows.
 
-use plugin_api::{AuthScheme, Manifest, ModelSpec, ProviderSpec};
+use plugin_api::{AuthScheme, Format, Manifest, ModelSpec, ProviderSpec};
 
 /// A chat model with its context window and list prices (USD per million tokens).
 fn chat(id: &str, context_window: u32, input: f64, output: f64) -> ModelSpec {
@@ -48,6 +48,7 @@ pub fn manifest() -> Manifest {
             base_url: crate::config::DEFAULT_BASE_URL.into(),
             auth: AuthScheme::Header("x-api-key".into()),
             api_key_env: Some("ANTHROPIC_API_KEY".into()),
+            native_formats: vec![Format::AnthropicMessages],
             models: models(),
         }],
     }

@@ -77,6 +77,7 @@ impl Plugin for Echo {
                 base_url: String::new(),
                 auth: AuthScheme::None,
                 api_key_env: None,
+                native_formats: vec![],
                 models: vec![ModelSpec {
                     context_window: Some(1_000_000),
                     input_price_per_mtok: Some(0.0),
@@ -183,12 +184,10 @@ mod tests {
 
     fn call(body: &[u8], stream: bool, include_usage: bool) -> Call<'_> {
         Call {
-            endpoint: Endpoint::Chat,
-            model: "echo-1",
-            body,
-            api_key: None,
+            credential: Credential::None,
             stream,
             include_usage,
+            ..Call::new(Endpoint::Chat, "echo-1", body)
         }
     }
 

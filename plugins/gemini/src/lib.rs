@@ -133,7 +133,7 @@ impl Plugin for Gemini {
             req = req.header(k, v);
         }
         let mut req = req.json(&payload)?;
-        if let Some(key) = call.api_key {
+        if let Some(key) = call.api_key() {
             req = req.header("x-goog-api-key", key);
         }
         Ok(Prepared::Upstream(req))

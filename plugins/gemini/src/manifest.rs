@@ -47,6 +47,7 @@ pub fn manifest() -> Manifest {
             base_url: BASE_URL.into(),
             auth: AuthScheme::Header("x-goog-api-key".into()),
             api_key_env: Some("GEMINI_API_KEY".into()),
+            native_formats: vec![],
             models: vec![
                 chat("gemini-2.5-pro", 1.25, 10.0),
                 chat("gemini-2.5-flash", 0.30, 2.50),

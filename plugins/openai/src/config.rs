@@ -12,6 +12,11 @@
 //! - `stream_usage`: send `stream_options.include_usage` upstream on streamed calls so
 //!   usage is always recorded. Default true, except for Mistral, which refuses unknown
 //!   fields with a 422 and sends usage in its last chunk anyway.
+//! - `stream_pass_through`: on streamed calls whose client asked for usage, forward the
+//!   upstream's event stream byte for byte instead of re-framing each chunk. Default true
+//!   for OpenAI itself (`api.openai.com`, whose streams already are exactly what the
+//!   client gets), false elsewhere (some servers report usage where OpenAI does not, and
+//!   the decoder then writes the usage chunk the client asked for).
 
 use plugin_api::serde_json::Value;
 use plugin_api::ProviderConfig;
@@ -41,6 +46,7 @@ pub(crate) struct Settings {
     pub flavor: Flavor,
     pub headers: Vec<(String, String)>,
     pub stream_usage: bool,
+    pub stream_pass_through: bool,
 }
 
 impl Settings {
@@ -112,11 +118,22 @@ impl Settings {
             }
         };
 
+        let stream_pass_through = match options.get("stream_pass_through") {
+            None | Some(Value::Null) => host == "api.openai.com" && flavor == Flavor::OpenAi,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(fail(format!(
+                    "options.stream_pass_through must be true or false, got {other}"
+                )))
+            }
+        };
+
         Ok(Settings {
             base_url,
             flavor,
             headers,
             stream_usage,
+            stream_pass_through,
         })
     }
 }

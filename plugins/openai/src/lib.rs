@@ -2,8 +2,9 @@
 //! Groq, Mistral, Together, Ollama, Azure OpenAI).
 //!
 //! The consumer API already is OpenAI's, so this plugin translates as little as
-//! possible: bodies go upstream and replies come back byte for byte, except the fields the
-//! gateway must control (`model`, `stream`, `stream_options.include_usage`, Azure's URL
+//! possible: bodies go upstream and replies come back byte for byte (whole replies as
+//! pass-through replies, so the host forwards the upstream's bytes uncopied), except the
+//! fields the gateway must control (`model`, `stream`, `stream_options.include_usage`, Azure's URL
 //! and key header). What it adds is classification: every upstream failure, whatever
 //! shape the server sent it in, becomes a [`ProviderError`] the host can act on.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -162,7 +163,7 @@ impl Plugin for OpenAi {
         let mut req = HttpRequest::post(self.url(call.endpoint, model));
         req.body = body.to_vec()?;
         req = req.header("content-type", "application/json");
-        let key = call.api_key.map(str::trim).filter(|k| !k.is_empty());
+        let key = call.api_key().map(str::trim).filter(|k| !k.is_empty());
         if let Some(key) = key {
             let (name, value) = self.auth_header(key);
             // An operator-set header of the same name (a static gateway token) wins.
@@ -198,14 +199,19 @@ impl Plugin for OpenAi {
                 return Err(errors::from_payload(error));
             }
         }
-        Ok(Reply {
-            body: response.body.to_vec(),
-            usage: probe.usage.as_ref().and_then(usage::from_value),
-        })
+        // The body already is what the client asked for: the host sends the upstream's
+        // bytes on, uncopied.
+        Ok(Reply::pass_through(
+            probe.usage.as_ref().and_then(usage::from_value),
+        ))
     }
 
     fn stream(&self, call: &Call<'_>) -> Result<OpenAiStream, ProviderError> {
-        Ok(OpenAiStream::new(call.include_usage))
+        // Nothing to hide (the client wants usage) and nothing to add (the upstream
+        // reports it as OpenAI does): the upstream's bytes go on unchanged.
+        let pass_through =
+            self.settings.stream_pass_through && self.settings.stream_usage && call.include_usage;
+        Ok(OpenAiStream::new(call.include_usage).with_pass_through(pass_through))
     }
 }
 

@@ -5,7 +5,7 @@
 //! through the admin API when they change. A model without a published per-token price
 //! (image models billed per image, routers whose price depends on the route) has none.
 
-use plugin_api::{AuthScheme, Manifest, ModelKind, ModelSpec, ProviderSpec};
+use plugin_api::{AuthScheme, Format, Manifest, ModelKind, ModelSpec, ProviderSpec};
 
 /// The Azure endpoint's shape; the operator must replace it with their resource's URL.
 pub const AZURE_BASE_URL: &str = "https://{resource}.openai.azure.com";
@@ -58,11 +58,17 @@ fn provider(
     key_env: Option<&str>,
     models: Vec<ModelSpec>,
 ) -> ProviderSpec {
+    // Every server here takes OpenAI chat as it is; OpenAI itself also Responses.
+    let mut native_formats = vec![Format::OpenAiChat];
+    if prefix == "openai" {
+        native_formats.push(Format::OpenAiResponses);
+    }
     ProviderSpec {
         prefix: prefix.to_string(),
         base_url: base_url.to_string(),
         auth,
         api_key_env: key_env.map(str::to_string),
+        native_formats,
         models,
     }
 }

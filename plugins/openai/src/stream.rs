@@ -79,6 +79,8 @@ pub struct OpenAiStream {
     /// A chunk carrying a top-level `usage` reached the client.
     usage_shown: bool,
     meta: Option<Meta>,
+    /// The host forwards the upstream bytes itself; chunks made here are ignored.
+    pass_through: bool,
 }
 
 impl OpenAiStream {
@@ -93,7 +95,13 @@ impl OpenAiStream {
             usage: None,
             usage_shown: false,
             meta: None,
+            pass_through: false,
         }
+    }
+
+    pub(crate) fn with_pass_through(mut self, on: bool) -> Self {
+        self.pass_through = on;
+        self
     }
 
     fn event(&mut self, event: SseEvent, out: &mut StreamOutput) -> Result<(), ProviderError> {
@@ -199,6 +207,10 @@ fn malformed(why: &str) -> ProviderError {
 }
 
 impl StreamDecoder for OpenAiStream {
+    fn pass_through(&self) -> bool {
+        self.pass_through
+    }
+
     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
         if self.stopped || self.done {
             return Ok(());

@@ -18,6 +18,7 @@ impl Plugin for Dupe {
                 base_url: String::new(),
                 auth: AuthScheme::None,
                 api_key_env: None,
+                native_formats: vec![],
                 models: vec![],
             }],
         }

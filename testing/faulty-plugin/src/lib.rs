@@ -22,6 +22,7 @@ impl Plugin for Faulty {
                 base_url: String::new(),
                 auth: AuthScheme::None,
                 api_key_env: None,
+                native_formats: vec![],
                 models: vec![
                     ModelSpec::chat("panic-prepare"),
                     ModelSpec::chat("panic-stream"),

@@ -1,4 +1,5 @@
-//! Test fixture: built for another ABI version (999); the host must refuse it.
+//! Test fixture: reports plugin ABI 1 (the version before the current one) with the
+//! current layout; the host must refuse it by the number, with the rebuild message.
 
 use plugin_api::*;
 
@@ -18,6 +19,7 @@ impl Plugin for OldAbi {
                 base_url: String::new(),
                 auth: AuthScheme::None,
                 api_key_env: None,
+                native_formats: vec![],
                 models: vec![],
             }],
         }
@@ -51,4 +53,4 @@ impl StreamDecoder for Nothing {
     }
 }
 
-plugin_api::__export_plugin_with_abi!(OldAbi, 999);
+plugin_api::__export_plugin_with_abi!(OldAbi, 1);

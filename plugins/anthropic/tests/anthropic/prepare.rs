@@ -492,7 +492,7 @@ fn provider_options_shape_the_request() {
 
     // No credential, no key header (a keyless proxy in front).
     let c = Call {
-        api_key: None,
+        credential: Credential::None,
         ..chat(body, false, false)
     };
     let req = upstream(anthropic().prepare(&c));

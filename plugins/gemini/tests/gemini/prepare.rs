@@ -102,7 +102,7 @@ fn base_url_options_headers_and_model_names() {
     }
 
     let no_key = Call {
-        api_key: None,
+        credential: Credential::None,
         ..chat(HELLO, false, false)
     };
     assert_eq!(

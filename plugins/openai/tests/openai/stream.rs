@@ -363,3 +363,23 @@ fn any_split_gives_the_same_outcome() {
         }
     }
 }
+
+#[test]
+fn streams_pass_through_only_from_openai_itself_when_usage_is_asked() {
+    let body = br#"{"messages":[]}"#;
+    let decoder = |p: &aihub_openai::OpenAi, include_usage| {
+        p.stream(&chat(body, true, include_usage)).unwrap()
+    };
+    assert!(decoder(&openai(), true).pass_through());
+    // Usage to hide: the decoder's chunks are needed.
+    assert!(!decoder(&openai(), false).pass_through());
+    // Another server may report usage elsewhere (Groq): not byte for byte.
+    let groq = provider("groq", "https://api.groq.com/openai/v1", Value::Null);
+    assert!(!decoder(&groq, true).pass_through());
+    let forced = provider(
+        "groq",
+        "https://api.groq.com/openai/v1",
+        json!({"stream_pass_through": true}),
+    );
+    assert!(decoder(&forced, true).pass_through());
+}
