@@ -161,6 +161,16 @@ fn assert_refused(r: Result<Prepared, ProviderError>, what: &str, why: &str) {
     }
 }
 
+/// What the client receives for `reply`: the plugin's body, or the upstream's bytes
+/// unchanged when the plugin passed the reply through.
+pub fn client_body<'a>(reply: &'a crate::Reply, upstream: &'a [u8]) -> &'a [u8] {
+    if reply.pass_through {
+        upstream
+    } else {
+        &reply.body
+    }
+}
+
 /// A whole chat reply becomes a `chat.completion` with the text and usage.
 pub fn chat_whole<P: Plugin>(p: &P, c: &Conformance) {
     let case = match &c.chat_whole {
@@ -175,7 +185,7 @@ pub fn chat_whole<P: Plugin>(p: &P, c: &Conformance) {
     let reply = p
         .parse(&c.chat(false, false), &response(200, &headers, &body))
         .unwrap_or_else(|e| panic!("parse: {e:?}"));
-    let v = json_of(&reply.body);
+    let v = json_of(client_body(&reply, &body));
     assert_eq!(v["object"], "chat.completion", "{v}");
     assert_eq!(v["choices"][0]["message"]["role"], "assistant", "{v}");
     assert_eq!(
@@ -382,7 +392,7 @@ pub fn usage_cached_and_reasoning<P: Plugin>(p: &P, c: &Conformance) {
                 assert!(get(&case.usage) > 0, "the {what} fixture has none");
                 let reply = parse(&case.reply);
                 assert_eq!(reply.usage, Some(case.usage), "{what}");
-                let v = json_of(&reply.body);
+                let v = json_of(client_body(&reply, &case.reply));
                 assert_eq!(v.pointer(pointer), Some(&get(&case.usage).into()), "{v}");
             }
             Support::Unsupported(why) => {

@@ -25,7 +25,9 @@ pub use stream::{
     Outcome, SplitCheck,
 };
 
-use crate::{Call, Credential, Endpoint, ErrorClass, HttpRequest, Prepared, ProviderError, Response};
+use crate::{
+    Call, Credential, Endpoint, ErrorClass, HttpRequest, Prepared, ProviderError, Response,
+};
 use serde_json::Value;
 use std::path::Path;
 
