@@ -56,7 +56,10 @@ pub fn sent_secrets(headers: &[(String, String)]) -> Vec<String> {
         .filter(|(name, _)| {
             secret_name(name.as_bytes())
                 || name.eq_ignore_ascii_case("proxy-authorization")
-                || name.to_ascii_lowercase().contains("auth")
+                || name
+                    .as_bytes()
+                    .windows(4)
+                    .any(|w| w.eq_ignore_ascii_case(b"auth"))
         })
         .map(|(_, value)| {
             let v = value.trim();

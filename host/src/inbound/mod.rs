@@ -56,6 +56,7 @@ pub struct CanonicalCall {
     pub stream: bool,
     /// `stream_options.include_usage`: the client wants the usage chunk.
     pub include_usage: bool,
-    /// The client's request headers, credentials removed: plugins may read them.
-    pub client_headers: Vec<(String, String)>,
+    /// The client's request headers (moved, not copied); plugins see them without the
+    /// credentials (`plugin_host::call_context::client_headers`).
+    pub headers: hyper::HeaderMap,
 }

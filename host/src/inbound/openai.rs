@@ -74,13 +74,22 @@ const H2_DRAIN_MAX: u64 = 64 * 1024 * 1024;
 const H2_DRAIN_TIME: Duration = Duration::from_secs(30);
 
 pub async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
+    let (parts, body) = req.into_parts();
+    read_body_of(&parts.headers, parts.version, body, limit).await
+}
+
+/// [`read_body`] for a request already split into its head and body.
+pub async fn read_body_of(
+    headers: &hyper::HeaderMap,
+    version: hyper::Version,
+    mut body: Incoming,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let h2 = req.version() == hyper::Version::HTTP_2;
-    let mut body = req.into_body();
+    let h2 = version == hyper::Version::HTTP_2;
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large(body, declared, h2, limit).await);
     }
@@ -140,8 +149,8 @@ pub async fn read_call(
     endpoint: Endpoint,
     max_body_bytes: usize,
 ) -> Result<CanonicalCall, ApiError> {
-    let client_headers = crate::plugin_host::call_context::client_headers(req.headers());
-    let body = read_body(req, max_body_bytes).await?;
+    let (parts, body) = req.into_parts();
+    let body = read_body_of(&parts.headers, parts.version, body, max_body_bytes).await?;
     let head = parse_head(&body)?;
     let model = model_of(&head)?;
     match endpoint {
@@ -167,7 +176,7 @@ pub async fn read_call(
         model,
         stream,
         include_usage,
-        client_headers,
+        headers: parts.headers,
     })
 }
 

@@ -33,11 +33,7 @@ pub async fn run(
         call.stream,
         call.include_usage,
     );
-    let client_headers: Vec<(&str, &str)> = call
-        .client_headers
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
+    let client_headers = crate::plugin_host::call_context::client_headers(&call.headers);
     let r = &state.config.resilience;
     let deadline = ctx.started() + Duration::from_millis(r.total_timeout_ms);
     let mut last_error: Option<ApiError> = None;

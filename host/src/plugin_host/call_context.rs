@@ -13,13 +13,11 @@ const WITHHELD: [&str; 4] = [
 
 /// The client's request headers for [`plugin_api::Call::headers`]: names lower-case (as
 /// hyper keeps them), values that are not text skipped, credentials removed.
-pub fn client_headers(headers: &HeaderMap) -> Vec<(String, String)> {
+pub fn client_headers(headers: &HeaderMap) -> Vec<(&str, &str)> {
     headers
         .iter()
         .filter(|(name, _)| !WITHHELD.contains(&name.as_str()))
-        .filter_map(|(name, value)| {
-            Some((name.as_str().to_string(), value.to_str().ok()?.to_string()))
-        })
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
         .collect()
 }
 
