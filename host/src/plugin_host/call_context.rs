@@ -49,10 +49,7 @@ mod tests {
         let got = client_headers(&h);
         assert_eq!(
             got,
-            vec![
-                ("anthropic-version".to_string(), "2023-06-01".to_string()),
-                ("x-request-id".to_string(), "r1".to_string())
-            ]
+            vec![("anthropic-version", "2023-06-01"), ("x-request-id", "r1")]
         );
         assert!(now_unix_ms() > 1_600_000_000_000);
     }
