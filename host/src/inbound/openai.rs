@@ -276,7 +276,9 @@ mod tests {
             Err(other) => panic!("{body}: {other:?}"),
             Ok(_) => "ok".to_string(),
         };
-        assert!(param(r#"{"messages":[1,2]}"#).starts_with("messages[0]: "));
+        let m = param(r#"{"messages":[1,2]}"#);
+        assert!(m.starts_with("messages[0]: "), "{m}");
+        assert!(m.contains("a message object"), "{m}");
         let m = param(r#"{"messages":[{"role":"user","content":5}]}"#);
         assert!(m.starts_with("messages[0].content: "), "{m}");
         assert!(

@@ -92,7 +92,17 @@ impl<'de> Deserialize<'de> for Message {
             #[serde(default)]
             tool_calls: Option<ArrayOf<ToolCall>>,
         }
-        Shape::deserialize(d).map(|_| Message)
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Message;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a message object such as {\"role\": \"user\", \"content\": \"...\"}")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Message, A::Error> {
+                Shape::deserialize(de::value::MapAccessDeserializer::new(map)).map(|_| Message)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
