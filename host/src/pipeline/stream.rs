@@ -208,11 +208,11 @@ pub async fn pump(
     mut upstream: UpstreamStream,
     first: Next,
     tx: mpsc::Sender<Bytes>,
-    mut guard: CallContext,
+    mut ctx: CallContext,
     deadline: Instant,
 ) {
     let _open = GaugeGuard::new(&state.metrics.streams);
-    let traced = !guard.span.is_disabled();
+    let traced = !ctx.span.is_disabled();
     let pass_through = upstream.pass_through();
     let mut done = false;
     let mut usage: Option<Usage> = None;
@@ -221,10 +221,10 @@ pub async fn pump(
         let step = match next.take() {
             Some(step) => step,
             None => tokio::select! {
-                step = upstream.next(deadline, guard.started()) => step,
+                step = upstream.next(deadline, ctx.started()) => step,
                 _ = tx.closed() => {
                     tracing::info!(provider = %route.prefix, "client went away; upstream stream cancelled");
-                    guard.usage(usage);
+                    ctx.usage(usage);
                     return; // the context records the call as cancelled
                 }
             },
@@ -236,20 +236,20 @@ pub async fn pump(
         done |= events.done;
         usage = events.usage.or(usage);
         if traced {
-            note_chunks(&guard.span, &events.chunks);
+            note_chunks(&ctx.span, &events.chunks);
         }
         if pass_through {
             for raw in upstream.take_raw() {
-                guard.first_byte();
+                ctx.first_byte();
                 if tx.send(raw).await.is_err() {
-                    guard.usage(usage);
+                    ctx.usage(usage);
                     return;
                 }
             }
         } else if !events.chunks.is_empty() {
-            guard.first_byte();
+            ctx.first_byte();
             if tx.send(http::sse_frames(&events.chunks)).await.is_err() {
-                guard.usage(usage);
+                ctx.usage(usage);
                 return;
             }
         }
@@ -263,15 +263,13 @@ pub async fn pump(
     let outcome = outcome.map_err(|e| upstream.scrub(e));
     // Closes the upstream connection before the client is told.
     drop(upstream);
-    guard.usage(usage);
+    ctx.usage(usage);
     match outcome {
         Ok(()) => {
             if !pass_through {
-                let _ = tx
-                    .send(Bytes::from_static(guard.format.stream_done()))
-                    .await;
+                let _ = tx.send(Bytes::from_static(ctx.format.stream_done())).await;
             }
-            guard.ok();
+            ctx.ok();
         }
         Err(e) => {
             tracing::warn!(provider = %route.prefix, error = %e, "stream failed after it began");
@@ -279,8 +277,8 @@ pub async fn pump(
                 // The upstream's bytes may have stopped mid-event: close it first.
                 let _ = tx.send(Bytes::from_static(b"\n\n")).await;
             }
-            let _ = tx.send(guard.format.stream_error(&e)).await;
-            guard.fail(&e);
+            let _ = tx.send(ctx.format.stream_error(&e)).await;
+            ctx.fail(&e);
         }
     }
 }

@@ -24,9 +24,7 @@ pub fn client_headers(headers: &HeaderMap) -> Vec<(&str, &str)> {
 /// [`plugin_api::Call::now_unix_ms`]: the host's clock, so a plugin that signs requests
 /// stays pure.
 pub fn now_unix_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    u64::try_from(crate::store::now_ms()).unwrap_or(0)
 }
 
 #[cfg(test)]
