@@ -94,6 +94,15 @@ pub fn headers_of(resp: &hyper::Response<Incoming>) -> Headers {
         .collect()
 }
 
+/// The plugin's view of response headers, borrowed (values that are not text are left
+/// out, as in [`headers_of`]).
+pub fn header_view(headers: &hyper::HeaderMap) -> Vec<(&str, &str)> {
+    headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))
+        .collect()
+}
+
 /// The client error with its causes, without the URL's query (it may carry a key).
 fn describe(e: &hyper_util::client::legacy::Error) -> String {
     let mut msg = e.to_string();

@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::routing::Route;
 use crate::server::http::{self, ChannelBody};
 use crate::state::AppState;
-use crate::upstream::headers_of;
+use crate::upstream::header_view;
 use http_body_util::BodyExt;
 use plugin_api::{Call, ErrorClass, Prepared};
 use std::sync::Arc;
@@ -150,18 +150,15 @@ async fn try_attempt(
                     ChannelBody::new(rx),
                 ))));
             }
-            let owned = headers_of(&resp);
+            let (head, body) = resp.into_parts();
             let bytes = state
                 .upstream
-                .read_body(resp.into_body(), route.timeouts.idle.min(left()))
+                .read_body(body, route.timeouts.idle.min(left()))
                 .instrument(span)
                 .await
                 .map_err(scrub)?;
             ctx.first_byte();
-            let headers: Vec<(&str, &str)> = owned
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
+            let headers = header_view(&head.headers);
             let resp = plugin_api::Response {
                 status,
                 headers: &headers,
