@@ -12,34 +12,33 @@ use bytes::Bytes;
 use hyper::Response;
 use plugin_api::Endpoint;
 
-/// The format a client spoke. Errors are one `ApiError` with one status mapping
-/// (`error.rs`); each format renders the body its clients expect.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// OpenAI Chat Completions, embeddings, images: `{"error":{"message","type","code"}}`.
-    OpenAi,
+/// The format a client spoke: the one plugins are told about too (plugin ABI 2).
+pub use plugin_api::Format;
+
+/// How answers end and errors look in a client format. Errors are one `ApiError` with one
+/// status mapping (`error.rs`); each format renders the body its clients expect.
+pub trait Render {
+    /// The whole error response in this format.
+    fn error_response(self, e: &ApiError) -> Response<Body>;
+    /// The event that ends a stream that finished properly.
+    fn stream_done(self) -> &'static [u8];
+    /// The event that ends a stream that failed after it began (no clean end follows).
+    fn stream_error(self, e: &ApiError) -> Bytes;
 }
 
-impl Format {
-    /// The whole error response in this format.
-    pub fn error_response(self, e: &ApiError) -> Response<Body> {
-        match self {
-            Format::OpenAi => http::error(e),
-        }
+// Only OpenAI-shaped paths are served so far; the Anthropic Messages and Responses paths
+// (and their own shapes) come with their endpoints.
+impl Render for Format {
+    fn error_response(self, e: &ApiError) -> Response<Body> {
+        http::error(e)
     }
 
-    /// The event that ends a stream that finished properly.
-    pub fn stream_done(self) -> &'static [u8] {
-        match self {
-            Format::OpenAi => http::SSE_DONE,
-        }
+    fn stream_done(self) -> &'static [u8] {
+        http::SSE_DONE
     }
 
-    /// The event that ends a stream that failed after it began (no clean end follows).
-    pub fn stream_error(self, e: &ApiError) -> Bytes {
-        match self {
-            Format::OpenAi => http::sse_error(e),
-        }
+    fn stream_error(self, e: &ApiError) -> Bytes {
+        http::sse_error(e)
     }
 }
 

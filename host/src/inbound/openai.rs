@@ -170,7 +170,7 @@ pub async fn read_call(
             .and_then(|o| o.include_usage)
             .unwrap_or(false);
     Ok(CanonicalCall {
-        format: Format::OpenAi,
+        format: Format::OpenAiChat,
         endpoint,
         body,
         model,

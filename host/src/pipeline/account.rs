@@ -5,7 +5,7 @@
 use super::context::CallContext;
 use super::Served;
 use crate::error::ApiError;
-use crate::inbound::Format;
+use crate::inbound::{Format, Render};
 use crate::server::http::{self, Body};
 use hyper::Response;
 

@@ -101,6 +101,7 @@ pub async fn run(
                 credential: cred
                     .as_ref()
                     .map_or(Credential::None, |c| Credential::ApiKey(c.secret.as_str())),
+                format: call.format,
                 headers: &client_headers,
                 now_unix_ms: crate::plugin_host::call_context::now_unix_ms(),
                 stream,

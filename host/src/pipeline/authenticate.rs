@@ -2,7 +2,7 @@
 //! 401/403 (no call record: the caller is unknown; the envelope logs it).
 
 use crate::auth::Principal;
-use crate::inbound::Format;
+use crate::inbound::{Format, Render};
 use crate::server::http::Body;
 use crate::state::AppState;
 use hyper::{HeaderMap, Response};

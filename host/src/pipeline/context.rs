@@ -74,7 +74,7 @@ impl CallContext {
             timings: Timings::default(),
             capture_content: false,
             attempt_errors: Vec::new(),
-            format: Format::OpenAi,
+            format: Format::OpenAiChat,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),

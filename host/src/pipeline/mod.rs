@@ -83,7 +83,7 @@ pub async fn handle(
         let _ = span.set_parent(crate::observability::telemetry::extract(req.headers()));
     }
     // The consumer paths served here all speak OpenAI's format.
-    let format = Format::OpenAi;
+    let format = Format::OpenAiChat;
     let principal =
         match authenticate::authenticate(state, format, req.headers(), &span, start).await {
             Ok(p) => p,

@@ -2,7 +2,7 @@
 
 use super::context::CallContext;
 use crate::error::ApiError;
-use crate::inbound::Format;
+use crate::inbound::{Format, Render};
 use crate::observability::metrics::GaugeGuard;
 use crate::routing::Route;
 use crate::server::http;
