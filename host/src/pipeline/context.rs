@@ -310,11 +310,12 @@ impl CallContext {
     }
 
     /// The final error, preceded by the earlier attempts' errors when there were several.
+    /// (The call log bounds the whole message when it takes the record.)
     fn error_history(&self, last: &str) -> String {
         let n = self.attempt_errors.len();
         let only_last = n == 0 || (n == 1 && self.attempt_errors[0] == last);
         if only_last {
-            return crate::bounds::truncate(last, crate::bounds::MAX_ERROR_MESSAGE).into_owned();
+            return last.to_string();
         }
         let mut out = String::new();
         for (i, m) in self.attempt_errors.iter().enumerate() {
@@ -325,7 +326,7 @@ impl CallContext {
         } else {
             out.push_str(&format!("then: {last}"));
         }
-        crate::bounds::truncate(&out, crate::bounds::MAX_ERROR_MESSAGE).into_owned()
+        out
     }
 
     pub fn fail(&mut self, e: &ApiError) {
