@@ -18,9 +18,19 @@ pub fn reply_from_chat(chat: &[u8]) -> Result<Vec<u8>, String> {
     Err("not built yet".into())
 }
 
-/// Chat chunks → `text_completion` chunks (`data:` events, then `data: [DONE]`).
-#[derive(Default)]
-pub struct Stream {}
+/// Chat chunks → `text_completion` chunks (`data:` events, then `data: [DONE]`); the
+/// usage chunk only when the client asked for it.
+pub struct Stream {
+    _include_usage: bool,
+}
+
+impl Stream {
+    pub fn new(include_usage: bool) -> Self {
+        Stream {
+            _include_usage: include_usage,
+        }
+    }
+}
 
 impl StreamWriter for Stream {
     fn chunk(&mut self, chunk: &[u8], out: &mut Vec<u8>) {

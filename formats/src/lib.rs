@@ -22,6 +22,10 @@ pub struct ChatRequest {
     /// The model the client named, as sent.
     pub model: String,
     pub stream: bool,
+    /// The client asked for a usage chunk at the end of its own stream (legacy
+    /// completions' `stream_options.include_usage`); false for formats that always
+    /// report usage.
+    pub include_usage: bool,
 }
 
 /// A request the client must fix: `param` is the path of the offending field in the
