@@ -20,6 +20,7 @@ pub struct Config {
     pub resilience: ResilienceConfig,
     pub telemetry: TelemetryConfig,
     pub metrics: MetricsConfig,
+    pub responses: ResponsesConfig,
     /// Opens the admin API. Generated and printed once, on first start, when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
@@ -80,6 +81,14 @@ pub struct MetricsConfig {
     /// When set, `GET /metrics` needs `Authorization: Bearer <token>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<Secret>,
+}
+
+/// OpenAI Responses kept by aihub (for `previous_response_id` and `GET /v1/responses/{id}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponsesConfig {
+    /// Days a response is kept; 0 keeps none (as if every call said `store: false`).
+    pub retention_days: u32,
 }
 
 /// `[[routes]] model = "smart", targets = ["openai/gpt-4o", "anthropic/claude-sonnet-4-5"]`.
@@ -274,6 +283,7 @@ impl Default for Config {
                 enabled: true,
                 token: None,
             },
+            responses: ResponsesConfig { retention_days: 30 },
             resilience: ResilienceConfig {
                 max_attempts: 3,
                 total_timeout_ms: 600_000,

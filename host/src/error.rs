@@ -178,6 +178,25 @@ impl ApiError {
         }
     }
 
+    /// The message as a client sees it (scrubbed).
+    pub fn client_message(&self) -> String {
+        self.message()
+    }
+
+    /// The machine-readable code as a client sees it.
+    pub fn client_code(&self) -> Option<String> {
+        self.code()
+    }
+
+    /// The upstream's own HTTP status, when the error came from one.
+    pub fn upstream_status(&self) -> Option<u16> {
+        match self {
+            ApiError::Provider(e) => e.status,
+            ApiError::UnreadableReply { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
     /// Seconds to tell the client to wait, when the upstream said.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {

@@ -1,14 +1,11 @@
 //! The official OpenAI Python SDK, pointed at aihub, completes a chat and a streamed chat
 //! through every shipped plugin. The SDK is installed with pip into a venv kept in the
-//! target directory (made once, reused by later runs).
+//! target directory (`common::python_sdk`).
 
 mod common;
 
 use common::providers::start_all;
-use common::*;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use common::python_sdk::{run_script, sdk_python};
 
 const SCRIPT: &str = r#"
 import json, sys
@@ -40,62 +37,6 @@ for model in sys.argv[3:]:
 print(json.dumps(out))
 "#;
 
-/// A venv with the `openai` package, made on first use.
-fn sdk_python() -> PathBuf {
-    let venv = lib_dir().join("openai-sdk-venv");
-    let python = venv.join("bin/python");
-    let ready = venv.join(".ready");
-    if ready.is_file() {
-        return python;
-    }
-    let run = |cmd: &mut Command, what: &str| {
-        let out = cmd.output().unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            out.status.success(),
-            "{what} failed:\n{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    run(
-        Command::new("python3").args(["-m", "venv"]).arg(&venv),
-        "python3 -m venv",
-    );
-    run(
-        Command::new(venv.join("bin/pip")).args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "openai>=1.40",
-        ]),
-        "pip install openai",
-    );
-    std::fs::write(&ready, b"ok").expect("mark the venv ready");
-    python
-}
-
-fn run_script(python: &Path, base_url: &str, key: &str, models: &[&str]) -> Value {
-    let out = Command::new(python)
-        .arg("-c")
-        .arg(SCRIPT)
-        .arg(base_url)
-        .arg(key)
-        .args(models)
-        .env("NO_PROXY", "127.0.0.1,localhost")
-        .env_remove("HTTP_PROXY")
-        .env_remove("HTTPS_PROXY")
-        .env_remove("http_proxy")
-        .env_remove("https_proxy")
-        .output()
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "the SDK script failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("script output is JSON")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn openai_python_sdk_chats_through_every_plugin() {
     let python = tokio::task::spawn_blocking(sdk_python).await.unwrap();
@@ -108,7 +49,9 @@ async fn openai_python_sdk_chats_through_every_plugin() {
     ];
     let base = format!("{}/v1", p.server.base_url());
     let key = p.server.app_key().to_string();
-    let result = tokio::task::spawn_blocking(move || run_script(&python, &base, &key, &models))
+    let mut args = vec![base, key];
+    args.extend(models.iter().map(|m| m.to_string()));
+    let result = tokio::task::spawn_blocking(move || run_script(&python, SCRIPT, &args))
         .await
         .unwrap();
     for model in models {

@@ -146,15 +146,29 @@ pub enum Format {
     AnthropicMessages,
     /// OpenAI Responses (`POST /v1/responses`).
     OpenAiResponses,
+    /// OpenAI legacy text completions (`POST /v1/completions`). The host translates it to
+    /// chat unless a provider declares it native.
+    OpenAiCompletions,
 }
 
 impl Format {
+    /// The name the call log and metrics use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::OpenAiChat => "openai_chat",
+            Format::AnthropicMessages => "anthropic_messages",
+            Format::OpenAiResponses => "openai_responses",
+            Format::OpenAiCompletions => "openai_completions",
+        }
+    }
+
     #[cfg_attr(not(feature = "host"), allow(dead_code))]
     pub(crate) fn to_u8(self) -> u8 {
         match self {
             Format::OpenAiChat => 0,
             Format::AnthropicMessages => 1,
             Format::OpenAiResponses => 2,
+            Format::OpenAiCompletions => 3,
         }
     }
     pub(crate) fn from_u8(v: u8) -> Option<Self> {
@@ -162,6 +176,7 @@ impl Format {
             0 => Format::OpenAiChat,
             1 => Format::AnthropicMessages,
             2 => Format::OpenAiResponses,
+            3 => Format::OpenAiCompletions,
             _ => return None,
         })
     }

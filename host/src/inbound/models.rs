@@ -40,3 +40,41 @@ pub fn list(state: &AppState) -> Response<Body> {
     }
     http::json(200, &json!({"object": "list", "data": data}))
 }
+
+/// `GET /v1/models` for Anthropic clients (the request carries `anthropic-version`):
+/// Anthropic's list shape, chat models only.
+pub fn list_anthropic(state: &AppState) -> Response<Body> {
+    let table = state.routing.load();
+    let mut data = Vec::new();
+    for route in table.routes_sorted() {
+        for m in route
+            .models
+            .iter()
+            .filter(|m| m.kind == plugin_api::ModelKind::Chat)
+        {
+            let id = format!("{}/{}", route.prefix, m.id);
+            data.push(json!({
+                "type": "model",
+                "id": id,
+                "display_name": id,
+                "created_at": "1970-01-01T00:00:00Z",
+            }));
+        }
+    }
+    let mut aliases: Vec<_> = table.aliases().collect();
+    aliases.sort_by(|a, b| a.model.cmp(&b.model));
+    for a in aliases {
+        data.push(json!({
+            "type": "model",
+            "id": a.model,
+            "display_name": a.model,
+            "created_at": "1970-01-01T00:00:00Z",
+        }));
+    }
+    let first = data.first().map(|m| m["id"].clone());
+    let last = data.last().map(|m| m["id"].clone());
+    http::json(
+        200,
+        &json!({"data": data, "has_more": false, "first_id": first, "last_id": last}),
+    )
+}

@@ -172,17 +172,25 @@ pub async fn read_call(
     Ok(CanonicalCall {
         format: Format::OpenAiChat,
         endpoint,
-        body,
+        body: Ok(body),
+        native: None,
         model,
         stream,
         include_usage,
         headers: parts.headers,
+        shape: super::reshape::Shape::chat(),
     })
 }
 
 pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {
+    parse_json_head(body)
+}
+
+/// Reads the fields `T` declares from a JSON object body; a wrong type is a 400 naming
+/// its path, anything that is not one JSON object a 400 saying so.
+pub fn parse_json_head<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let head = serde_path_to_error::deserialize::<_, Head>(&mut de).map_err(|e| {
+    let head = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
@@ -216,7 +224,12 @@ fn without_position(e: &serde_json::Error) -> String {
 
 /// The `model` field, which must be a non-empty string.
 pub fn model_of(head: &Head) -> Result<String, ApiError> {
-    match &head.model {
+    model_value(head.model.as_ref())
+}
+
+/// A `model` value, which must be a non-empty string of bounded length.
+pub fn model_value(model: Option<&serde_json::Value>) -> Result<String, ApiError> {
+    match model {
         None | Some(serde_json::Value::Null) => Err(ApiError::MissingField("model")),
         Some(serde_json::Value::String(s)) if s.len() > MAX_MODEL_NAME => {
             Err(ApiError::InvalidField {

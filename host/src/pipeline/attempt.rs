@@ -4,6 +4,8 @@
 use super::context::CallContext;
 use super::{stream, Served, TraceHeaders};
 use crate::error::ApiError;
+use crate::inbound::reshape::{Shape, Writer};
+use crate::inbound::responses;
 use crate::routing::Route;
 use crate::server::http::{self, ChannelBody};
 use crate::state::AppState;
@@ -14,36 +16,51 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc;
 use tracing::Instrument;
+
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// One try with one credential. Its error leaves scrubbed of the key it used (the one
 /// choke point for upstream text on the call path: the client body, the call record, the
 /// credential's health and the log lines all see the scrubbed text).
+#[allow(clippy::too_many_arguments)]
 pub async fn attempt(
     state: &Arc<AppState>,
     route: &Arc<Route>,
     call: &Call<'_>,
+    shape: &Arc<Shape>,
     ctx: &mut CallContext,
     deadline: Instant,
     trace: &TraceHeaders,
     number: u32,
 ) -> Result<Served, ApiError> {
     let key: Vec<&str> = call.credential.secrets();
-    try_attempt(state, route, call, ctx, deadline, trace, number)
+    try_attempt(state, route, call, shape, ctx, deadline, trace, number)
         .await
         .map_err(|e| e.scrubbed(&key))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn try_attempt(
     state: &Arc<AppState>,
     route: &Arc<Route>,
     call: &Call<'_>,
+    shape: &Arc<Shape>,
     ctx: &mut CallContext,
     deadline: Instant,
     trace: &TraceHeaders,
     number: u32,
 ) -> Result<Served, ApiError> {
     let left = || deadline.saturating_duration_since(Instant::now());
+    // The plugin got the canonical call for a client of another format: its reply is
+    // made back into the client's format here.
+    let translated = call.format != ctx.format;
+    let writer = || {
+        if translated {
+            shape.writer()
+        } else {
+            Writer::Chat
+        }
+    };
     let t = Instant::now();
     let prepared = {
         let _s = tracing::info_span!("plugin.prepare").entered();
@@ -56,7 +73,13 @@ async fn try_attempt(
             let raw = bytes::Bytes::from(local.body);
             if call.stream && (200..300).contains(&local.status) {
                 let mut decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
-                let (bytes, usage, error) = stream::local(&mut decoder, &raw, ctx.format);
+                let mut w = writer();
+                let (bytes, usage, error) = stream::local(&mut decoder, &raw, ctx.format, &mut w);
+                if error.is_none() {
+                    if let Some(r) = w.final_response() {
+                        responses::keep(state, shape, &route.prefix, false, &r);
+                    }
+                }
                 let mut g = ctx.take_for_stream();
                 g.usage(usage);
                 g.first_byte();
@@ -71,7 +94,7 @@ async fn try_attempt(
                 headers: &headers,
                 body: &raw,
             };
-            parse(route, call, &resp, &raw, ctx)
+            parse(state, route, call, shape, &resp, &raw, ctx)
         }
         Prepared::Upstream(mut request) => {
             // Whatever credential the plugin put in the request (operator-set static
@@ -134,13 +157,18 @@ async fn try_attempt(
                     .map_err(scrub)?;
                 let (tx, rx) = mpsc::channel(16);
                 let stream_ctx = ctx.take_for_stream();
+                let out = stream::Out {
+                    tx,
+                    writer: writer(),
+                    shape: shape.clone(),
+                };
                 tokio::spawn(
                     stream::pump(
                         state.clone(),
                         route.clone(),
                         upstream,
                         first,
-                        tx,
+                        out,
                         stream_ctx,
                         deadline,
                     )
@@ -164,15 +192,17 @@ async fn try_attempt(
                 headers: &headers,
                 body: &bytes,
             };
-            parse(route, call, &resp, &bytes, ctx).map_err(scrub)
+            parse(state, route, call, shape, &resp, &bytes, ctx).map_err(scrub)
         }
     }
 }
 
 /// `raw` is `resp.body` as shared bytes: a pass-through reply sends it on uncopied.
 fn parse(
+    state: &Arc<AppState>,
     route: &Route,
     call: &Call<'_>,
+    shape: &Shape,
     resp: &plugin_api::Response<'_>,
     raw: &bytes::Bytes,
     ctx: &mut CallContext,
@@ -196,6 +226,17 @@ fn parse(
     if ctx.capture_content {
         capture(&ctx.span, "gen_ai.output.messages", &body, "choices");
     }
+    let translated = call.format != ctx.format;
+    let (body, content_type) = if translated {
+        let shaped = shape.whole(&body).map_err(|message| ApiError::UnreadableReply {
+            status: resp.status,
+            message,
+        })?;
+        (bytes::Bytes::from(shaped), None)
+    } else {
+        (body, content_type)
+    };
+    responses::keep(state, shape, &route.prefix, !translated, &body);
     let mut out = http::json_bytes(200, body);
     if let Some(ct) = content_type.and_then(|v| hyper::header::HeaderValue::from_str(v).ok()) {
         out.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);

@@ -13,7 +13,7 @@ use crate::resilience::report::note;
 use crate::resilience::retry::{backoff, outcome_of, retryable};
 use crate::routing::Route;
 use crate::state::AppState;
-use plugin_api::{Call, Credential};
+use plugin_api::{Call, Credential, Format};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,14 +26,10 @@ pub async fn run(
     targets: Vec<(Arc<Route>, String)>,
     trace: &TraceHeaders,
 ) -> Result<Served, ApiError> {
-    let (endpoint, model, body, stream, include_usage) = (
-        call.endpoint,
-        &call.model,
-        &call.body,
-        call.stream,
-        call.include_usage,
-    );
+    let (endpoint, model, stream, include_usage) =
+        (call.endpoint, &call.model, call.stream, call.include_usage);
     let client_headers = crate::plugin_host::call_context::client_headers(&call.headers);
+    let call_shape = call.shape.clone();
     let r = &state.config.resilience;
     let deadline = ctx.started() + Duration::from_millis(r.total_timeout_ms);
     let mut last_error: Option<ApiError> = None;
@@ -61,6 +57,16 @@ pub async fn run(
             }
             rec.provider = route.prefix.clone();
         }
+        // The client's own body to a provider that speaks its format, else the canonical one.
+        let (format, body) = match (call.native_for(&route), &call.body) {
+            (Some(native), _) => (call.format, native),
+            (None, Ok(canonical)) => (Format::OpenAiChat, canonical),
+            (None, Err(invalid)) => {
+                // Only a provider taking the client's format natively could serve this.
+                last_error = Some(crate::inbound::invalid(invalid.clone()));
+                continue;
+            }
+        };
         let deadline = deadline.min(ctx.started() + route.timeouts.total);
         let mut tried: Vec<usize> = Vec::new();
         for _ in 0..r.max_attempts {
@@ -101,7 +107,7 @@ pub async fn run(
                 credential: cred
                     .as_ref()
                     .map_or(Credential::None, |c| Credential::ApiKey(c.secret.as_str())),
-                format: call.format,
+                format,
                 headers: &client_headers,
                 now_unix_ms: crate::plugin_host::call_context::now_unix_ms(),
                 stream,
@@ -109,7 +115,8 @@ pub async fn run(
                 ..Call::new(endpoint, &upstream_model, body)
             };
             let number = ctx.rec().map(|r| r.attempts).unwrap_or(1);
-            match attempt(state, &route, &call, ctx, deadline, trace, number).await {
+            let shape = &call_shape;
+            match attempt(state, &route, &call, shape, ctx, deadline, trace, number).await {
                 Ok(served) => {
                     if let Some(c) = &cred {
                         note(state, &route, c, &Outcome::Success, &upstream_model);

@@ -98,6 +98,7 @@ impl CallContext {
                 created_at: now_ms(),
                 credentials_tried: Vec::new(),
                 requested_model: None,
+                format: "openai_chat",
             }),
         }
     }

@@ -26,7 +26,7 @@ mod stream;
 pub use context::CallContext;
 
 use crate::error::ApiError;
-use crate::inbound::{openai, CanonicalCall, Format};
+use crate::inbound::{self, openai, CanonicalCall, Format};
 use crate::server::http::Body;
 use crate::state::AppState;
 use hyper::body::Incoming;
@@ -65,6 +65,7 @@ pub async fn handle(
     state: &Arc<AppState>,
     req: Request<Incoming>,
     endpoint: Endpoint,
+    format: Format,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
     let start = Instant::now();
@@ -82,8 +83,6 @@ pub async fn handle(
     if state.telemetry_enabled {
         let _ = span.set_parent(crate::observability::telemetry::extract(req.headers()));
     }
-    // The consumer paths served here all speak OpenAI's format.
-    let format = Format::OpenAiChat;
     let principal =
         match authenticate::authenticate(state, format, req.headers(), &span, start).await {
             Ok(p) => p,
@@ -91,12 +90,45 @@ pub async fn handle(
         };
     let mut ctx = CallContext::new(state, request_id, &principal, endpoint, span.clone(), start);
     ctx.format = format;
+    if let Some(rec) = ctx.rec() {
+        rec.format = format.as_str();
+    }
     ctx.timings.auth = start.elapsed();
     ctx.capture_content = state.telemetry_enabled && state.config.telemetry.capture_content;
-    let result = serve(state, req, endpoint, &mut ctx, &trace)
+    let who = Caller {
+        request_id,
+        app_id: principal.app_id,
+    };
+    let result = serve(state, req, endpoint, &mut ctx, &trace, &who)
         .instrument(span)
         .await;
     Ok(account::finish(&mut ctx, format, result))
+}
+
+/// Who made the call, for formats that keep state per app or show ids.
+struct Caller<'a> {
+    request_id: &'a str,
+    app_id: i64,
+}
+
+/// Reads the call in the client's format.
+async fn read(
+    state: &Arc<AppState>,
+    req: Request<Incoming>,
+    endpoint: Endpoint,
+    format: Format,
+    who: &Caller<'_>,
+) -> Result<CanonicalCall, ApiError> {
+    let limit = state.config.server.max_body_bytes;
+    match format {
+        Format::OpenAiChat => openai::read_call(req, endpoint, limit).await,
+        Format::AnthropicMessages => {
+            let id = format!("msg_{}", who.request_id.replace('-', ""));
+            inbound::anthropic::read_call(req, limit, id).await
+        }
+        Format::OpenAiResponses => inbound::responses::read_call(state, req, who.app_id).await,
+        Format::OpenAiCompletions => inbound::completions::read_call(req, limit).await,
+    }
 }
 
 /// Phases 2 to 6.
@@ -106,8 +138,9 @@ async fn serve(
     endpoint: Endpoint,
     ctx: &mut CallContext,
     trace: &TraceHeaders,
+    who: &Caller<'_>,
 ) -> Result<Served, ApiError> {
-    let call = openai::read_call(req, endpoint, state.config.server.max_body_bytes).await?;
+    let call = read(state, req, endpoint, ctx.format, who).await?;
     if let Some(rec) = ctx.rec() {
         rec.model = call.model.chars().take(200).collect();
         rec.stream = call.stream;
@@ -136,7 +169,9 @@ fn describe(state: &AppState, ctx: &mut CallContext, call: &CanonicalCall) {
         ctx.span.record("gen_ai.request.model", call.model.as_str());
     }
     if ctx.capture_content {
-        attempt::capture(&ctx.span, "gen_ai.input.messages", &call.body, "messages");
+        if let Ok(body) = &call.body {
+            attempt::capture(&ctx.span, "gen_ai.input.messages", body, "messages");
+        }
     }
 }
 

@@ -2,10 +2,10 @@
 
 use super::context::CallContext;
 use crate::error::ApiError;
+use crate::inbound::reshape::{Shape, Writer};
 use crate::inbound::{Format, Render};
 use crate::observability::metrics::GaugeGuard;
 use crate::routing::Route;
-use crate::server::http;
 use crate::state::AppState;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -35,6 +35,7 @@ pub fn local(
     decoder: &mut Decoder,
     body: &Bytes,
     format: Format,
+    writer: &mut Writer,
 ) -> (Bytes, Option<Usage>, Option<ApiError>) {
     let pass_through = decoder.pass_through();
     let mut out = Vec::new();
@@ -46,14 +47,21 @@ pub fn local(
             None if !(events.done || end.done) => Some(cut_stream()),
             None => None,
         };
-        return (body.clone(), end.usage.or(events.usage), failed);
+        let mut bytes = body.clone();
+        if let Some(e) = &failed {
+            let mut with_error = body.to_vec();
+            with_error.extend_from_slice(b"\n\n");
+            with_error.extend_from_slice(&format.stream_error(e));
+            bytes = Bytes::from(with_error);
+        }
+        return (bytes, end.usage.or(events.usage), failed);
     }
-    out.extend_from_slice(&http::sse_frames(&events.chunks));
+    out.extend_from_slice(&writer.chunks(&events.chunks));
     let mut done = events.done;
     let mut usage = events.usage;
     if failed.is_none() {
         let (events, error) = decoder.finish();
-        out.extend_from_slice(&http::sse_frames(&events.chunks));
+        out.extend_from_slice(&writer.chunks(&events.chunks));
         done |= events.done;
         usage = events.usage.or(usage);
         failed = error;
@@ -64,8 +72,8 @@ pub fn local(
         None => None,
     };
     match &failed {
-        None => out.extend_from_slice(format.stream_done()),
-        Some(e) => out.extend_from_slice(&format.stream_error(e)),
+        None => out.extend_from_slice(&writer.done()),
+        Some(e) => out.extend_from_slice(&writer.fail(e)),
     }
     (Bytes::from(out), usage, failed)
 }
@@ -198,6 +206,15 @@ impl UpstreamStream {
     }
 }
 
+/// Where a stream's output goes: the client's channel, through the writer that makes the
+/// plugin's chunks into the client's format.
+pub struct Out {
+    pub tx: mpsc::Sender<Bytes>,
+    pub writer: Writer,
+    /// For keeping a streamed Responses reply once it ends.
+    pub shape: Arc<Shape>,
+}
+
 /// Moves an upstream stream to the client, starting with what `peek` read. Ends with
 /// `[DONE]` only when the plugin saw the upstream finish properly; otherwise with an
 /// error event. A client that goes away drops the upstream body at once, which closes
@@ -207,10 +224,15 @@ pub async fn pump(
     route: Arc<Route>,
     mut upstream: UpstreamStream,
     first: Next,
-    tx: mpsc::Sender<Bytes>,
+    out: Out,
     mut ctx: CallContext,
     deadline: Instant,
 ) {
+    let Out {
+        tx,
+        mut writer,
+        shape,
+    } = out;
     let _open = GaugeGuard::new(&state.metrics.streams);
     let traced = !ctx.span.is_disabled();
     let pass_through = upstream.pass_through();
@@ -247,10 +269,13 @@ pub async fn pump(
                 }
             }
         } else if !events.chunks.is_empty() {
-            ctx.first_byte();
-            if tx.send(http::sse_frames(&events.chunks)).await.is_err() {
-                ctx.usage(usage);
-                return;
+            let bytes = writer.chunks(&events.chunks);
+            if !bytes.is_empty() {
+                ctx.first_byte();
+                if tx.send(bytes).await.is_err() {
+                    ctx.usage(usage);
+                    return;
+                }
             }
         }
         if let Some(e) = error {
@@ -267,7 +292,10 @@ pub async fn pump(
     match outcome {
         Ok(()) => {
             if !pass_through {
-                let _ = tx.send(Bytes::from_static(ctx.format.stream_done())).await;
+                let _ = tx.send(writer.done()).await;
+                if let Some(r) = writer.final_response() {
+                    crate::inbound::responses::keep(&state, &shape, &route.prefix, false, &r);
+                }
             }
             ctx.ok();
         }
@@ -276,8 +304,10 @@ pub async fn pump(
             if pass_through {
                 // The upstream's bytes may have stopped mid-event: close it first.
                 let _ = tx.send(Bytes::from_static(b"\n\n")).await;
+                let _ = tx.send(ctx.format.stream_error(&e)).await;
+            } else {
+                let _ = tx.send(writer.fail(&e)).await;
             }
-            let _ = tx.send(ctx.format.stream_error(&e)).await;
             ctx.fail(&e);
         }
     }

@@ -10,6 +10,7 @@ pub mod router;
 
 use crate::config::ServerConfig;
 use crate::error::ApiError;
+use crate::inbound::{Format, Render};
 use crate::state::AppState;
 use bytes::Bytes;
 use conn_limits::{ConnLimits, Refusal};
@@ -90,11 +91,16 @@ async fn handle(
         Some(e) => Err(e),
         None => router::dispatch(&state, req, &request_id).await,
     };
+    let anthropic = router::speaks_anthropic(&path);
     let (mut resp, error) = match outcome {
         Ok(r) => (r, None),
+        Err(e) if anthropic => (Format::AnthropicMessages.error_response(&e), Some(e)),
         Err(e) => (http::error(&e), Some(e)),
     };
     if let Ok(v) = HeaderValue::from_str(&request_id) {
+        if anthropic {
+            resp.headers_mut().insert("request-id", v.clone());
+        }
         resp.headers_mut().insert("x-request-id", v);
     }
     if http1 && resp.status() == hyper::StatusCode::REQUEST_TIMEOUT {

@@ -6,6 +6,8 @@ use crate::server::http::Body;
 use crate::state::AppState;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
+use crate::inbound::Format;
+use crate::pipeline::handle;
 use plugin_api::Endpoint;
 use std::sync::Arc;
 
@@ -27,19 +29,53 @@ pub async fn dispatch(
         .or_else(|| path.strip_prefix("/api/v2"));
     match (consumer, path) {
         (Some("/chat/completions"), _) if method == Method::POST => {
-            crate::pipeline::handle(state, req, Endpoint::Chat, request_id).await
+            handle(state, req, Endpoint::Chat, Format::OpenAiChat, request_id).await
         }
         (Some("/embeddings"), _) if method == Method::POST => {
-            crate::pipeline::handle(state, req, Endpoint::Embeddings, request_id).await
+            handle(state, req, Endpoint::Embeddings, Format::OpenAiChat, request_id).await
         }
         (Some("/images/generations"), _) if method == Method::POST => {
-            crate::pipeline::handle(state, req, Endpoint::Images, request_id).await
+            handle(state, req, Endpoint::Images, Format::OpenAiChat, request_id).await
+        }
+        (Some("/messages"), _) if method == Method::POST => {
+            handle(state, req, Endpoint::Chat, Format::AnthropicMessages, request_id).await
+        }
+        (Some("/responses"), _) if method == Method::POST => {
+            handle(state, req, Endpoint::Chat, Format::OpenAiResponses, request_id).await
+        }
+        (Some("/completions"), _) if method == Method::POST => {
+            handle(state, req, Endpoint::Chat, Format::OpenAiCompletions, request_id).await
+        }
+        (Some("/messages/count_tokens"), _) if method == Method::POST => {
+            state.auth.authenticate(req.headers()).await?;
+            let limit = state.config.server.max_body_bytes;
+            crate::inbound::anthropic::count_tokens(req, limit).await
+        }
+        (Some(p), _) if p.starts_with("/responses/") && p.len() > "/responses/".len() => {
+            let id = &p["/responses/".len()..];
+            if id.contains('/') {
+                return Err(ApiError::NotFound {
+                    method: method.to_string(),
+                    path: path.to_string(),
+                });
+            }
+            let delete = match method {
+                Method::GET => false,
+                Method::DELETE => true,
+                _ => return Err(not_allowed(&method, path)),
+            };
+            let who = state.auth.authenticate(req.headers()).await?;
+            crate::inbound::responses::by_id(state, who.app_id, id, delete).await
         }
         (Some("/models"), _) if method == Method::GET => {
             let start = std::time::Instant::now();
             state.auth.authenticate(req.headers()).await?;
             let auth = start.elapsed().as_secs_f64() * 1000.0;
-            let mut resp = crate::inbound::models::list(state);
+            let mut resp = if req.headers().contains_key("anthropic-version") {
+                crate::inbound::models::list_anthropic(state)
+            } else {
+                crate::inbound::models::list(state)
+            };
             let total = start.elapsed().as_secs_f64() * 1000.0;
             if let Ok(v) = hyper::header::HeaderValue::from_str(&format!(
                 "auth;dur={auth:.3}, total;dur={total:.3}"
@@ -48,9 +84,13 @@ pub async fn dispatch(
             }
             Ok(resp)
         }
-        (Some("/chat/completions" | "/embeddings" | "/images/generations" | "/models"), _) => {
-            Err(not_allowed(&method, path))
-        }
+        (
+            Some(
+                "/chat/completions" | "/embeddings" | "/images/generations" | "/models"
+                | "/messages" | "/responses" | "/completions" | "/messages/count_tokens",
+            ),
+            _,
+        ) => Err(not_allowed(&method, path)),
         (_, "/healthz") if method == Method::GET => Ok(super::probes::healthz()),
         (_, "/metrics") if method == Method::GET => metrics(state, &req),
         (_, "/readyz") if method == Method::GET => Ok(super::probes::readyz(state)),
@@ -63,6 +103,14 @@ pub async fn dispatch(
             path: path.to_string(),
         }),
     }
+}
+
+/// Paths whose clients expect Anthropic's error shape and `request-id` header.
+pub fn speaks_anthropic(path: &str) -> bool {
+    ["/v1/messages", "/api/v2/messages"].iter().any(|p| {
+        path.strip_prefix(p)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    })
 }
 
 pub(crate) fn not_allowed(method: &Method, path: &str) -> ApiError {

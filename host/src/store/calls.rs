@@ -68,6 +68,8 @@ pub struct CallRecord {
     pub credentials_tried: Vec<i64>,
     /// The model as the client named it, when it differs from the one served.
     pub requested_model: Option<String>,
+    /// The client's wire format (`openai_chat`, `anthropic_messages`, ...).
+    pub format: &'static str,
 }
 
 /// Token counts above this are an upstream's nonsense, not usage: clamped so that sums in
@@ -263,8 +265,8 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO model_calls (request_id, app_id, provider, model, credential_id, endpoint, stream, status,
                     http_status, error_class, error_message, input_tokens, output_tokens, cached_tokens, cost_micros,
-                    latency_ms, ttfb_ms, attempts, created_at, credentials_tried, requested_model)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21)",
+                    latency_ms, ttfb_ms, attempts, created_at, credentials_tried, requested_model, format)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
             )?;
             for r in batch {
                 insert.execute(params![
@@ -290,6 +292,7 @@ impl Store {
                     (!r.credentials_tried.is_empty())
                         .then(|| serde_json::json!(r.credentials_tried).to_string()),
                     r.requested_model,
+                    r.format,
                 ])?;
                 let hour = r.created_at.div_euclid(3_600_000) * 3600;
                 let s = rollup
@@ -379,10 +382,11 @@ pub struct CallRow {
     /// JSON array of credential ids.
     pub credentials_tried: Option<String>,
     pub requested_model: Option<String>,
+    pub format: String,
 }
 
 /// Columns in CSV order; also the CSV header.
-pub const CALL_COLUMNS: [&str; 22] = [
+pub const CALL_COLUMNS: [&str; 23] = [
     "id",
     "request_id",
     "app_id",
@@ -405,6 +409,7 @@ pub const CALL_COLUMNS: [&str; 22] = [
     "created_at",
     "credentials_tried",
     "requested_model",
+    "format",
 ];
 
 fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
@@ -431,6 +436,7 @@ fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
         created_at: r.get(19)?,
         credentials_tried: r.get(20)?,
         requested_model: r.get(21)?,
+        format: r.get(22)?,
     })
 }
 
@@ -575,6 +581,7 @@ pub(crate) fn sample(app: i64, model: &str, ok: bool, at: i64) -> CallRecord {
         created_at: at,
         credentials_tried: Vec::new(),
         requested_model: None,
+        format: "openai_chat",
     }
 }
 

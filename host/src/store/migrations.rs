@@ -8,6 +8,7 @@ use rusqlite_migration::{Migrations, M};
 const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/0001_init.sql"),
     include_str!("../../../schema/0002_resilience.sql"),
+    include_str!("../../../schema/0003_formats.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -7,6 +7,7 @@ pub mod calls;
 pub mod migrations;
 pub mod providers;
 pub mod rates;
+pub mod responses;
 pub mod secrets;
 pub mod sqlite;
 pub mod traits;

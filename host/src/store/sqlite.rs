@@ -8,8 +8,11 @@ use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
 use super::rates::Rate;
+use super::responses::StoredResponse;
 use super::secrets::Cipher;
-use super::traits::{AliasStore, AppStore, CallQueries, ProviderStore, RateStore, Result};
+use super::traits::{
+    AliasStore, AppStore, CallQueries, ProviderStore, RateStore, ResponseStore, Result,
+};
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::{Store, StoreError};
 use async_trait::async_trait;
@@ -262,5 +265,18 @@ mod tests {
             stores.apps.get_app(9999).await,
             Err(StoreError::NotFound(_))
         ));
+    }
+}
+
+#[async_trait]
+impl ResponseStore for SqliteStores {
+    async fn save_response(&self, response: StoredResponse) -> Result<()> {
+        self.run(move |s, _| s.save_response(&response)).await
+    }
+    async fn get_response(&self, app_id: i64, id: String) -> Result<Option<StoredResponse>> {
+        self.run(move |s, _| s.get_response(app_id, &id)).await
+    }
+    async fn delete_response(&self, app_id: i64, id: String) -> Result<bool> {
+        self.run(move |s, _| s.delete_response(app_id, &id)).await
     }
 }

@@ -10,6 +10,7 @@ use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
 use super::rates::Rate;
+use super::responses::StoredResponse;
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::StoreError;
 use async_trait::async_trait;
@@ -102,6 +103,15 @@ pub trait AliasStore: Send + Sync {
     async fn delete_alias(&self, model: String) -> Result<()>;
 }
 
+/// OpenAI Responses kept for follow-up calls, per app.
+#[async_trait]
+pub trait ResponseStore: Send + Sync {
+    async fn save_response(&self, response: StoredResponse) -> Result<()>;
+    async fn get_response(&self, app_id: i64, id: String) -> Result<Option<StoredResponse>>;
+    /// False when the app has no response with this id.
+    async fn delete_response(&self, app_id: i64, id: String) -> Result<bool>;
+}
+
 /// Reading the call log back: listings, exports and usage reports. (Writing goes through
 /// the call-log queue, `CallLog`, off the request path.)
 #[async_trait]
@@ -119,20 +129,28 @@ pub struct Stores {
     pub rates: Arc<dyn RateStore>,
     pub aliases: Arc<dyn AliasStore>,
     pub calls: Arc<dyn CallQueries>,
+    pub responses: Arc<dyn ResponseStore>,
 }
 
 impl Stores {
     /// One implementation serving every concern.
     pub fn from_one<S>(store: Arc<S>) -> Stores
     where
-        S: AppStore + ProviderStore + RateStore + AliasStore + CallQueries + 'static,
+        S: AppStore
+            + ProviderStore
+            + RateStore
+            + AliasStore
+            + CallQueries
+            + ResponseStore
+            + 'static,
     {
         Stores {
             apps: store.clone(),
             providers: store.clone(),
             rates: store.clone(),
             aliases: store.clone(),
-            calls: store,
+            calls: store.clone(),
+            responses: store,
         }
     }
 }

@@ -1410,6 +1410,7 @@ impl TestServer {
 }
 
 pub mod providers;
+pub mod python_sdk;
 pub mod raw_http;
 pub mod raw_stream;
 pub mod scripted;
