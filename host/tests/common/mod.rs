@@ -1409,6 +1409,7 @@ impl TestServer {
     }
 }
 
+pub mod formats;
 pub mod providers;
 pub mod python_sdk;
 pub mod raw_http;
