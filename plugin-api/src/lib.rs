@@ -9,6 +9,8 @@
 //! HTTP request ([`Plugin::prepare`]), and the upstream's reply back into the OpenAI shape
 //! ([`Plugin::parse`] for whole bodies, a [`StreamDecoder`] for streams), classifying
 //! failures with an [`ErrorClass`] the host acts on (stop using a key, back off, retry).
+//! Bodies it forwards rather than builds are edited with [`json`], which keeps the bytes
+//! of every field it does not change.
 //!
 //! ## A complete minimal plugin
 //!
@@ -146,7 +148,8 @@
 //! ## What a call carries (ABI 2)
 //!
 //! Besides the body: the inbound [`Format`] (a provider lists the ones it takes as they
-//! are in [`ProviderSpec::native_formats`]), the client's headers with its credentials
+//! are in [`ProviderSpec::native_formats`]; see [Native formats](#native-formats)), the
+//! client's headers with its credentials
 //! removed ([`Call::header`]), a [`Credential`] (an API key, an access-key pair with a
 //! region for request signing, or a JSON service account; [`Call::api_key`] for the
 //! common case) and the host's clock ([`Call::now_unix_ms`]), so signing stays pure.
@@ -159,6 +162,32 @@
 //! unchanged, as the example above does; a [`StreamDecoder`] whose
 //! [`pass_through`](StreamDecoder::pass_through) is true has the upstream's event stream
 //! forwarded byte for byte and only reports usage, the end and errors.
+//!
+//! ## Native formats
+//!
+//! A provider whose upstream speaks another client format itself (Anthropic Messages,
+//! OpenAI Responses) lists it in [`ProviderSpec::native_formats`]. The host then sends
+//! such calls untranslated: [`Call::body`] is the client's original body, with
+//! [`Call::format`] saying which format, [`Call::model`] the upstream model (routing
+//! prefix removed, while the body still names the client's), [`Call::stream`] whether
+//! to stream, and [`Call::headers`] the client's headers (minus credentials) for the
+//! few a format defines (`anthropic-version`, `anthropic-beta`). A plugin handles
+//! them in every method, branching on `call.format`:
+//!
+//! - `prepare`: forward the body, changing only what it must, usually `model`, with
+//!   [`json::replace_field`], which keeps every other byte; a body that is not a JSON
+//!   object is [`ProviderError::bad_request`]. Forward only the client headers the
+//!   format defines, never all of them.
+//! - `parse`: classify non-2xx replies as for canonical calls (keeping the upstream
+//!   status in [`ProviderError::status`]); answer a 2xx with [`Reply::pass_through`]
+//!   and the usage read from the format's own `usage` object, in the [`Usage`]
+//!   convention (cached and cache-written tokens are part of `input_tokens`).
+//! - `stream`: return a decoder whose `pass_through()` is true, that reads only the
+//!   events carrying usage, the end and errors, and produces no chunks.
+//!
+//! A format the provider did not declare never reaches it; answer it with
+//! [`ProviderError::bad_request`] rather than guessing. Embeddings and image calls are
+//! always [`Format::OpenAiChat`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod abi;
@@ -168,6 +197,7 @@ mod convert;
 mod export;
 #[cfg(feature = "host")]
 pub mod host;
+pub mod json;
 pub mod openai;
 pub mod options;
 mod sdk;

@@ -35,7 +35,8 @@ pub struct ProviderSpec {
     pub models: Vec<ModelSpec>,
     /// Inbound formats this provider takes as they are (besides the canonical OpenAI
     /// one): the host then sends such calls untranslated, with [`Call::format`] saying
-    /// which (e.g. the anthropic plugin takes Anthropic Messages).
+    /// which (e.g. the anthropic plugin takes Anthropic Messages). How a plugin handles
+    /// them: the crate docs, *Native formats*.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub native_formats: Vec<Format>,
 }

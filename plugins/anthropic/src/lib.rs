@@ -2,12 +2,15 @@
 //!
 //! Translates chat requests (system prompt, alternating turns, images, tools, tool
 //! results), replies (text, tool calls, stop reasons, cache token counts) and the
-//! streaming event sequence, and classifies Anthropic's errors. Pure translation: the
-//! host sends and receives.
+//! streaming event sequence, and classifies Anthropic's errors. Calls that arrive in the
+//! Messages format itself ([`Format::AnthropicMessages`]) are not translated: the body
+//! goes upstream as sent and the reply comes back as pass-through (see `native`). Pure
+//! translation: the host sends and receives.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 mod manifest;
+mod native;
 mod request;
 mod response;
 mod stream;
@@ -22,6 +25,43 @@ use serde_json::Value;
 /// One configured Anthropic provider instance.
 pub struct Anthropic {
     settings: Settings,
+}
+
+/// Whether the call is in the Messages format (true) or OpenAI chat (false); the
+/// Responses format is not one this provider declared.
+fn is_native(call: &Call<'_>) -> Result<bool, ProviderError> {
+    match call.format {
+        Format::OpenAiChat => Ok(false),
+        Format::AnthropicMessages => Ok(true),
+        Format::OpenAiResponses => Err(ProviderError::bad_request(
+            "the OpenAI Responses format is not supported by anthropic",
+        )),
+    }
+}
+
+/// The headers of every Messages API request: version, betas, key, stream, the
+/// operator's own.
+fn with_headers(
+    mut req: HttpRequest,
+    call: &Call<'_>,
+    s: &Settings,
+    version: &str,
+    beta: Option<&str>,
+) -> HttpRequest {
+    req = req.header("anthropic-version", version);
+    if let Some(key) = call.api_key() {
+        req = req.header("x-api-key", key);
+    }
+    if let Some(beta) = beta {
+        req = req.header("anthropic-beta", beta);
+    }
+    if call.stream {
+        req = req.header("accept", "text/event-stream");
+    }
+    for (name, value) in &s.headers {
+        req = req.header(name.as_str(), value.as_str());
+    }
+    req
 }
 
 impl Plugin for Anthropic {
@@ -47,38 +87,42 @@ impl Plugin for Anthropic {
                 "{what} not supported by anthropic"
             )));
         }
-        let request: Value = call.json()?;
-        let body = request::translate(&request, call.model, call.stream, &self.settings)?;
         let s = &self.settings;
-        let mut req = HttpRequest::post(format!("{}/v1/messages", s.base_url))
-            .json(&body)?
-            .header("anthropic-version", s.version.as_str());
-        if let Some(key) = call.api_key() {
-            req = req.header("x-api-key", key);
+        if is_native(call)? {
+            return native::prepare(call, s);
         }
-        if let Some(beta) = &s.beta {
-            req = req.header("anthropic-beta", beta.as_str());
-        }
-        if call.stream {
-            req = req.header("accept", "text/event-stream");
-        }
-        for (name, value) in &s.headers {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        Ok(Prepared::Upstream(req))
+        let request: Value = call.json()?;
+        let body = request::translate(&request, call.model, call.stream, s)?;
+        let req = HttpRequest::post(format!("{}/v1/messages", s.base_url)).json(&body)?;
+        Ok(Prepared::Upstream(with_headers(
+            req,
+            call,
+            s,
+            &s.version,
+            s.beta.as_deref(),
+        )))
     }
 
     fn parse(&self, call: &Call<'_>, response: &Response<'_>) -> Result<Reply, ProviderError> {
+        let native = is_native(call)?;
         if !response.is_success() {
             return Err(response::error_from_response(response));
         }
-        response::completion(call.model, response.body).map_err(|e| match e.status {
+        let reply = if native {
+            native::reply(response.body)
+        } else {
+            response::completion(call.model, response.body)
+        };
+        reply.map_err(|e| match e.status {
             None => e.with_status(response.status),
             Some(_) => e,
         })
     }
 
     fn stream(&self, call: &Call<'_>) -> Result<AnthropicStream, ProviderError> {
+        if is_native(call)? {
+            return Ok(AnthropicStream::native());
+        }
         Ok(AnthropicStream::new(
             call.model,
             call.include_usage,

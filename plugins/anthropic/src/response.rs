@@ -81,11 +81,26 @@ pub fn error_from_body(v: &Value) -> ProviderError {
         .filter(|m| !m.is_empty())
         .unwrap_or("anthropic reported an error");
     let e = ProviderError::new(class_for_error_type(kind), message);
-    if kind.is_empty() {
-        e
-    } else {
-        e.with_code(kind)
+    match kind {
+        "" => e,
+        // The status Anthropic answers an overload with: an overload reported in a
+        // stream or a 2xx body reaches the host as the 529 it is.
+        "overloaded_error" => e.with_code(kind).with_status(OVERLOADED_STATUS),
+        _ => e.with_code(kind),
     }
+}
+
+/// Anthropic's status for `overloaded_error`.
+pub const OVERLOADED_STATUS: u16 = 529;
+
+/// A 2xx body that is not a readable Messages reply.
+pub fn unreadable_reply(e: impl std::fmt::Display) -> ProviderError {
+    ProviderError::upstream(format!("anthropic returned an unreadable reply: {e}"))
+}
+
+/// A 2xx reply that is JSON but not a message.
+pub fn no_content() -> ProviderError {
+    ProviderError::upstream("anthropic returned a reply without a 'content' array")
 }
 
 /// A non-2xx reply: classed by status (Anthropic's statuses are reliable), worded and
@@ -128,15 +143,14 @@ fn fallback_message(status: u16, body: &[u8]) -> String {
 
 /// A 2xx reply turned into a `chat.completion`.
 pub fn completion(fallback_model: &str, body: &[u8]) -> Result<Reply, ProviderError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ProviderError::upstream(format!("anthropic returned an unreadable reply: {e}"))
-    })?;
+    let v: Value = serde_json::from_slice(body).map_err(unreadable_reply)?;
     if v.get("type").and_then(Value::as_str) == Some("error") {
         return Err(error_from_body(&v));
     }
-    let blocks = v.get("content").and_then(Value::as_array).ok_or_else(|| {
-        ProviderError::upstream("anthropic returned a reply without a 'content' array")
-    })?;
+    let blocks = v
+        .get("content")
+        .and_then(Value::as_array)
+        .ok_or_else(no_content)?;
 
     let mut text = String::new();
     let mut reasoning = String::new();

@@ -4,6 +4,11 @@
 //! `content_block_start` / `content_block_delta`* / `content_block_stop`, then
 //! `message_delta` (stop reason, output usage) and `message_stop`; `ping` may come
 //! anywhere and `error` ends the stream. Only `message_stop` counts as a proper end.
+//!
+//! For a client that speaks the Messages API itself the same decoder runs as a
+//! pass-through one ([`AnthropicStream::native`]): the host forwards the upstream's
+//! bytes and the decoder reads only usage, the end and errors, leaving the content
+//! events unparsed.
 
 use crate::response::{error_from_body, finish_reason, RawUsage};
 use plugin_api::openai::{chunk, usage_chunk};
@@ -27,6 +32,8 @@ pub struct AnthropicStream {
     next_tool: u64,
     /// `message_stop` seen, or an error returned: later input is ignored.
     ended: bool,
+    /// The host forwards the upstream bytes; no chunks are made.
+    pass_through: bool,
 }
 
 impl AnthropicStream {
@@ -43,6 +50,63 @@ impl AnthropicStream {
             tools: HashMap::new(),
             next_tool: 0,
             ended: false,
+            pass_through: false,
+        }
+    }
+
+    /// A decoder of a Messages-format call: the client gets the upstream's events as
+    /// they are; this reports their usage, `message_stop` and `error`.
+    pub fn native() -> Self {
+        AnthropicStream {
+            pass_through: true,
+            ..Self::new("", false, 0)
+        }
+    }
+
+    /// What pass-through reads of an event. Content events are skipped by name,
+    /// without parsing their data.
+    fn watch(&mut self, ev: &SseEvent, out: &mut StreamOutput) -> Result<(), ProviderError> {
+        const WATCHED: [&str; 4] = ["message_start", "message_delta", "message_stop", "error"];
+        if ev
+            .event
+            .as_deref()
+            .is_some_and(|name| !WATCHED.contains(&name))
+        {
+            return Ok(());
+        }
+        let v = read_event(ev)?;
+        match event_type(&v, ev) {
+            "message_start" => {
+                if let Some(u) = v.get("message").and_then(|m| m.get("usage")) {
+                    self.usage.merge(u);
+                    out.usage(self.usage.to_usage());
+                }
+            }
+            "message_delta" => {
+                if let Some(u) = v.get("usage") {
+                    self.usage.merge(u);
+                    out.usage(self.usage.to_usage());
+                }
+            }
+            "message_stop" => {
+                out.usage(self.usage.to_usage());
+                out.done();
+                self.ended = true;
+            }
+            "error" => {
+                self.ended = true;
+                return Err(error_from_body(&v));
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, ev: &SseEvent, out: &mut StreamOutput) -> Result<(), ProviderError> {
+        if self.pass_through {
+            self.watch(ev, out)
+        } else {
+            self.event(ev, out)
         }
     }
 
@@ -65,15 +129,8 @@ impl AnthropicStream {
     }
 
     fn event(&mut self, ev: &SseEvent, out: &mut StreamOutput) -> Result<(), ProviderError> {
-        let v: Value = serde_json::from_str(&ev.data).map_err(|e| {
-            ProviderError::upstream(format!("anthropic sent an unreadable stream event: {e}"))
-        })?;
-        let kind = v
-            .get("type")
-            .and_then(Value::as_str)
-            .or(ev.event.as_deref())
-            .unwrap_or("");
-        match kind {
+        let v = read_event(ev)?;
+        match event_type(&v, ev) {
             "message_start" => {
                 let msg = v.get("message").unwrap_or(&Value::Null);
                 if let Some(id) = msg.get("id").and_then(Value::as_str) {
@@ -176,13 +233,31 @@ impl AnthropicStream {
     }
 }
 
+fn read_event(ev: &SseEvent) -> Result<Value, ProviderError> {
+    serde_json::from_str(&ev.data).map_err(|e| {
+        ProviderError::upstream(format!("anthropic sent an unreadable stream event: {e}"))
+    })
+}
+
+/// The data's `type`, else the `event:` name.
+fn event_type<'a>(v: &'a Value, ev: &'a SseEvent) -> &'a str {
+    v.get("type")
+        .and_then(Value::as_str)
+        .or(ev.event.as_deref())
+        .unwrap_or("")
+}
+
 impl StreamDecoder for AnthropicStream {
+    fn pass_through(&self) -> bool {
+        self.pass_through
+    }
+
     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
         if self.ended {
             return Ok(());
         }
         for ev in self.sse.feed(bytes).inspect_err(|_| self.ended = true)? {
-            self.event(&ev, out)?;
+            self.dispatch(&ev, out)?;
             if self.ended {
                 break;
             }
@@ -200,7 +275,7 @@ impl StreamDecoder for AnthropicStream {
             // A last event without its blank line still counts when it is whole; a
             // half-received one is the cut the host reports.
             if serde_json::from_str::<Value>(&ev.data).is_ok() {
-                self.event(&ev, out)?;
+                self.dispatch(&ev, out)?;
             }
         }
         Ok(())

@@ -7,17 +7,20 @@
 //! fields the gateway must control (`model`, `stream`, `stream_options.include_usage`, Azure's URL
 //! and key header). What it adds is classification: every upstream failure, whatever
 //! shape the server sent it in, becomes a [`ProviderError`] the host can act on.
+//!
+//! The `openai` provider also takes calls in OpenAI's Responses format as they are
+//! ([`Format::OpenAiResponses`]): they go to `/responses` and come back as pass-through.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod config;
 mod errors;
-mod json;
 mod manifest;
+mod responses;
 mod stream;
 mod usage;
 
 use crate::config::{Flavor, Settings};
-use crate::json::{looks_like_object, RawObject};
+use plugin_api::json::{looks_like_object, replace_field, RawObject};
 use plugin_api::serde_json::Value;
 use plugin_api::*;
 use serde::de::IgnoredAny;
@@ -80,6 +83,23 @@ impl OpenAi {
         }
     }
 
+    /// Azure serves Responses only on its `/openai/v1` paths, with the deployment in
+    /// the body's `model`, whatever `api_version` chat uses.
+    fn responses_url(&self) -> String {
+        let base = &self.settings.base_url;
+        match &self.settings.flavor {
+            Flavor::OpenAi => format!("{base}/responses"),
+            Flavor::Azure(a) => {
+                let query = if a.api_version == "preview" {
+                    "?api-version=preview"
+                } else {
+                    ""
+                };
+                format!("{base}/openai/v1/responses{query}")
+            }
+        }
+    }
+
     /// Streamed calls always stream upstream, with usage on (unless the upstream refuses
     /// `stream_options`), so every call's tokens are recorded; the decoder hides usage
     /// from clients that did not ask for it.
@@ -121,6 +141,53 @@ impl OpenAi {
             Flavor::OpenAi => ("authorization", format!("Bearer {key}")),
         }
     }
+
+    /// The key and the operator's headers, the same for every endpoint and format.
+    fn with_headers(&self, mut req: HttpRequest, call: &Call<'_>) -> HttpRequest {
+        let key = call.api_key().map(str::trim).filter(|k| !k.is_empty());
+        if let Some(key) = key {
+            let (name, value) = self.auth_header(key);
+            // An operator-set header of the same name (a static gateway token) wins.
+            let overridden = self
+                .settings
+                .headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case(name));
+            if !overridden {
+                req = req.header(name, value);
+            }
+        }
+        for (name, value) in &self.settings.headers {
+            req = req.header(name.as_str(), value.as_str());
+        }
+        req
+    }
+
+    /// A Responses-format call: the client's body with only `model` changed.
+    fn prepare_responses(&self, call: &Call<'_>, model: &str) -> Result<Prepared, ProviderError> {
+        if call.endpoint != Endpoint::Chat {
+            return Err(ProviderError::bad_request(
+                "the Responses format is only for chat calls",
+            ));
+        }
+        let model_json = serde_json::to_string(self.upstream_model(model))
+            .map_err(|e| ProviderError::internal(format!("cannot encode model: {e}")))?;
+        let mut req = HttpRequest::post(self.responses_url());
+        req.body = replace_field(call.body, "model", &model_json)?;
+        req = req.header("content-type", "application/json");
+        Ok(Prepared::Upstream(self.with_headers(req, call)))
+    }
+}
+
+/// Whether the call is in the Responses format (true) or OpenAI's canonical one.
+fn is_responses(call: &Call<'_>) -> Result<bool, ProviderError> {
+    match call.format {
+        Format::OpenAiChat => Ok(false),
+        Format::OpenAiResponses => Ok(true),
+        Format::AnthropicMessages => Err(ProviderError::bad_request(
+            "the Anthropic Messages format is not supported by this provider",
+        )),
+    }
 }
 
 impl Plugin for OpenAi {
@@ -143,6 +210,9 @@ impl Plugin for OpenAi {
                 "no model named after the provider prefix",
             ));
         }
+        if is_responses(call)? {
+            return self.prepare_responses(call, model);
+        }
         let mut body = RawObject::parse(call.body)
             .map_err(|e| ProviderError::bad_request(format!("invalid request body: {e}")))?;
         if call.endpoint == Endpoint::Chat
@@ -163,28 +233,16 @@ impl Plugin for OpenAi {
         let mut req = HttpRequest::post(self.url(call.endpoint, model));
         req.body = body.to_vec()?;
         req = req.header("content-type", "application/json");
-        let key = call.api_key().map(str::trim).filter(|k| !k.is_empty());
-        if let Some(key) = key {
-            let (name, value) = self.auth_header(key);
-            // An operator-set header of the same name (a static gateway token) wins.
-            let overridden = self
-                .settings
-                .headers
-                .iter()
-                .any(|(k, _)| k.eq_ignore_ascii_case(name));
-            if !overridden {
-                req = req.header(name, value);
-            }
-        }
-        for (name, value) in &self.settings.headers {
-            req = req.header(name.as_str(), value.as_str());
-        }
-        Ok(Prepared::Upstream(req))
+        Ok(Prepared::Upstream(self.with_headers(req, call)))
     }
 
-    fn parse(&self, _call: &Call<'_>, response: &Response<'_>) -> Result<Reply, ProviderError> {
+    fn parse(&self, call: &Call<'_>, response: &Response<'_>) -> Result<Reply, ProviderError> {
+        let responses = is_responses(call)?;
         if !response.is_success() {
             return Err(errors::from_response(response));
+        }
+        if responses {
+            return responses::reply(response.body);
         }
         if !looks_like_object(response.body) {
             return Err(ProviderError::upstream(
@@ -207,6 +265,9 @@ impl Plugin for OpenAi {
     }
 
     fn stream(&self, call: &Call<'_>) -> Result<OpenAiStream, ProviderError> {
+        if is_responses(call)? {
+            return Ok(OpenAiStream::responses());
+        }
         // Nothing to hide (the client wants usage) and nothing to add (the upstream
         // reports it as OpenAI does): the upstream's bytes go on unchanged.
         let pass_through =

@@ -4,10 +4,13 @@
 //! The decoder only watches for usage (recorded always, shown to the client only if it
 //! asked), for in-stream errors, and for `[DONE]`, the one sign that the upstream
 //! finished rather than being cut.
+//!
+//! A Responses-format call's stream runs through the same decoder as pass-through
+//! ([`OpenAiStream::responses`]), reading only the events that end it (see `responses`).
 
 use crate::errors;
-use crate::json::{is_empty_array, looks_like_object, RawObject};
 use crate::usage;
+use plugin_api::json::{is_empty_array, looks_like_object, RawObject};
 use plugin_api::openai::usage_chunk;
 use plugin_api::serde_json::value::RawValue;
 use plugin_api::serde_json::Value;
@@ -81,6 +84,8 @@ pub struct OpenAiStream {
     meta: Option<Meta>,
     /// The host forwards the upstream bytes itself; chunks made here are ignored.
     pass_through: bool,
+    /// A Responses event stream (always pass-through), not chat chunks.
+    responses: bool,
 }
 
 impl OpenAiStream {
@@ -96,6 +101,16 @@ impl OpenAiStream {
             usage_shown: false,
             meta: None,
             pass_through: false,
+            responses: false,
+        }
+    }
+
+    /// The decoder of a Responses-format call: the client gets the upstream's events as
+    /// they are; this reports usage, the end and failures.
+    pub(crate) fn responses() -> Self {
+        OpenAiStream {
+            responses: true,
+            ..Self::new(false).with_pass_through(true)
         }
     }
 
@@ -107,6 +122,13 @@ impl OpenAiStream {
     fn event(&mut self, event: SseEvent, out: &mut StreamOutput) -> Result<(), ProviderError> {
         self.saw_event = true;
         if self.done {
+            return Ok(());
+        }
+        if self.responses {
+            if crate::responses::event(&event, out)? {
+                self.done = true;
+                out.done();
+            }
             return Ok(());
         }
         if event.event.as_deref() == Some("error") {
@@ -247,9 +269,12 @@ impl StreamDecoder for OpenAiStream {
         if let Some(last) = last {
             // An event the upstream did not close with a blank line: `[DONE]` like that
             // is common; a chunk cut in half is a cut stream, not a malformed one.
-            let complete = last.data.trim() == "[DONE]"
-                || last.event.is_some()
-                || serde_json::from_str::<serde::de::IgnoredAny>(&last.data).is_ok();
+            let whole = serde_json::from_str::<serde::de::IgnoredAny>(&last.data).is_ok();
+            let complete = if self.responses {
+                whole
+            } else {
+                whole || last.data.trim() == "[DONE]" || last.event.is_some()
+            };
             if complete {
                 return self.event(last, out);
             }

@@ -80,3 +80,57 @@ fn cdylib_loads_and_translates_through_the_abi() {
     assert!(!out.done && !out.chunks.is_empty());
     assert_eq!(error.map(|e| e.class), Some(ErrorClass::Upstream));
 }
+
+#[test]
+fn messages_format_calls_cross_the_abi_with_format_headers_and_status() {
+    let lib = PluginLibrary::load(&library_path()).expect("loads");
+    let adapter = lib
+        .new_adapter(&ProviderConfig {
+            prefix: "anthropic".into(),
+            base_url: "https://api.anthropic.com".into(),
+            options: Default::default(),
+        })
+        .expect("adapter");
+    let body = fixture("native_request.json");
+    let headers = [("anthropic-beta", "extended-cache-ttl-2025-04-11")];
+    let c = Call {
+        format: Format::AnthropicMessages,
+        headers: &headers,
+        ..chat(&body, true, false)
+    };
+    let req = upstream(adapter.prepare(&c));
+    assert_eq!(
+        String::from_utf8(req.body.clone()).unwrap(),
+        String::from_utf8(body.clone()).unwrap().replacen(
+            "anthropic/claude-sonnet-4-5",
+            "claude-sonnet-4-5",
+            1
+        )
+    );
+    assert_eq!(
+        header(&req, "anthropic-beta"),
+        Some("extended-cache-ttl-2025-04-11")
+    );
+
+    let reply = adapter
+        .parse(&c, &response(200, &[], &fixture("message_cache.json")))
+        .expect("reply");
+    assert!(reply.pass_through && reply.body.is_empty());
+    assert_eq!(reply.usage.map(|u| u.input_tokens), Some(10449));
+
+    // An overload keeps its 529 across the boundary, as a reply and mid-stream.
+    let err = adapter
+        .parse(&c, &response(529, &[], &fixture("error_529.json")))
+        .unwrap_err();
+    assert_eq!((err.class, err.status), (ErrorClass::Upstream, Some(529)));
+    let mut d = adapter.stream(&c).expect("decoder");
+    assert!(d.pass_through());
+    let (out, error) = d.feed(&fixture("stream_error.sse"));
+    assert!(out.chunks.is_empty() && !out.done);
+    assert_eq!(out.usage.map(|u| u.input_tokens), Some(312));
+    let error = error.expect("error");
+    assert_eq!(
+        (error.class, error.status),
+        (ErrorClass::Upstream, Some(529))
+    );
+}

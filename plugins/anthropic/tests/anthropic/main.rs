@@ -5,6 +5,7 @@
 mod abi;
 mod common;
 mod manifest;
+mod native;
 mod parse;
 mod prepare;
 mod stream;

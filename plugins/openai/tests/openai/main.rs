@@ -6,4 +6,5 @@ mod common;
 mod manifest;
 mod parse;
 mod prepare;
+mod responses;
 mod stream;
