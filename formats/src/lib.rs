@@ -92,7 +92,11 @@ pub struct ChatUsage {
 impl ChatUsage {
     /// Reads a chat `usage` object; absent or ill-typed counts are 0.
     pub fn from_value(v: &serde_json::Value) -> Self {
-        let n = |ptr: &str| v.pointer(ptr).and_then(serde_json::Value::as_u64).unwrap_or(0);
+        let n = |ptr: &str| {
+            v.pointer(ptr)
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(0)
+        };
         ChatUsage {
             prompt_tokens: n("/prompt_tokens"),
             completion_tokens: n("/completion_tokens"),

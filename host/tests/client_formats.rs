@@ -14,10 +14,16 @@ async fn post(s: &TestServer, path: &str, body: &Value) -> reqwest::Response {
     s.post_json(path, body).await
 }
 
+/// The `type` of each event; an event that is not JSON (an upstream's cut-off last
+/// event, passed through as it came) is `"<cut>"`.
 fn types(sse: &SseOutcome) -> Vec<String> {
-    sse.json()
+    sse.events
         .iter()
-        .map(|e| e["type"].as_str().unwrap_or("?").to_string())
+        .filter(|e| *e != "[DONE]")
+        .map(|e| match serde_json::from_str::<Value>(e) {
+            Ok(v) => v["type"].as_str().unwrap_or("?").to_string(),
+            Err(_) => "<cut>".to_string(),
+        })
         .collect()
 }
 
@@ -99,7 +105,11 @@ async fn messages_to_a_chat_provider_are_translated_both_ways() {
     assert!(content_type(&resp).starts_with("text/event-stream"));
     let sse = collect_sse(resp).await;
     let t = types(&sse);
-    assert_eq!(t.first().map(String::as_str), Some("message_start"), "{t:?}");
+    assert_eq!(
+        t.first().map(String::as_str),
+        Some("message_start"),
+        "{t:?}"
+    );
     assert_eq!(t.last().map(String::as_str), Some("message_stop"), "{t:?}");
     for want in [
         "content_block_start",
@@ -119,7 +129,10 @@ async fn messages_to_a_chat_provider_are_translated_both_ways() {
         serde_json::from_str::<Value>(&json_input).unwrap(),
         json!({"city": "Paris"})
     );
-    let delta = events.iter().find(|e| e["type"] == "message_delta").unwrap();
+    let delta = events
+        .iter()
+        .find(|e| e["type"] == "message_delta")
+        .unwrap();
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
     assert_eq!(delta["usage"]["output_tokens"], 7);
     assert!(!sse.done, "no [DONE] in an Anthropic stream");
@@ -157,7 +170,11 @@ async fn messages_to_the_anthropic_plugin_pass_through_untranslated() {
     );
     let sent = &f.anthropic.requests()[0];
     assert_eq!(sent.uri, "/v1/messages");
-    assert_eq!(sent.body, raw.as_bytes(), "the upstream got the client's bytes");
+    assert_eq!(
+        sent.body,
+        raw.as_bytes(),
+        "the upstream got the client's bytes"
+    );
     assert_eq!(sent.header("anthropic-version"), Some("2023-06-01"));
     assert!(sent
         .header("anthropic-beta")
@@ -173,7 +190,10 @@ async fn messages_to_the_anthropic_plugin_pass_through_untranslated() {
     let got = resp.bytes().await.unwrap();
     assert_eq!(&got[..], &anthropic_fixture("stream_text.sse")[..]);
     let sent = f.anthropic.requests()[1].json();
-    assert_eq!(sent["model"], "claude-sonnet-4-5", "only the prefix is taken off");
+    assert_eq!(
+        sent["model"], "claude-sonnet-4-5",
+        "only the prefix is taken off"
+    );
     assert_eq!(sent["system"], body["system"]);
     assert_eq!(sent["future_field"], json!({"x": 1.50}));
 
@@ -218,8 +238,16 @@ async fn messages_errors_are_in_anthropic_shape() {
     // Translation refusals name the field.
     let mut body = messages_body("echo/echo-1", "x");
     body["messages"][0]["role"] = json!("robot");
-    let e = anthropic_error(post(s, "/v1/messages", &body).await, 400, "invalid_request_error").await;
-    assert!(e["message"].as_str().unwrap().contains("messages[0].role"), "{e}");
+    let e = anthropic_error(
+        post(s, "/v1/messages", &body).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert!(
+        e["message"].as_str().unwrap().contains("messages[0].role"),
+        "{e}"
+    );
     anthropic_error(
         post(s, "/v1/messages", &messages_body("nope/model-x", "x")).await,
         404,
@@ -252,7 +280,12 @@ async fn messages_errors_are_in_anthropic_shape() {
     .await;
     // An upstream's 529 stays a 529 overloaded_error.
     anthropic_error(
-        post(s, "/v1/messages", &messages_body("anthropic/claude-overloaded", "x")).await,
+        post(
+            s,
+            "/v1/messages",
+            &messages_body("anthropic/claude-overloaded", "x"),
+        )
+        .await,
         529,
         "overloaded_error",
     )
@@ -286,7 +319,11 @@ async fn a_cut_stream_ends_with_an_error_event_in_every_format() {
         )
         .await,
     );
-    assert_eq!(t.last().map(String::as_str), Some("response.failed"), "{t:?}");
+    assert_eq!(
+        t.last().map(String::as_str),
+        Some("response.failed"),
+        "{t:?}"
+    );
     assert!(!t.iter().any(|x| x == "response.completed"), "{t:?}");
     // Legacy completions.
     let sse = collect_sse(
@@ -390,12 +427,27 @@ async fn responses_through_a_chat_provider_with_a_follow_up() {
     assert_eq!(roles, ["user", "assistant", "tool"], "{sent}");
     // GET and DELETE, for this app only.
     let id = r["id"].as_str().unwrap();
-    let got: Value = s.get(&format!("/v1/responses/{id}")).await.json().await.unwrap();
+    let got: Value = s
+        .get(&format!("/v1/responses/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["id"], r["id"]);
     let other = http_client_with_key(&s.app_with_key("other").await);
     let url = s.url(&format!("/v1/responses/{id}"));
-    expect_error(other.get(&url).send().await.unwrap(), 404, "invalid_request_error").await;
-    expect_error(other.delete(&url).send().await.unwrap(), 404, "invalid_request_error").await;
+    expect_error(
+        other.get(&url).send().await.unwrap(),
+        404,
+        "invalid_request_error",
+    )
+    .await;
+    expect_error(
+        other.delete(&url).send().await.unwrap(),
+        404,
+        "invalid_request_error",
+    )
+    .await;
     let del = s
         .client()
         .delete(s.url(&format!("/v1/responses/{id}")))
@@ -405,7 +457,12 @@ async fn responses_through_a_chat_provider_with_a_follow_up() {
     assert_eq!(del.status(), 200);
     let v: Value = del.json().await.unwrap();
     assert_eq!(v["deleted"], true);
-    expect_error(s.get(&format!("/v1/responses/{id}")).await, 404, "invalid_request_error").await;
+    expect_error(
+        s.get(&format!("/v1/responses/{id}")).await,
+        404,
+        "invalid_request_error",
+    )
+    .await;
     // A follow-up to an unknown response is the client's error.
     let e = expect_error(
         post(
@@ -485,25 +542,38 @@ async fn responses_stream_has_the_typed_event_sequence() {
     )
     .await;
     let t = types(&sse);
-    assert!(t.iter().any(|x| x == "response.function_call_arguments.delta"), "{t:?}");
-    assert!(t.iter().any(|x| x == "response.function_call_arguments.done"), "{t:?}");
+    assert!(
+        t.iter()
+            .any(|x| x == "response.function_call_arguments.delta"),
+        "{t:?}"
+    );
+    assert!(
+        t.iter()
+            .any(|x| x == "response.function_call_arguments.done"),
+        "{t:?}"
+    );
 }
 
 #[tokio::test]
 async fn responses_and_completions_errors_are_in_openai_shape() {
     let f = start("").await;
     let s = &f.server;
-    for path in ["/v1/responses", "/v1/completions"] {
-        expect_error(s.post_raw(path, "{not json").await, 400, "invalid_request_error").await;
+    for (path, field) in [("/v1/responses", "input"), ("/v1/completions", "prompt")] {
+        expect_error(
+            s.post_raw(path, "{not json").await,
+            400,
+            "invalid_request_error",
+        )
+        .await;
         let resp = http_client_with_key("ak-wrong")
             .post(s.url(path))
-            .json(&json!({"model": "echo/echo-1", "input": "x", "prompt": "x"}))
+            .json(&json!({"model": "echo/echo-1", (field): "x"}))
             .send()
             .await
             .unwrap();
         expect_error(resp, 401, "authentication_error").await;
         expect_error(
-            post(s, path, &json!({"model": "nope/x", "input": "x", "prompt": "x"})).await,
+            post(s, path, &json!({"model": "nope/x", (field): "x"})).await,
             404,
             "invalid_request_error",
         )
@@ -570,5 +640,8 @@ async fn legacy_completions_are_served_through_chat() {
         .collect();
     assert_eq!(text, "streamed words");
     let calls = wait_for_calls(s, 2).await;
-    assert!(calls.iter().all(|c| c["format"] == "openai_completions"), "{calls:?}");
+    assert!(
+        calls.iter().all(|c| c["format"] == "openai_completions"),
+        "{calls:?}"
+    );
 }

@@ -187,7 +187,10 @@ async fn openai_sdk_uses_responses_through_echo_and_a_chat_only_provider() {
             .collect();
         assert_eq!(events.first(), Some(&"response.created"), "{model}: {r}");
         assert_eq!(events.last(), Some(&"response.completed"), "{model}: {r}");
-        assert!(!r["stream_text"].as_str().unwrap().is_empty(), "{model}: {r}");
+        assert!(
+            !r["stream_text"].as_str().unwrap().is_empty(),
+            "{model}: {r}"
+        );
         assert!(!r["followup"].as_str().unwrap().is_empty(), "{model}: {r}");
         assert_eq!(r["retrieved"], true);
         assert_eq!(r["after_delete"], "404");
@@ -207,8 +210,14 @@ async fn openai_sdk_uses_responses_through_echo_and_a_chat_only_provider() {
         .iter()
         .map(|m| m["content"].to_string())
         .collect();
-    assert!(contents.iter().any(|c| c.contains("hello responses")), "{followup}");
-    assert!(contents.iter().any(|c| c.contains("Hello from chat")), "{followup}");
+    assert!(
+        contents.iter().any(|c| c.contains("hello responses")),
+        "{followup}"
+    );
+    assert!(
+        contents.iter().any(|c| c.contains("Hello from chat")),
+        "{followup}"
+    );
 
     let tools = &out["tools"];
     assert_eq!(tools["name"], "get_weather", "{out}");
@@ -216,6 +225,10 @@ async fn openai_sdk_uses_responses_through_echo_and_a_chat_only_provider() {
     assert_eq!(tools["final"], "It is sunny in Paris.");
     assert_eq!(tools["stream_args"], json!({"city": "Paris"}));
     let ev = tools["stream_events"].as_array().unwrap();
-    assert!(ev.iter().any(|e| e == "response.function_call_arguments.done"), "{tools}");
+    assert!(
+        ev.iter()
+            .any(|e| e == "response.function_call_arguments.done"),
+        "{tools}"
+    );
     assert_eq!(ev.last().unwrap(), "response.completed");
 }

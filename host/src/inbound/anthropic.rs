@@ -116,18 +116,32 @@ mod tests {
         let (s, v) = rendered(&ApiError::ModelNotFound {
             message: "no model".into(),
         });
-        assert_eq!((s, v["error"]["type"].as_str()), (404, Some("not_found_error")));
+        assert_eq!(
+            (s, v["error"]["type"].as_str()),
+            (404, Some("not_found_error"))
+        );
         let (s, v) = rendered(&ApiError::MissingField("model"));
-        assert_eq!((s, v["error"]["type"].as_str()), (400, Some("invalid_request_error")));
+        assert_eq!(
+            (s, v["error"]["type"].as_str()),
+            (400, Some("invalid_request_error"))
+        );
         let (s, v) = rendered(&ApiError::Forbidden("disabled".into()));
-        assert_eq!((s, v["error"]["type"].as_str()), (403, Some("permission_error")));
+        assert_eq!(
+            (s, v["error"]["type"].as_str()),
+            (403, Some("permission_error"))
+        );
         let limited = ApiError::Provider(ProviderError::rate_limited("slow", Some(2000)));
         let (s, v) = rendered(&limited);
-        assert_eq!((s, v["error"]["type"].as_str()), (429, Some("rate_limit_error")));
-        let overloaded =
-            ApiError::Provider(ProviderError::upstream("Overloaded").with_status(529));
+        assert_eq!(
+            (s, v["error"]["type"].as_str()),
+            (429, Some("rate_limit_error"))
+        );
+        let overloaded = ApiError::Provider(ProviderError::upstream("Overloaded").with_status(529));
         let (s, v) = rendered(&overloaded);
-        assert_eq!((s, v["error"]["type"].as_str()), (529, Some("overloaded_error")));
+        assert_eq!(
+            (s, v["error"]["type"].as_str()),
+            (529, Some("overloaded_error"))
+        );
         let (s, v) = rendered(&ApiError::Internal("x".into()));
         assert_eq!((s, v["error"]["type"].as_str()), (500, Some("api_error")));
         assert!(stream_error(&overloaded).starts_with(b"event: error\ndata: {"));

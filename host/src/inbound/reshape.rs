@@ -62,9 +62,9 @@ impl Shape {
             Shape::Responses(r) => {
                 Writer::Responses(Box::new(formats::responses::Stream::new(&r.req, &r.meta)))
             }
-            Shape::Completions { include_usage } => Writer::Translated(Box::new(
-                formats::completions::Stream::new(*include_usage),
-            )),
+            Shape::Completions { include_usage } => {
+                Writer::Translated(Box::new(formats::completions::Stream::new(*include_usage)))
+            }
         }
     }
 }

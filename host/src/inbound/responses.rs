@@ -99,28 +99,39 @@ fn new_id(state: &AppState) -> String {
     format!("resp_{}", hex::encode(bytes))
 }
 
-/// Keeps a finished response for this app (off the request path), unless the client
-/// said `store: false` or the operator keeps none. `native`: the upstream produced it.
-pub fn keep(state: &Arc<AppState>, shape: &Shape, provider: &str, native: bool, body: &[u8]) {
-    let Shape::Responses(call) = shape else {
+/// Keeps a finished response for this app, unless the client said `store: false` or the
+/// operator keeps none. `native`: the upstream produced it. Awaited before the client
+/// sees the end of the response, so a follow-up right after it finds it.
+pub async fn keep(state: &AppState, shape: &Shape, provider: &str, native: bool, body: &[u8]) {
+    let Some(record) = record(state, shape, provider, native, body) else {
         return;
+    };
+    if let Err(e) = state.stores.responses.save_response(record).await {
+        tracing::warn!(error = %e, "could not keep a response for previous_response_id");
+    }
+}
+
+fn record(
+    state: &AppState,
+    shape: &Shape,
+    provider: &str,
+    native: bool,
+    body: &[u8],
+) -> Option<StoredResponse> {
+    let Shape::Responses(call) = shape else {
+        return None;
     };
     let days = state.config.responses.retention_days;
     if !call.req.store || days == 0 {
-        return;
+        return None;
     }
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return;
-    };
-    let Some(id) = value.get("id").and_then(|v| v.as_str()).map(String::from) else {
-        return;
-    };
-    let conversation =
-        formats::responses::conversation(&call.req, call.history.as_deref(), body)
-            .ok()
-            .and_then(|c| String::from_utf8(c).ok());
+    let value = serde_json::from_slice::<serde_json::Value>(body).ok()?;
+    let id = value.get("id").and_then(|v| v.as_str()).map(String::from)?;
+    let conversation = formats::responses::conversation(&call.req, call.history.as_deref(), body)
+        .ok()
+        .and_then(|c| String::from_utf8(c).ok());
     let now = crate::store::now_ms();
-    let record = StoredResponse {
+    Some(StoredResponse {
         id,
         app_id: call.app_id,
         model: call.req.model.clone(),
@@ -130,13 +141,7 @@ pub fn keep(state: &Arc<AppState>, shape: &Shape, provider: &str, native: bool, 
         conversation,
         created_at: now,
         expires_at: now.saturating_add(i64::from(days) * 86_400_000),
-    };
-    let stores = state.stores.clone();
-    tokio::spawn(async move {
-        if let Err(e) = stores.responses.save_response(record).await {
-            tracing::warn!(error = %e, "could not keep a response for previous_response_id");
-        }
-    });
+    })
 }
 
 /// `GET /v1/responses/{id}` and `DELETE /v1/responses/{id}`, for the calling app only.

@@ -77,7 +77,7 @@ async fn try_attempt(
                 let (bytes, usage, error) = stream::local(&mut decoder, &raw, ctx.format, &mut w);
                 if error.is_none() {
                     if let Some(r) = w.final_response() {
-                        responses::keep(state, shape, &route.prefix, false, &r);
+                        responses::keep(state, shape, &route.prefix, false, &r).await;
                     }
                 }
                 let mut g = ctx.take_for_stream();
@@ -94,7 +94,7 @@ async fn try_attempt(
                 headers: &headers,
                 body: &raw,
             };
-            parse(state, route, call, shape, &resp, &raw, ctx)
+            parse(state, route, call, shape, &resp, &raw, ctx).await
         }
         Prepared::Upstream(mut request) => {
             // Whatever credential the plugin put in the request (operator-set static
@@ -192,13 +192,15 @@ async fn try_attempt(
                 headers: &headers,
                 body: &bytes,
             };
-            parse(state, route, call, shape, &resp, &bytes, ctx).map_err(scrub)
+            parse(state, route, call, shape, &resp, &bytes, ctx)
+                .await
+                .map_err(scrub)
         }
     }
 }
 
 /// `raw` is `resp.body` as shared bytes: a pass-through reply sends it on uncopied.
-fn parse(
+async fn parse(
     state: &Arc<AppState>,
     route: &Route,
     call: &Call<'_>,
@@ -228,15 +230,17 @@ fn parse(
     }
     let translated = call.format != ctx.format;
     let (body, content_type) = if translated {
-        let shaped = shape.whole(&body).map_err(|message| ApiError::UnreadableReply {
-            status: resp.status,
-            message,
-        })?;
+        let shaped = shape
+            .whole(&body)
+            .map_err(|message| ApiError::UnreadableReply {
+                status: resp.status,
+                message,
+            })?;
         (bytes::Bytes::from(shaped), None)
     } else {
         (body, content_type)
     };
-    responses::keep(state, shape, &route.prefix, !translated, &body);
+    responses::keep(state, shape, &route.prefix, !translated, &body).await;
     let mut out = http::json_bytes(200, body);
     if let Some(ct) = content_type.and_then(|v| hyper::header::HeaderValue::from_str(v).ok()) {
         out.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);

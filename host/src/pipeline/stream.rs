@@ -292,10 +292,11 @@ pub async fn pump(
     match outcome {
         Ok(()) => {
             if !pass_through {
-                let _ = tx.send(writer.done()).await;
+                let end = writer.done();
                 if let Some(r) = writer.final_response() {
-                    crate::inbound::responses::keep(&state, &shape, &route.prefix, false, &r);
+                    crate::inbound::responses::keep(&state, &shape, &route.prefix, false, &r).await;
                 }
+                let _ = tx.send(end).await;
             }
             ctx.ok();
         }

@@ -3,11 +3,11 @@
 use crate::error::ApiError;
 use crate::server::http::Body;
 
+use crate::inbound::Format;
+use crate::pipeline::handle;
 use crate::state::AppState;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use crate::inbound::Format;
-use crate::pipeline::handle;
 use plugin_api::Endpoint;
 use std::sync::Arc;
 
@@ -32,19 +32,47 @@ pub async fn dispatch(
             handle(state, req, Endpoint::Chat, Format::OpenAiChat, request_id).await
         }
         (Some("/embeddings"), _) if method == Method::POST => {
-            handle(state, req, Endpoint::Embeddings, Format::OpenAiChat, request_id).await
+            handle(
+                state,
+                req,
+                Endpoint::Embeddings,
+                Format::OpenAiChat,
+                request_id,
+            )
+            .await
         }
         (Some("/images/generations"), _) if method == Method::POST => {
             handle(state, req, Endpoint::Images, Format::OpenAiChat, request_id).await
         }
         (Some("/messages"), _) if method == Method::POST => {
-            handle(state, req, Endpoint::Chat, Format::AnthropicMessages, request_id).await
+            handle(
+                state,
+                req,
+                Endpoint::Chat,
+                Format::AnthropicMessages,
+                request_id,
+            )
+            .await
         }
         (Some("/responses"), _) if method == Method::POST => {
-            handle(state, req, Endpoint::Chat, Format::OpenAiResponses, request_id).await
+            handle(
+                state,
+                req,
+                Endpoint::Chat,
+                Format::OpenAiResponses,
+                request_id,
+            )
+            .await
         }
         (Some("/completions"), _) if method == Method::POST => {
-            handle(state, req, Endpoint::Chat, Format::OpenAiCompletions, request_id).await
+            handle(
+                state,
+                req,
+                Endpoint::Chat,
+                Format::OpenAiCompletions,
+                request_id,
+            )
+            .await
         }
         (Some("/messages/count_tokens"), _) if method == Method::POST => {
             state.auth.authenticate(req.headers()).await?;
@@ -86,8 +114,14 @@ pub async fn dispatch(
         }
         (
             Some(
-                "/chat/completions" | "/embeddings" | "/images/generations" | "/models"
-                | "/messages" | "/responses" | "/completions" | "/messages/count_tokens",
+                "/chat/completions"
+                | "/embeddings"
+                | "/images/generations"
+                | "/models"
+                | "/messages"
+                | "/responses"
+                | "/completions"
+                | "/messages/count_tokens",
             ),
             _,
         ) => Err(not_allowed(&method, path)),

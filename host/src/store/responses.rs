@@ -53,7 +53,11 @@ impl Store {
     }
 
     /// The app's response with this id, unless it expired.
-    pub fn get_response(&self, app_id: i64, id: &str) -> Result<Option<StoredResponse>, StoreError> {
+    pub fn get_response(
+        &self,
+        app_id: i64,
+        id: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
         let conn = self.conn()?;
         Ok(conn
             .query_row(

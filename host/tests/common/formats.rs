@@ -31,9 +31,11 @@ fn tool_call_chunks(model: &str) -> Vec<Value> {
     let mut u = base(json!([]));
     u["usage"] = json!({"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27});
     vec![
-        base(json!([{"index": 0, "delta": {"role": "assistant", "tool_calls": [{
+        base(
+            json!([{"index": 0, "delta": {"role": "assistant", "tool_calls": [{
             "index": 0, "id": "call_w1", "type": "function",
-            "function": {"name": "get_weather", "arguments": ""}}]}, "finish_reason": null}])),
+            "function": {"name": "get_weather", "arguments": ""}}]}, "finish_reason": null}]),
+        ),
         base(json!([{"index": 0, "delta": {"tool_calls": [{
             "index": 0, "function": {"arguments": "{\"city\":"}}]}, "finish_reason": null}])),
         base(json!([{"index": 0, "delta": {"tool_calls": [{
@@ -141,4 +143,3 @@ pub async fn start(extra_config: &str) -> Formats {
         anthropic,
     }
 }
-

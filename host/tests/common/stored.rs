@@ -45,7 +45,9 @@ impl TestServer {
                 201,
             )
             .await;
-        let id = app["id"].as_i64().unwrap_or_else(|| panic!("no id in {app}"));
+        let id = app["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no id in {app}"));
         let made = self
             .admin_ok(
                 reqwest::Method::POST,

@@ -33,9 +33,10 @@ fn is_native(call: &Call<'_>) -> Result<bool, ProviderError> {
     match call.format {
         Format::OpenAiChat => Ok(false),
         Format::AnthropicMessages => Ok(true),
-        Format::OpenAiResponses => Err(ProviderError::bad_request(
-            "the OpenAI Responses format is not supported by anthropic",
-        )),
+        other => Err(ProviderError::bad_request(format!(
+            "the {} format is not supported by anthropic",
+            other.as_str()
+        ))),
     }
 }
 

@@ -184,9 +184,10 @@ fn is_responses(call: &Call<'_>) -> Result<bool, ProviderError> {
     match call.format {
         Format::OpenAiChat => Ok(false),
         Format::OpenAiResponses => Ok(true),
-        Format::AnthropicMessages => Err(ProviderError::bad_request(
-            "the Anthropic Messages format is not supported by this provider",
-        )),
+        other => Err(ProviderError::bad_request(format!(
+            "the {} format is not supported by this provider",
+            other.as_str()
+        ))),
     }
 }
 
