@@ -83,7 +83,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_BUILD ?= --dev
 FUZZ_DIR := target/fuzz
 FUZZ_TARGETS := sse_parser openai_stream anthropic_stream gemini_stream echo_stream \
-	openai_request anthropic_request gemini_request echo_request request_head admin_query
+	openai_request anthropic_request gemini_request echo_request request_head admin_query \
+	anthropic_format responses_format completions_format
 FUZZ := $(CARGO) fuzz
 fuzz: fuzz-tool
 	$(FUZZ) build -s none $(FUZZ_BUILD) --target-dir $(FUZZ_DIR)

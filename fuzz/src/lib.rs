@@ -105,3 +105,33 @@ pub fn request<P: Plugin>(p: &P, model: &str, data: &[u8]) {
     };
     let _ = p.parse(&call, &response);
 }
+
+/// Feeds each line of `data` to a client-format stream writer as one chat chunk, then
+/// ends it cleanly or with a failure (by the first byte), checking the output is bounded
+/// by what went in (a writer must not blow up a small input).
+pub fn feed_chunks<W: formats::StreamWriter>(w: &mut W, data: &[u8]) {
+    let mut out = Vec::new();
+    for line in data.split(|b| *b == b'\n') {
+        w.chunk(line, &mut out);
+    }
+    if data.first().is_some_and(|b| b & 1 == 1) {
+        w.fail(
+            &formats::StreamFailure {
+                status: 502,
+                upstream_status: Some(529),
+                code: "upstream_error",
+                message: "cut",
+            },
+            &mut out,
+        );
+    } else {
+        w.finish(&mut out);
+    }
+    w.chunk(data, &mut out);
+    assert!(
+        out.len() <= 64 * 1024 + 64 * data.len(),
+        "{} bytes out of {} in",
+        out.len(),
+        data.len()
+    );
+}

@@ -645,3 +645,63 @@ async fn legacy_completions_are_served_through_chat() {
         "{calls:?}"
     );
 }
+
+#[tokio::test]
+async fn responses_to_openai_pass_through_untranslated() {
+    let f = start("").await;
+    let s = &f.server;
+    let raw = r#"{"model":"openai/gpt-5-mini", "input":"hi", "tools":[{"type":"web_search"}],"include":["reasoning.encrypted_content"],"store":true}"#;
+    let resp = s.post_raw("/v1/responses", raw).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        &resp.bytes().await.unwrap()[..],
+        &common::formats::openai_responses_fixture(false)[..],
+        "the upstream's response, byte for byte"
+    );
+    let sent = &f.responses.requests()[0];
+    assert_eq!(sent.uri, "/v1/responses");
+    assert_eq!(
+        sent.json(),
+        json!({"model": "gpt-5-mini", "input": "hi", "tools": [{"type": "web_search"}],
+               "include": ["reasoning.encrypted_content"], "store": true}),
+        "built-in tools and unknown fields reach the upstream"
+    );
+    assert_eq!(
+        sent.header("authorization"),
+        Some("Bearer sk-openai-key-0003")
+    );
+    // Kept, and a follow-up to it goes back to the same upstream untranslated.
+    let id = "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b";
+    let got: Value = s.get(&format!("/v1/responses/{id}")).await.json().await.unwrap();
+    assert_eq!(got["id"], id);
+    let resp = post(
+        s,
+        "/v1/responses",
+        &json!({"model": "openai/gpt-5-mini", "input": "more", "previous_response_id": id}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(f.responses.requests()[1].json()["previous_response_id"], id);
+    // Streamed: the upstream's events as they came; usage read for the record.
+    let resp = post(
+        s,
+        "/v1/responses",
+        &json!({"model": "openai/gpt-5-mini", "input": "hi", "stream": true}),
+    )
+    .await;
+    assert_eq!(
+        &resp.bytes().await.unwrap()[..],
+        &common::formats::openai_responses_fixture(true)[..]
+    );
+    let calls = wait_for_calls(s, 3).await;
+    assert!(
+        calls.iter().all(|c| c["format"] == "openai_responses"),
+        "{calls:?}"
+    );
+    let whole = calls.iter().find(|c| c["stream"] == false).unwrap();
+    assert_eq!(whole["input_tokens"], 2036, "{whole}");
+    assert_eq!(whole["cached_tokens"], 1920, "{whole}");
+    assert_eq!(whole["output_tokens"], 164, "{whole}");
+    let streamed = calls.iter().find(|c| c["stream"] == true).unwrap();
+    assert!(streamed["output_tokens"].as_u64().unwrap() > 0, "{streamed}");
+}

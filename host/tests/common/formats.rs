@@ -113,18 +113,56 @@ pub fn anthropic_mock(req: &Recorded) -> MockReply {
     }
 }
 
+fn openai_fixture(name: &str) -> Vec<u8> {
+    let p = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/openai/tests/fixtures")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
+/// OpenAI's own Responses API (the `openai` prefix takes Responses natively), from the
+/// openai plugin's fixtures.
+pub fn responses_mock(req: &Recorded) -> MockReply {
+    if !req.uri.ends_with("/v1/responses") {
+        return MockReply::openai_error(404, "only responses here", "not_found");
+    }
+    let stream = req.json()["stream"].as_bool().unwrap_or(false);
+    let (ct, name) = if stream {
+        ("text/event-stream", "responses_stream.sse")
+    } else {
+        ("application/json", "responses.json")
+    };
+    MockReply::Raw {
+        status: 200,
+        content_type: ct.into(),
+        body: openai_fixture(name),
+    }
+}
+
+pub fn openai_responses_fixture(stream: bool) -> Vec<u8> {
+    openai_fixture(if stream {
+        "responses_stream.sse"
+    } else {
+        "responses.json"
+    })
+}
+
 pub struct Formats {
     pub server: TestServer,
     pub chat: MockUpstream,
     pub anthropic: MockUpstream,
+    /// Behind the `openai` prefix.
+    pub responses: MockUpstream,
 }
 
 pub async fn start(extra_config: &str) -> Formats {
     let chat = MockUpstream::start(chat_only_mock).await;
     let anthropic = MockUpstream::start(anthropic_mock).await;
+    let responses = MockUpstream::start(responses_mock).await;
     let config = format!(
-        "{}\n[[providers]]\nprefix = \"anthropic\"\nplugin = \"anthropic\"\nbase_url = \"http://{}\"\napi_key_env = \"TEST_ANTHROPIC_KEY\"\nmodels = [\"claude-overloaded\", \"claude-cut\"]\n{extra_config}",
+        "{}{}\n[[providers]]\nprefix = \"anthropic\"\nplugin = \"anthropic\"\nbase_url = \"http://{}\"\napi_key_env = \"TEST_ANTHROPIC_KEY\"\nmodels = [\"claude-overloaded\", \"claude-cut\"]\n{extra_config}",
         mock_provider_config("compat", &chat, "TEST_COMPAT_KEY"),
+        mock_provider_config("openai", &responses, "TEST_OPENAI_KEY"),
         anthropic.addr()
     );
     let server = TestServer::start(
@@ -134,12 +172,14 @@ pub async fn start(extra_config: &str) -> Formats {
             .plugin("libaihub_anthropic.so")
             .config(config)
             .env("TEST_COMPAT_KEY", "sk-compat-key-0001")
-            .env("TEST_ANTHROPIC_KEY", "sk-ant-test-key-0002"),
+            .env("TEST_ANTHROPIC_KEY", "sk-ant-test-key-0002")
+            .env("TEST_OPENAI_KEY", "sk-openai-key-0003"),
     )
     .await;
     Formats {
         server,
         chat,
         anthropic,
+        responses,
     }
 }
