@@ -27,7 +27,9 @@ pub struct Request {
     pub body: serde_json::Value,
     /// The chat side of the body, computed once by [`parse`] (which is where every
     /// error is found, so later steps cannot fail on the client's input).
-    translated: input::Translated,
+    /// The input in chat terms, or why it cannot be put in them (a provider that takes
+    /// Responses natively can still serve it).
+    translated: Result<input::Translated, Invalid>,
 }
 
 /// Reads and checks a Responses body: `model`, `input` (a string or items: messages with
@@ -52,7 +54,7 @@ pub fn parse(body: &[u8]) -> Result<Request, Invalid> {
     let stream = input::opt_bool(obj, "", "stream")?.unwrap_or(false);
     let store = input::opt_bool(obj, "", "store")?.unwrap_or(true);
     let previous_response_id = input::opt_str(obj, "", "previous_response_id")?.map(String::from);
-    let translated = input::translate(obj)?;
+    let translated = input::translate(obj);
     Ok(Request {
         model,
         stream,
@@ -67,8 +69,9 @@ impl Request {
     /// The chat request for this call. `history` is the conversation stored with the
     /// previous response (what [`conversation`] returned for it), when there is one.
     pub fn to_chat(&self, history: Option<&[u8]>) -> Result<ChatRequest, Invalid> {
+        let translated = self.translated.as_ref().map_err(Clone::clone)?;
         let mut messages = Vec::new();
-        if let Some(instructions) = &self.translated.instructions {
+        if let Some(instructions) = &translated.instructions {
             if !instructions.is_empty() {
                 messages.push(json!({"role": "system", "content": instructions}));
             }
@@ -82,14 +85,14 @@ impl Request {
                 )
             })?);
         }
-        messages.extend(self.translated.messages.iter().cloned());
+        messages.extend(translated.messages.iter().cloned());
         if messages.is_empty() {
             return Err(Invalid::new("input", "send at least one input item"));
         }
         let mut body = Map::new();
         body.insert("model".into(), Value::String(self.model.clone()));
         body.insert("messages".into(), Value::Array(messages));
-        for (k, v) in &self.translated.params {
+        for (k, v) in &translated.params {
             body.insert(k.clone(), v.clone());
         }
         if self.stream {
@@ -152,7 +155,8 @@ pub fn conversation(
         Some(h) => read_history(h).map_err(|()| "the stored conversation cannot be read")?,
         None => Vec::new(),
     };
-    messages.extend(req.translated.messages.iter().cloned());
+    let translated = req.translated.as_ref().map_err(|e| e.to_string())?;
+    messages.extend(translated.messages.iter().cloned());
     let response: Value =
         serde_json::from_slice(response).map_err(|e| format!("the response is not JSON: {e}"))?;
     let items = response

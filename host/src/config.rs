@@ -21,6 +21,9 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub metrics: MetricsConfig,
     pub responses: ResponsesConfig,
+    /// Every app's rate limits where its own (admin API) say nothing.
+    #[serde(default)]
+    pub limits: crate::traffic::Limits,
     /// Opens the admin API. Generated and printed once, on first start, when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
@@ -284,6 +287,7 @@ impl Default for Config {
                 token: None,
             },
             responses: ResponsesConfig { retention_days: 30 },
+            limits: crate::traffic::Limits::default(),
             resilience: ResilienceConfig {
                 max_attempts: 3,
                 total_timeout_ms: 600_000,

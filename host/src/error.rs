@@ -36,6 +36,13 @@ pub enum ApiError {
     TooManyConnections(String),
     #[error("{message}")]
     ModelNotFound { message: String },
+    /// Over a limit of aihub's own (`traffic`): which one, and when to retry.
+    #[error("{message}")]
+    RateLimited {
+        kind: &'static str,
+        message: String,
+        retry_after_ms: u64,
+    },
     #[error("no route for {method} {path}")]
     NotFound { method: String, path: String },
     #[error("method {method} is not allowed on {path}")]
@@ -95,6 +102,7 @@ impl ApiError {
             ApiError::ModelNotFound { .. } | ApiError::NotFound { .. } => 404,
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Unauthorized(_) => 401,
+            ApiError::RateLimited { .. } => 429,
             ApiError::NoCredential { .. } | ApiError::NoHealthyCredential { .. } => 503,
             ApiError::Provider(e) => match e.class {
                 ErrorClass::BadRequest => match e.status {
@@ -138,6 +146,7 @@ impl ApiError {
             ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::ModelNotFound { .. } => "model_not_found",
+            ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::NotFound { .. } => "unknown_url",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "invalid_api_key",
@@ -201,6 +210,7 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::Provider(e) => e.retry_after_ms.map(|ms| ms.div_ceil(1000)),
+            ApiError::RateLimited { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
             _ => None,
         }
     }
@@ -269,6 +279,7 @@ impl ApiError {
             ApiError::UnreadableReply { .. } => "upstream",
             ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => "timeout",
             ApiError::Internal(_) => "internal",
+            ApiError::RateLimited { .. } => "rate_limited",
             _ => "client",
         }
     }

@@ -21,4 +21,5 @@ pub mod routing;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod traffic;
 pub mod upstream;

@@ -31,6 +31,10 @@ pub struct AppState {
     pub health: HealthRegistry,
     pub policy: HealthPolicy,
     pub metrics: crate::observability::metrics::Metrics,
+    /// The rate limits in force, swapped whole when one changes.
+    pub limits: ArcSwap<crate::traffic::LimitTable>,
+    /// Limiter state (this instance's; shareable behind the trait).
+    pub counters: Arc<dyn crate::traffic::counters::Counters>,
     /// Trace export is on: spans carry OpenTelemetry context.
     pub telemetry_enabled: bool,
     admin_token_hash: [u8; 32],
@@ -50,6 +54,8 @@ pub enum Change {
     Routing,
     /// Apps or app keys: the auth cache is cleared.
     Auth,
+    /// Rate limits: the limit table is reloaded.
+    Limits,
 }
 
 /// What the routing table is built from, read from the store.
@@ -102,6 +108,19 @@ fn build_table(
     })
 }
 
+/// The limit table from the config's defaults and the stored limits; a store that cannot
+/// be read leaves only the defaults (and says so).
+async fn read_limits(config: &Config, stores: &Stores) -> crate::traffic::LimitTable {
+    let (apps, keys) = match stores.limits.all_limits().await {
+        Ok(all) => all,
+        Err(e) => {
+            tracing::error!(error = %e, "stored rate limits could not be read; only the config's apply");
+            Default::default()
+        }
+    };
+    crate::traffic::LimitTable::new(config.limits.clone(), apps, keys)
+}
+
 pub struct Parts {
     pub config: Config,
     pub registry: Registry,
@@ -119,10 +138,13 @@ impl AppState {
         let policy = p.config.health_policy();
         let stored = read_stored(&p.stores).await;
         let table = build_table(&p.config, &p.registry, &stored, &health, &policy);
+        let limits = read_limits(&p.config, &p.stores).await;
         let mut rnd = [0u8; 4];
         let _ = getrandom::fill(&mut rnd);
         AppState {
             routing: ArcSwap::from_pointee(table),
+            limits: ArcSwap::from_pointee(limits),
+            counters: Arc::new(crate::traffic::counters::LocalCounters::default()),
             registry: Mutex::new(p.registry),
             rebuild_lock: tokio::sync::Mutex::new(()),
             upstream: p.upstream,
@@ -172,6 +194,10 @@ impl AppState {
         match change {
             Change::Routing => self.reload_routes().await,
             Change::Auth => self.auth.invalidate(),
+            Change::Limits => {
+                let table = read_limits(&self.config, &self.stores).await;
+                self.limits.store(Arc::new(table));
+            }
         }
         // No subscriber is fine: nothing else follows changes yet.
         let _ = self.changes.send(change);

@@ -6,8 +6,13 @@ fn req(body: Value) -> Request {
     parse(&serde_json::to_vec(&body).unwrap()).unwrap()
 }
 
+/// The refusal of a body: by `parse` itself, or (what only chat cannot express) by
+/// `to_chat`, so a native provider can still take it.
 fn err(body: Value) -> Invalid {
-    parse(&serde_json::to_vec(&body).unwrap()).unwrap_err()
+    match parse(&serde_json::to_vec(&body).unwrap()) {
+        Err(e) => e,
+        Ok(r) => r.to_chat(None).unwrap_err(),
+    }
 }
 
 fn chat_body(r: &Request, history: Option<&[u8]>) -> Value {

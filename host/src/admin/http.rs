@@ -46,6 +46,8 @@ enum R {
     Keys,
     Key,
     KeyRevoke,
+    AppLimits,
+    KeyLimits,
     Calls,
     Usage,
     Rates,
@@ -74,6 +76,8 @@ fn router() -> &'static matchit::Router<R> {
             ("/api/admin/apps/{id}/keys", R::Keys),
             ("/api/admin/apps/{id}/keys/{kid}", R::Key),
             ("/api/admin/apps/{id}/keys/{kid}/revoke", R::KeyRevoke),
+            ("/api/admin/apps/{id}/limits", R::AppLimits),
+            ("/api/admin/apps/{id}/keys/{kid}/limits", R::KeyLimits),
             ("/api/admin/calls", R::Calls),
             ("/api/admin/usage", R::Usage),
             ("/api/admin/rates", R::Rates),
@@ -320,6 +324,31 @@ pub async fn dispatch(
             let (id, kid) = (id_param(&p, "id")?, id_param(&p, "kid")?);
             let row = admin.revoke_key(id, kid).await?;
             Ok(http::json(200, &row))
+        }
+        (R::AppLimits | R::KeyLimits, Method::GET | Method::PUT) => {
+            use crate::store::limits::Scope;
+            let id = id_param(&p, "id")?;
+            let scope = match *matched.value {
+                R::KeyLimits => Scope::Key(id, id_param(&p, "kid")?),
+                _ => Scope::App(id),
+            };
+            let limits = if *method == Method::PUT {
+                let patch: serde_json::Value = json_body(req).await?;
+                admin.patch_limits(scope, patch).await?
+            } else {
+                stores.limits.get_limits(scope).await?
+            };
+            let mut v = serde_json::to_value(&limits)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            if let (Scope::App(app), Some(obj)) = (scope, v.as_object_mut()) {
+                // What applies, the config's defaults included.
+                let effective = state.limits.load().app(app);
+                obj.insert(
+                    "effective".into(),
+                    serde_json::to_value(&effective).unwrap_or_default(),
+                );
+            }
+            Ok(http::json(200, &v))
         }
         (R::Calls, Method::GET) => calls(state, &req).await,
         (R::Usage, Method::GET) => usage(state, &req).await,

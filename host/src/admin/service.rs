@@ -163,6 +163,22 @@ impl<'a> AdminService<'a> {
         self.done((), Change::Auth).await
     }
 
+    /// Applies a limits patch (`null` clears a field) to an app's or key's limits; they
+    /// hold from the next request on.
+    pub async fn patch_limits(
+        &self,
+        scope: crate::store::limits::Scope,
+        patch: serde_json::Value,
+    ) -> Result<crate::traffic::Limits> {
+        let stores = &self.state.stores;
+        let current = stores.limits.get_limits(scope).await?;
+        let next = current
+            .patch(&patch)
+            .map_err(|(field, message)| ApiError::Validation { field, message })?;
+        let saved = stores.limits.put_limits(scope, next).await?;
+        self.done(saved, Change::Limits).await
+    }
+
     pub async fn revoke_key(&self, app_id: i64, key_id: i64) -> Result<AppKey> {
         let key = self.state.stores.apps.revoke_key(app_id, key_id).await?;
         self.done(key, Change::Auth).await

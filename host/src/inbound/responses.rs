@@ -42,7 +42,17 @@ pub async fn read_call(
                     only_prefix: Some(p.provider.clone()),
                 });
                 history = p.conversation.map(String::into_bytes);
-                request.to_chat(history.as_deref())
+                match &history {
+                    // What aihub kept of it cannot be put in chat terms.
+                    None if p.native => Err(formats::Invalid::new(
+                        "previous_response_id",
+                        format!(
+                            "response '{id}' is held by provider '{}' and can only be continued there",
+                            p.provider
+                        ),
+                    )),
+                    _ => request.to_chat(history.as_deref()),
+                }
             }
             // Not kept here: only an upstream that holds responses itself may know it.
             None => Err(formats::Invalid::new(

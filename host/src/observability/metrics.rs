@@ -46,6 +46,12 @@ pub struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabels {
+    /// `rpm`, `tpm` or `max_concurrent`.
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StateLabels {
     pub provider: String,
     pub state: String,
@@ -73,6 +79,7 @@ pub struct Metrics {
     pub cost: Family<CostLabels, Counter<f64, AtomicU64>>,
     pub retries: Family<ProviderLabels, Counter>,
     pub failovers: Family<ProviderLabels, Counter>,
+    pub rate_limited: Family<LimitLabels, Counter>,
     pub credential_states: Family<StateLabels, Counter>,
     pub plugin_loads: Family<ResultLabels, Counter>,
     pub inflight: Gauge,
@@ -145,6 +152,12 @@ impl Metrics {
             "Calls moved on to another target, by the provider left",
             failovers.clone(),
         );
+        let rate_limited = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "rate_limited",
+            "Calls refused by aihub's own rate limits, by limit kind",
+            rate_limited.clone(),
+        );
         let credential_states = Family::<StateLabels, Counter>::default();
         registry.register(
             "credential_state_changes",
@@ -197,6 +210,7 @@ impl Metrics {
             cost,
             retries,
             failovers,
+            rate_limited,
             credential_states,
             plugin_loads,
             inflight,

@@ -30,6 +30,13 @@ pub fn finish(
     if let Ok(v) = hyper::header::HeaderValue::from_str(&ctx.server_timing()) {
         resp.headers_mut().insert("server-timing", v);
     }
+    if let Some(h) = &ctx.rate_headers {
+        for (name, value) in h.pairs() {
+            if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {
+                resp.headers_mut().insert(name, v);
+            }
+        }
+    }
     resp.extensions_mut().insert(http::Logged);
     resp
 }

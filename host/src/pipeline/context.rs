@@ -31,7 +31,7 @@ pub struct CallContext {
     start: Instant,
     rec: Option<CallRecord>,
     ttfb: Option<Duration>,
-    app: String,
+    pub(super) app: String,
     /// The served model is in its provider's catalog (a bounded metric label).
     pub known_model: bool,
     /// The response head went out as a 200 stream before the outcome was known.
@@ -44,6 +44,12 @@ pub struct CallContext {
     attempt_errors: Vec<String>,
     /// The format the client spoke: stream ends and errors are rendered in it.
     pub format: Format,
+    pub app_id: i64,
+    pub key_id: i64,
+    /// What the rate limits took for the call; settled and released when it is recorded.
+    pub admission: Option<crate::traffic::Admission>,
+    /// The tightest limits' state, for the response's `x-ratelimit-*` headers.
+    pub rate_headers: Option<crate::traffic::RateHeaders>,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -75,6 +81,10 @@ impl CallContext {
             capture_content: false,
             attempt_errors: Vec::new(),
             format: Format::OpenAiChat,
+            app_id: principal.app_id,
+            key_id: principal.key_id,
+            admission: None,
+            rate_headers: None,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -127,6 +137,10 @@ impl CallContext {
             capture_content: self.capture_content,
             attempt_errors: std::mem::take(&mut self.attempt_errors),
             format: self.format,
+            app_id: self.app_id,
+            key_id: self.key_id,
+            admission: self.admission.take(),
+            rate_headers: None,
         }
     }
 
@@ -190,6 +204,9 @@ impl CallContext {
         let Some(mut rec) = self.rec.take() else {
             return;
         };
+        if let Some(mut a) = self.admission.take() {
+            a.settle(rec.input_tokens.saturating_add(rec.output_tokens));
+        }
         rec.status = status;
         rec.http_status = http_status;
         if let Some(e) = error {
@@ -281,6 +298,7 @@ impl CallContext {
             request_id = %rec.request_id,
             app = %self.app,
             endpoint = rec.endpoint,
+            format = rec.format,
             model = %rec.model,
             provider = %rec.provider,
             status = sent_status,

@@ -4,8 +4,8 @@
 //!
 //! 1. `authenticate` — the app key names the app, or 401/403 (no record).
 //! 2. read — the inbound format reads and checks the body into a [`CanonicalCall`].
-//! 3. `admit` — limits and credit holds may refuse (a no-op today).
-//! 4. `resolve` — the model becomes ordered targets, or 404.
+//! 3. `resolve` — the model becomes ordered targets, or 404.
+//! 4. `admit` — rate limits (and credit holds) may refuse with 429.
 //! 5. `cache` — a cached answer may serve the call (no cache yet).
 //! 6. `attempts` — the targets are tried, each attempt (`attempt`) one key; streams are
 //!    moved to the client by `stream`.
@@ -146,8 +146,8 @@ async fn serve(
         rec.stream = call.stream;
     }
     describe(state, ctx, &call);
-    let _admission = admit::admit(state, ctx, &call).await?;
     let targets = resolve::resolve(state, ctx, &call.model)?;
+    admit::admit(state, ctx, &call, targets.first())?;
     if let Some(served) = cache::lookup(state, ctx, &call).await {
         return Ok(served);
     }

@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/0001_init.sql"),
     include_str!("../../../schema/0002_resilience.sql"),
     include_str!("../../../schema/0003_formats.sql"),
+    include_str!("../../../schema/0004_limits.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -10,9 +10,13 @@ use super::providers::{
 use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::secrets::Cipher;
+use super::limits::Scope;
 use super::traits::{
-    AliasStore, AppStore, CallQueries, ProviderStore, RateStore, ResponseStore, Result,
+    AliasStore, AppStore, CallQueries, LimitStore, ProviderStore, RateStore, ResponseStore,
+    Result,
 };
+use crate::traffic::Limits;
+use std::collections::HashMap;
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::{Store, StoreError};
 use async_trait::async_trait;
@@ -206,6 +210,32 @@ impl CallQueries for SqliteStores {
     }
 }
 
+#[async_trait]
+impl LimitStore for SqliteStores {
+    async fn get_limits(&self, scope: Scope) -> Result<Limits> {
+        self.run(move |s, _| s.get_limits(scope)).await
+    }
+    async fn put_limits(&self, scope: Scope, limits: Limits) -> Result<Limits> {
+        self.run(move |s, _| s.put_limits(scope, &limits)).await
+    }
+    async fn all_limits(&self) -> Result<(HashMap<i64, Limits>, HashMap<i64, Limits>)> {
+        self.run(|s, _| s.all_limits()).await
+    }
+}
+
+#[async_trait]
+impl ResponseStore for SqliteStores {
+    async fn save_response(&self, response: StoredResponse) -> Result<()> {
+        self.run(move |s, _| s.save_response(&response)).await
+    }
+    async fn get_response(&self, app_id: i64, id: String) -> Result<Option<StoredResponse>> {
+        self.run(move |s, _| s.get_response(app_id, &id)).await
+    }
+    async fn delete_response(&self, app_id: i64, id: String) -> Result<bool> {
+        self.run(move |s, _| s.delete_response(app_id, &id)).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -265,18 +295,5 @@ mod tests {
             stores.apps.get_app(9999).await,
             Err(StoreError::NotFound(_))
         ));
-    }
-}
-
-#[async_trait]
-impl ResponseStore for SqliteStores {
-    async fn save_response(&self, response: StoredResponse) -> Result<()> {
-        self.run(move |s, _| s.save_response(&response)).await
-    }
-    async fn get_response(&self, app_id: i64, id: String) -> Result<Option<StoredResponse>> {
-        self.run(move |s, _| s.get_response(app_id, &id)).await
-    }
-    async fn delete_response(&self, app_id: i64, id: String) -> Result<bool> {
-        self.run(move |s, _| s.delete_response(app_id, &id)).await
     }
 }

@@ -9,11 +9,14 @@ use super::calls::{CallFilter, CallRow, ExportWindow};
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
+use super::limits::Scope;
 use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::StoreError;
+use crate::traffic::Limits;
 use async_trait::async_trait;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -103,6 +106,15 @@ pub trait AliasStore: Send + Sync {
     async fn delete_alias(&self, model: String) -> Result<()>;
 }
 
+/// Rate limits per app and per app key.
+#[async_trait]
+pub trait LimitStore: Send + Sync {
+    async fn get_limits(&self, scope: Scope) -> Result<Limits>;
+    async fn put_limits(&self, scope: Scope, limits: Limits) -> Result<Limits>;
+    /// Every stored limit: (per app, per key).
+    async fn all_limits(&self) -> Result<(HashMap<i64, Limits>, HashMap<i64, Limits>)>;
+}
+
 /// OpenAI Responses kept for follow-up calls, per app.
 #[async_trait]
 pub trait ResponseStore: Send + Sync {
@@ -130,6 +142,7 @@ pub struct Stores {
     pub aliases: Arc<dyn AliasStore>,
     pub calls: Arc<dyn CallQueries>,
     pub responses: Arc<dyn ResponseStore>,
+    pub limits: Arc<dyn LimitStore>,
 }
 
 impl Stores {
@@ -142,6 +155,7 @@ impl Stores {
             + AliasStore
             + CallQueries
             + ResponseStore
+            + LimitStore
             + 'static,
     {
         Stores {
@@ -150,7 +164,8 @@ impl Stores {
             rates: store.clone(),
             aliases: store.clone(),
             calls: store.clone(),
-            responses: store,
+            responses: store.clone(),
+            limits: store,
         }
     }
 }
