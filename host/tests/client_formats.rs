@@ -434,7 +434,7 @@ async fn responses_through_a_chat_provider_with_a_follow_up() {
         .await
         .unwrap();
     assert_eq!(got["id"], r["id"]);
-    let other = http_client_with_key(&s.app_with_key("other").await);
+    let other = http_client_with_key(&s.create_app_with_key("other").await.1);
     let url = s.url(&format!("/v1/responses/{id}"));
     expect_error(
         other.get(&url).send().await.unwrap(),
@@ -672,7 +672,12 @@ async fn responses_to_openai_pass_through_untranslated() {
     );
     // Kept, and a follow-up to it goes back to the same upstream untranslated.
     let id = "resp_67ccd2bed1ec8190b14f964abc0542670bb6a6b452d3795b";
-    let got: Value = s.get(&format!("/v1/responses/{id}")).await.json().await.unwrap();
+    let got: Value = s
+        .get(&format!("/v1/responses/{id}"))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(got["id"], id);
     let resp = post(
         s,
@@ -703,5 +708,8 @@ async fn responses_to_openai_pass_through_untranslated() {
     assert_eq!(whole["cached_tokens"], 1920, "{whole}");
     assert_eq!(whole["output_tokens"], 164, "{whole}");
     let streamed = calls.iter().find(|c| c["stream"] == true).unwrap();
-    assert!(streamed["output_tokens"].as_u64().unwrap() > 0, "{streamed}");
+    assert!(
+        streamed["output_tokens"].as_u64().unwrap() > 0,
+        "{streamed}"
+    );
 }

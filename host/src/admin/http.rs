@@ -338,8 +338,8 @@ pub async fn dispatch(
             } else {
                 stores.limits.get_limits(scope).await?
             };
-            let mut v = serde_json::to_value(&limits)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let mut v =
+                serde_json::to_value(&limits).map_err(|e| ApiError::Internal(e.to_string()))?;
             if let (Scope::App(app), Some(obj)) = (scope, v.as_object_mut()) {
                 // What applies, the config's defaults included.
                 let effective = state.limits.load().app(app);

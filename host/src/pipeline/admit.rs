@@ -72,7 +72,11 @@ fn estimate(call: &CanonicalCall) -> u64 {
     };
     let output = serde_json::from_slice::<Caps>(body)
         .ok()
-        .and_then(|c| c.max_completion_tokens.or(c.max_tokens).or(c.max_output_tokens))
+        .and_then(|c| {
+            c.max_completion_tokens
+                .or(c.max_tokens)
+                .or(c.max_output_tokens)
+        })
         .unwrap_or(0);
     (body.len() as u64).div_ceil(4).saturating_add(output)
 }

@@ -25,7 +25,9 @@ impl Store {
         let raw: Option<String> = match scope {
             Scope::App(app) => {
                 let exists: Option<i64> = conn
-                    .query_row("SELECT id FROM apps WHERE id = ?1", params![app], |r| r.get(0))
+                    .query_row("SELECT id FROM apps WHERE id = ?1", params![app], |r| {
+                        r.get(0)
+                    })
                     .optional()?;
                 exists.ok_or_else(|| StoreError::NotFound(format!("app {app}")))?;
                 conn.query_row(
@@ -132,7 +134,9 @@ mod tests {
         ));
         let (apps, keys) = store.all_limits().unwrap();
         assert_eq!((apps.len(), keys.len()), (1, 1));
-        store.put_limits(Scope::App(app), &Limits::default()).unwrap();
+        store
+            .put_limits(Scope::App(app), &Limits::default())
+            .unwrap();
         assert!(store.all_limits().unwrap().0.is_empty());
     }
 }

@@ -4,22 +4,21 @@
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
 use super::calls::{CallFilter, CallRow, ExportWindow};
+use super::limits::Scope;
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
 use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::secrets::Cipher;
-use super::limits::Scope;
 use super::traits::{
-    AliasStore, AppStore, CallQueries, LimitStore, ProviderStore, RateStore, ResponseStore,
-    Result,
+    AliasStore, AppStore, CallQueries, LimitStore, ProviderStore, RateStore, ResponseStore, Result,
 };
-use crate::traffic::Limits;
-use std::collections::HashMap;
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::{Store, StoreError};
+use crate::traffic::Limits;
 use async_trait::async_trait;
+use std::collections::HashMap;
 
 /// The SQLite store with the cipher its secrets are sealed under.
 #[derive(Clone)]

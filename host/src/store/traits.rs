@@ -6,10 +6,10 @@
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
 use super::calls::{CallFilter, CallRow, ExportWindow};
+use super::limits::Scope;
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
-use super::limits::Scope;
 use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::usage::{GroupBy, UsageFilter, UsageRow};

@@ -194,7 +194,13 @@ pub fn admit(
     let mut limits = Vec::new();
     let app = table.app(ask.app_id);
     let app_who = format!("app '{}'", ask.app_name);
-    applied(&app, &format!("app:{}", ask.app_id), &app_who, ask, &mut limits);
+    applied(
+        &app,
+        &format!("app:{}", ask.app_id),
+        &app_who,
+        ask,
+        &mut limits,
+    );
     if let Some(key) = table.keys.get(&ask.key_id) {
         let who = format!("key {} of app '{}'", ask.key_id, ask.app_name);
         applied(key, &format!("key:{}", ask.key_id), &who, ask, &mut limits);
@@ -286,7 +292,12 @@ pub fn admit(
     }
     if let Some(e) = refusal {
         for (key, capacity, cost) in taken {
-            counters.adjust(&key, capacity, -i64::try_from(cost).unwrap_or(i64::MAX), now);
+            counters.adjust(
+                &key,
+                capacity,
+                -i64::try_from(cost).unwrap_or(i64::MAX),
+                now,
+            );
         }
         // Dropping `adm` frees the slots it took.
         return Err(Refused {
@@ -325,7 +336,10 @@ mod tests {
         let _b = admit(&t, &counters, &ask(10)).unwrap().unwrap();
         let e = admit(&t, &counters, &ask(10)).unwrap_err().error;
         let msg = e.to_string();
-        assert!(msg.contains("key 7 of app 'crm' allows 2 requests per minute"), "{msg}");
+        assert!(
+            msg.contains("key 7 of app 'crm' allows 2 requests per minute"),
+            "{msg}"
+        );
         assert_eq!(e.status(), 429);
         assert_eq!(e.retry_after_secs(), Some(30));
         // The app's bucket got its request back: 98 left, not 97.

@@ -17,7 +17,10 @@ pub enum Take {
     /// Taken; what is left and when the bucket is full again.
     Admitted { remaining: u64, reset_ms: u64 },
     /// Not enough: retry after this long (`None`: the cost exceeds the whole capacity).
-    Refused { retry_after_ms: Option<u64>, reset_ms: u64 },
+    Refused {
+        retry_after_ms: Option<u64>,
+        reset_ms: u64,
+    },
 }
 
 /// Shared limiter state. Keys name one bucket or one in-flight count each.

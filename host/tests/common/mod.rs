@@ -1327,6 +1327,12 @@ impl TestServer {
 
     /// Creates an app and one key through the admin API: (app id, key).
     pub async fn create_app_with_key(&self, name: &str) -> (i64, String) {
+        let (id, key, _) = self.create_app_with_key_id(name).await;
+        (id, key)
+    }
+
+    /// Creates an app and one key: (app id, key, key id).
+    pub async fn create_app_with_key_id(&self, name: &str) -> (i64, String, i64) {
         let app = self
             .admin_ok(
                 reqwest::Method::POST,
@@ -1350,7 +1356,10 @@ impl TestServer {
             .as_str()
             .unwrap_or_else(|| panic!("no key in {made}"))
             .to_string();
-        (id, key)
+        let kid = made["info"]["id"]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no key id in {made}"));
+        (id, key, kid)
     }
 
     /// Every call row matching `query` (e.g. `app=3&status=ok`, or empty), newest first,

@@ -34,31 +34,4 @@ impl TestServer {
             .await;
         c["id"].as_i64().unwrap_or_else(|| panic!("no id in {c}"))
     }
-
-    /// A new app `name` and a key of it (the plaintext).
-    pub async fn app_with_key(&self, name: &str) -> String {
-        let app = self
-            .admin_ok(
-                reqwest::Method::POST,
-                "/api/admin/apps",
-                Some(&json!({"name": name})),
-                201,
-            )
-            .await;
-        let id = app["id"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("no id in {app}"));
-        let made = self
-            .admin_ok(
-                reqwest::Method::POST,
-                &format!("/api/admin/apps/{id}/keys"),
-                Some(&json!({"name": "k"})),
-                201,
-            )
-            .await;
-        made["key"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no key in {made}"))
-            .to_string()
-    }
 }
