@@ -21,6 +21,7 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     pub metrics: MetricsConfig,
     pub responses: ResponsesConfig,
+    pub cache: CacheConfig,
     /// Every app's rate limits where its own (admin API) say nothing.
     #[serde(default)]
     pub limits: crate::traffic::Limits,
@@ -86,6 +87,29 @@ pub struct MetricsConfig {
     pub token: Option<Secret>,
 }
 
+/// The exact response cache (`cache` module).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Cache every call (with `default_ttl_seconds`), not only where a provider, alias or
+    /// request asks.
+    pub enabled: bool,
+    pub default_ttl_seconds: u64,
+    /// Memory the kept answers may take in all.
+    pub max_bytes: u64,
+    /// Larger answers are not kept.
+    pub max_entry_bytes: u64,
+    /// `app`: an app only ever gets its own answers back; `global`: apps share them.
+    pub scope: CacheScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CacheScope {
+    App,
+    Global,
+}
+
 /// OpenAI Responses kept by aihub (for `previous_response_id` and `GET /v1/responses/{id}`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +129,9 @@ pub struct AliasEntry {
     pub strategy: String,
     #[serde(default)]
     pub weights: Option<Vec<u32>>,
+    /// Answers for this alias are cached this long (the response cache).
+    #[serde(default)]
+    pub cache_ttl_seconds: Option<u64>,
 }
 
 fn ordered() -> String {
@@ -237,6 +264,9 @@ pub struct ProviderEntry {
     /// Deadline of one call to this provider (the stream included).
     #[serde(default)]
     pub total_timeout_ms: Option<u64>,
+    /// Answers of this provider are cached this long (the response cache).
+    #[serde(default)]
+    pub cache_ttl_seconds: Option<u64>,
 }
 
 impl Default for Config {
@@ -288,6 +318,13 @@ impl Default for Config {
             },
             responses: ResponsesConfig { retention_days: 30 },
             limits: crate::traffic::Limits::default(),
+            cache: CacheConfig {
+                enabled: false,
+                default_ttl_seconds: 300,
+                max_bytes: 64 * 1024 * 1024,
+                max_entry_bytes: 1024 * 1024,
+                scope: CacheScope::App,
+            },
             resilience: ResilienceConfig {
                 max_attempts: 3,
                 total_timeout_ms: 600_000,

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod bounds;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub limits: ArcSwap<crate::traffic::LimitTable>,
     /// Limiter state (this instance's; shareable behind the trait).
     pub counters: Arc<dyn crate::traffic::counters::Counters>,
+    /// The response cache and when it applies.
+    pub cache: crate::cache::Cache,
     /// Trace export is on: spans carry OpenTelemetry context.
     pub telemetry_enabled: bool,
     admin_token_hash: [u8; 32],
@@ -145,6 +147,7 @@ impl AppState {
             routing: ArcSwap::from_pointee(table),
             limits: ArcSwap::from_pointee(limits),
             counters: Arc::new(crate::traffic::counters::LocalCounters::default()),
+            cache: crate::cache::Cache::new(&p.config),
             registry: Mutex::new(p.registry),
             rebuild_lock: tokio::sync::Mutex::new(()),
             upstream: p.upstream,

@@ -80,6 +80,9 @@ pub struct Metrics {
     pub retries: Family<ProviderLabels, Counter>,
     pub failovers: Family<ProviderLabels, Counter>,
     pub rate_limited: Family<LimitLabels, Counter>,
+    pub cache_lookups: Family<ResultLabels, Counter>,
+    pub cache_bytes: Gauge,
+    pub cache_entries: Gauge,
     pub credential_states: Family<StateLabels, Counter>,
     pub plugin_loads: Family<ResultLabels, Counter>,
     pub inflight: Gauge,
@@ -158,6 +161,24 @@ impl Metrics {
             "Calls refused by aihub's own rate limits, by limit kind",
             rate_limited.clone(),
         );
+        let cache_lookups = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "cache_lookups",
+            "Response-cache lookups of cacheable calls, by result (hit, miss)",
+            cache_lookups.clone(),
+        );
+        let cache_bytes = Gauge::default();
+        registry.register(
+            "cache_bytes",
+            "Bytes the response cache holds",
+            cache_bytes.clone(),
+        );
+        let cache_entries = Gauge::default();
+        registry.register(
+            "cache_entries",
+            "Answers the response cache holds",
+            cache_entries.clone(),
+        );
         let credential_states = Family::<StateLabels, Counter>::default();
         registry.register(
             "credential_state_changes",
@@ -211,6 +232,9 @@ impl Metrics {
             retries,
             failovers,
             rate_limited,
+            cache_lookups,
+            cache_bytes,
+            cache_entries,
             credential_states,
             plugin_loads,
             inflight,

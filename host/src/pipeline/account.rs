@@ -30,6 +30,12 @@ pub fn finish(
     if let Ok(v) = hyper::header::HeaderValue::from_str(&ctx.server_timing()) {
         resp.headers_mut().insert("server-timing", v);
     }
+    if let Some(status) = ctx.cache_status {
+        resp.headers_mut().insert(
+            "x-aihub-cache",
+            hyper::header::HeaderValue::from_static(status),
+        );
+    }
     if let Some(h) = &ctx.rate_headers {
         for (name, value) in h.pairs() {
             if let Ok(v) = hyper::header::HeaderValue::from_str(&value) {

@@ -80,6 +80,10 @@ async fn try_attempt(
                         responses::keep(state, shape, &route.prefix, false, &r).await;
                     }
                 }
+                if let (None, Some(slot)) = (&error, ctx.cache.take()) {
+                    let ct = Some("text/event-stream");
+                    super::cache::fill(state, slot, bytes.clone(), ct, true, usage);
+                }
                 let mut g = ctx.take_for_stream();
                 g.usage(usage);
                 g.first_byte();
@@ -241,6 +245,10 @@ async fn parse(
         (body, content_type)
     };
     responses::keep(state, shape, &route.prefix, !translated, &body).await;
+    if let Some(slot) = ctx.cache.take() {
+        let usage = reply.usage;
+        super::cache::fill(state, slot, body.clone(), content_type, false, usage);
+    }
     let mut out = http::json_bytes(200, body);
     if let Some(ct) = content_type.and_then(|v| hyper::header::HeaderValue::from_str(v).ok()) {
         out.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);

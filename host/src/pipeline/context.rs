@@ -50,6 +50,10 @@ pub struct CallContext {
     pub admission: Option<crate::traffic::Admission>,
     /// The tightest limits' state, for the response's `x-ratelimit-*` headers.
     pub rate_headers: Option<crate::traffic::RateHeaders>,
+    /// A cache miss to fill with the answer (moves into a stream's task).
+    pub cache: Option<crate::cache::Slot>,
+    /// `x-aihub-cache` for the response: `hit` or `miss`, when the call was cacheable.
+    pub cache_status: Option<&'static str>,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -85,6 +89,8 @@ impl CallContext {
             key_id: principal.key_id,
             admission: None,
             rate_headers: None,
+            cache: None,
+            cache_status: None,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -109,6 +115,7 @@ impl CallContext {
                 credentials_tried: Vec::new(),
                 requested_model: None,
                 format: "openai_chat",
+                cache_hit: false,
             }),
         }
     }
@@ -141,6 +148,8 @@ impl CallContext {
             key_id: self.key_id,
             admission: self.admission.take(),
             rate_headers: None,
+            cache: self.cache.take(),
+            cache_status: None,
         }
     }
 
@@ -205,7 +214,13 @@ impl CallContext {
             return;
         };
         if let Some(mut a) = self.admission.take() {
-            a.settle(rec.input_tokens.saturating_add(rec.output_tokens));
+            // A cached answer used no upstream tokens.
+            let used = if rec.cache_hit {
+                0
+            } else {
+                rec.input_tokens.saturating_add(rec.output_tokens)
+            };
+            a.settle(used);
         }
         rec.status = status;
         rec.http_status = http_status;

@@ -148,7 +148,7 @@ async fn serve(
     describe(state, ctx, &call);
     let targets = resolve::resolve(state, ctx, &call.model)?;
     admit::admit(state, ctx, &call, targets.first())?;
-    if let Some(served) = cache::lookup(state, ctx, &call).await {
+    if let Some(served) = cache::lookup(state, ctx, &call, targets.first())? {
         return Ok(served);
     }
     attempts::run(state, ctx, &call, targets, trace).await

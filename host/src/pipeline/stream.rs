@@ -234,6 +234,8 @@ pub async fn pump(
         shape,
     } = out;
     let _open = GaugeGuard::new(&state.metrics.streams);
+    // What the client got, for a cache slot to keep once the stream ended properly.
+    let mut kept = ctx.cache.take().map(|slot| (slot, Vec::new()));
     let traced = !ctx.span.is_disabled();
     let pass_through = upstream.pass_through();
     let mut done = false;
@@ -263,6 +265,7 @@ pub async fn pump(
         if pass_through {
             for raw in upstream.take_raw() {
                 ctx.first_byte();
+                keep(&mut kept, &raw);
                 if tx.send(raw).await.is_err() {
                     ctx.usage(usage);
                     return;
@@ -272,6 +275,7 @@ pub async fn pump(
             let bytes = writer.chunks(&events.chunks);
             if !bytes.is_empty() {
                 ctx.first_byte();
+                keep(&mut kept, &bytes);
                 if tx.send(bytes).await.is_err() {
                     ctx.usage(usage);
                     return;
@@ -296,7 +300,12 @@ pub async fn pump(
                 if let Some(r) = writer.final_response() {
                     crate::inbound::responses::keep(&state, &shape, &route.prefix, false, &r).await;
                 }
+                keep(&mut kept, &end);
                 let _ = tx.send(end).await;
+            }
+            if let Some((slot, body)) = kept {
+                let ct = Some("text/event-stream");
+                super::cache::fill(&state, slot, Bytes::from(body), ct, true, usage);
             }
             ctx.ok();
         }
@@ -310,6 +319,18 @@ pub async fn pump(
                 let _ = tx.send(writer.fail(&e)).await;
             }
             ctx.fail(&e);
+        }
+    }
+}
+
+/// Adds what the client was sent to what a cache slot will keep; an answer that outgrows
+/// the slot is not kept at all.
+fn keep(kept: &mut Option<(crate::cache::Slot, Vec<u8>)>, bytes: &[u8]) {
+    if let Some((slot, buf)) = kept {
+        if buf.len() + bytes.len() > slot.max_bytes {
+            *kept = None;
+        } else {
+            buf.extend_from_slice(bytes);
         }
     }
 }

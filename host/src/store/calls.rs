@@ -70,6 +70,8 @@ pub struct CallRecord {
     pub requested_model: Option<String>,
     /// The client's wire format (`openai_chat`, `anthropic_messages`, ...).
     pub format: &'static str,
+    /// Answered from the response cache: no upstream call, no upstream cost.
+    pub cache_hit: bool,
 }
 
 /// Token counts above this are an upstream's nonsense, not usage: clamped so that sums in
@@ -265,8 +267,8 @@ impl Store {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO model_calls (request_id, app_id, provider, model, credential_id, endpoint, stream, status,
                     http_status, error_class, error_message, input_tokens, output_tokens, cached_tokens, cost_micros,
-                    latency_ms, ttfb_ms, attempts, created_at, credentials_tried, requested_model, format)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
+                    latency_ms, ttfb_ms, attempts, created_at, credentials_tried, requested_model, format, cache_hit)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
             )?;
             for r in batch {
                 insert.execute(params![
@@ -293,6 +295,7 @@ impl Store {
                         .then(|| serde_json::json!(r.credentials_tried).to_string()),
                     r.requested_model,
                     r.format,
+                    r.cache_hit,
                 ])?;
                 let hour = r.created_at.div_euclid(3_600_000) * 3600;
                 let s = rollup
@@ -383,10 +386,11 @@ pub struct CallRow {
     pub credentials_tried: Option<String>,
     pub requested_model: Option<String>,
     pub format: String,
+    pub cache_hit: bool,
 }
 
 /// Columns in CSV order; also the CSV header.
-pub const CALL_COLUMNS: [&str; 23] = [
+pub const CALL_COLUMNS: [&str; 24] = [
     "id",
     "request_id",
     "app_id",
@@ -410,6 +414,7 @@ pub const CALL_COLUMNS: [&str; 23] = [
     "credentials_tried",
     "requested_model",
     "format",
+    "cache_hit",
 ];
 
 fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
@@ -437,6 +442,7 @@ fn call_row(r: &Row<'_>) -> rusqlite::Result<CallRow> {
         credentials_tried: r.get(20)?,
         requested_model: r.get(21)?,
         format: r.get(22)?,
+        cache_hit: r.get(23)?,
     })
 }
 
@@ -582,6 +588,7 @@ pub(crate) fn sample(app: i64, model: &str, ok: bool, at: i64) -> CallRecord {
         credentials_tried: Vec::new(),
         requested_model: None,
         format: "openai_chat",
+        cache_hit: false,
     }
 }
 

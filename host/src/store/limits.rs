@@ -5,6 +5,9 @@ use crate::traffic::Limits;
 use rusqlite::{params, OptionalExtension};
 use std::collections::HashMap;
 
+/// Every stored limit: (per app, per key).
+pub type StoredLimits = (HashMap<i64, Limits>, HashMap<i64, Limits>);
+
 /// Whose limits: an app's or one of its keys'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
@@ -86,7 +89,7 @@ impl Store {
     }
 
     /// Every stored limit: (per app, per key). An unreadable row is left out and logged.
-    pub fn all_limits(&self) -> Result<(HashMap<i64, Limits>, HashMap<i64, Limits>), StoreError> {
+    pub fn all_limits(&self) -> Result<StoredLimits, StoreError> {
         let conn = self.conn()?;
         let read = |sql: &str| -> Result<HashMap<i64, Limits>, StoreError> {
             let mut stmt = conn.prepare(sql)?;

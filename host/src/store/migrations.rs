@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/0002_resilience.sql"),
     include_str!("../../../schema/0003_formats.sql"),
     include_str!("../../../schema/0004_limits.sql"),
+    include_str!("../../../schema/0005_cache.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -4,7 +4,7 @@
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
 use super::calls::{CallFilter, CallRow, ExportWindow};
-use super::limits::Scope;
+use super::limits::{Scope, StoredLimits};
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
@@ -18,7 +18,6 @@ use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::{Store, StoreError};
 use crate::traffic::Limits;
 use async_trait::async_trait;
-use std::collections::HashMap;
 
 /// The SQLite store with the cipher its secrets are sealed under.
 #[derive(Clone)]
@@ -217,7 +216,7 @@ impl LimitStore for SqliteStores {
     async fn put_limits(&self, scope: Scope, limits: Limits) -> Result<Limits> {
         self.run(move |s, _| s.put_limits(scope, &limits)).await
     }
-    async fn all_limits(&self) -> Result<(HashMap<i64, Limits>, HashMap<i64, Limits>)> {
+    async fn all_limits(&self) -> Result<StoredLimits> {
         self.run(|s, _| s.all_limits()).await
     }
 }

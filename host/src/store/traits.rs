@@ -6,7 +6,7 @@
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
 use super::calls::{CallFilter, CallRow, ExportWindow};
-use super::limits::Scope;
+use super::limits::{Scope, StoredLimits};
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
@@ -16,7 +16,6 @@ use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::StoreError;
 use crate::traffic::Limits;
 use async_trait::async_trait;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -112,7 +111,7 @@ pub trait LimitStore: Send + Sync {
     async fn get_limits(&self, scope: Scope) -> Result<Limits>;
     async fn put_limits(&self, scope: Scope, limits: Limits) -> Result<Limits>;
     /// Every stored limit: (per app, per key).
-    async fn all_limits(&self) -> Result<(HashMap<i64, Limits>, HashMap<i64, Limits>)>;
+    async fn all_limits(&self) -> Result<StoredLimits>;
 }
 
 /// OpenAI Responses kept for follow-up calls, per app.

@@ -190,7 +190,7 @@ pub fn admit(
     table: &LimitTable,
     counters: &Arc<dyn Counters>,
     ask: &Ask<'_>,
-) -> Result<Option<Admission>, Refused> {
+) -> Result<Option<Admission>, Box<Refused>> {
     let mut limits = Vec::new();
     let app = table.app(ask.app_id);
     let app_who = format!("app '{}'", ask.app_name);
@@ -300,10 +300,10 @@ pub fn admit(
             );
         }
         // Dropping `adm` frees the slots it took.
-        return Err(Refused {
+        return Err(Box::new(Refused {
             error: e,
             headers: adm.headers.clone(),
-        });
+        }));
     }
     Ok(Some(adm))
 }
