@@ -503,6 +503,36 @@ mod tests {
     use figment::Jail;
 
     #[test]
+    fn the_example_config_is_valid_and_its_commented_limits_parse() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/aihub.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        Jail::expect_with(|jail| {
+            // Uncomment the `[limits]` block: what the example shows must parse too.
+            let mut inside = false;
+            let uncommented: String = text
+                .lines()
+                .map(|l| {
+                    inside = (inside && !l.trim().is_empty()) || l == "# [limits]";
+                    if inside {
+                        l.trim_start_matches("# ").to_string()
+                    } else {
+                        l.to_string()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            jail.create_file("aihub.toml", &uncommented)?;
+            let c = Config::load_from(None, Env::prefixed("AIHUB_NONE_"), None)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.limits.all.rpm, Some(600));
+            assert_eq!(c.limits.models["openai/gpt-4o"].rpm, Some(60));
+            assert!(!c.cache.enabled);
+            assert_eq!(c.responses.retention_days, 30);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn layers_defaults_file_profile_env() {
         Jail::expect_with(|jail| {
             jail.create_file(
