@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 /// The CSV export's header line.
-const CSV_HEADER: &str = "id,request_id,app_id,provider,model,credential_id,endpoint,stream,status,http_status,error_class,error_message,input_tokens,output_tokens,cached_tokens,cost_micros,latency_ms,ttfb_ms,attempts,created_at,credentials_tried,requested_model,format";
+const CSV_HEADER: &str = "id,request_id,app_id,provider,model,credential_id,endpoint,stream,status,http_status,error_class,error_message,input_tokens,output_tokens,cached_tokens,cost_micros,latency_ms,ttfb_ms,attempts,created_at,credentials_tried,requested_model,format,cache_hit";
 
 const WAIT: Duration = Duration::from_secs(10);
 

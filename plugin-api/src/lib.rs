@@ -198,6 +198,7 @@ mod export;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod json;
+pub mod multipart;
 pub mod openai;
 pub mod options;
 mod sdk;

@@ -97,6 +97,8 @@ pub enum ModelKind {
     Chat,
     Embedding,
     Image,
+    /// Speech to text or text to speech.
+    Audio,
 }
 
 /// A configured provider instance, given to [`crate::Plugin::new`].
@@ -115,6 +117,13 @@ pub enum Endpoint {
     Chat,
     Embeddings,
     Images,
+    /// `POST /v1/audio/transcriptions`: a `multipart/form-data` upload (the body as the
+    /// client sent it; its content type, with the boundary, is in `Call::headers`).
+    AudioTranscriptions,
+    /// `POST /v1/audio/translations`: as transcriptions.
+    AudioTranslations,
+    /// `POST /v1/audio/speech`: JSON in, audio bytes out.
+    AudioSpeech,
 }
 
 impl Endpoint {
@@ -124,6 +133,9 @@ impl Endpoint {
             Endpoint::Chat => 0,
             Endpoint::Embeddings => 1,
             Endpoint::Images => 2,
+            Endpoint::AudioTranscriptions => 3,
+            Endpoint::AudioTranslations => 4,
+            Endpoint::AudioSpeech => 5,
         }
     }
     pub(crate) fn from_u8(v: u8) -> Option<Self> {
@@ -131,6 +143,9 @@ impl Endpoint {
             0 => Endpoint::Chat,
             1 => Endpoint::Embeddings,
             2 => Endpoint::Images,
+            3 => Endpoint::AudioTranscriptions,
+            4 => Endpoint::AudioTranslations,
+            5 => Endpoint::AudioSpeech,
             _ => return None,
         })
     }

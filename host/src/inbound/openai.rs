@@ -151,6 +151,23 @@ pub async fn read_call(
 ) -> Result<CanonicalCall, ApiError> {
     let (parts, body) = req.into_parts();
     let body = read_body_of(&parts.headers, parts.version, body, max_body_bytes).await?;
+    if matches!(
+        endpoint,
+        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+    ) {
+        let model = upload_model(&parts.headers, &body)?;
+        return Ok(CanonicalCall {
+            format: Format::OpenAiChat,
+            endpoint,
+            body: Ok(body),
+            native: None,
+            model,
+            stream: false,
+            include_usage: false,
+            headers: parts.headers,
+            shape: super::reshape::Shape::chat(),
+        });
+    }
     let head = parse_head(&body)?;
     let model = model_of(&head)?;
     match endpoint {
@@ -161,6 +178,9 @@ pub async fn read_call(
             return Err(ApiError::MissingField("input"))
         }
         Endpoint::Images if head.prompt.is_none() => return Err(ApiError::MissingField("prompt")),
+        Endpoint::AudioSpeech if head.input.is_none() => {
+            return Err(ApiError::MissingField("input"))
+        }
         _ => {}
     }
     let stream = endpoint == Endpoint::Chat && head.stream.unwrap_or(false);
@@ -180,6 +200,28 @@ pub async fn read_call(
         headers: parts.headers,
         shape: super::reshape::Shape::chat(),
     })
+}
+
+/// The `model` field of an audio upload, which must also carry a `file`.
+fn upload_model(headers: &hyper::HeaderMap, body: &[u8]) -> Result<String, ApiError> {
+    use plugin_api::multipart;
+    let content_type = headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = multipart::boundary(content_type).ok_or_else(|| ApiError::InvalidField {
+        field: "body",
+        message: "an audio upload must be sent as multipart/form-data (with a boundary), with 'file' and 'model' fields".into(),
+    })?;
+    if multipart::field(body, boundary, "file").is_none() {
+        return Err(ApiError::MissingField("file"));
+    }
+    let model = multipart::field(body, boundary, "model").ok_or(ApiError::MissingField("model"))?;
+    let model = std::str::from_utf8(model).map_err(|_| ApiError::InvalidField {
+        field: "model",
+        message: "must be text such as \"openai/whisper-1\"".into(),
+    })?;
+    model_value(Some(&serde_json::Value::String(model.trim().to_string())))
 }
 
 pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {

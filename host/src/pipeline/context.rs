@@ -61,6 +61,9 @@ pub fn endpoint_name(e: Endpoint) -> &'static str {
         Endpoint::Chat => "chat",
         Endpoint::Embeddings => "embeddings",
         Endpoint::Images => "images",
+        Endpoint::AudioTranscriptions => "audio_transcriptions",
+        Endpoint::AudioTranslations => "audio_translations",
+        Endpoint::AudioSpeech => "audio_speech",
     }
 }
 

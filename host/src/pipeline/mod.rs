@@ -49,6 +49,9 @@ fn operation(e: Endpoint) -> &'static str {
         Endpoint::Chat => "chat",
         Endpoint::Embeddings => "embeddings",
         Endpoint::Images => "image_generation",
+        Endpoint::AudioTranscriptions => "transcription",
+        Endpoint::AudioTranslations => "translation",
+        Endpoint::AudioSpeech => "speech",
     }
 }
 
@@ -144,6 +147,15 @@ async fn serve(
     if let Some(rec) = ctx.rec() {
         rec.model = call.model.chars().take(200).collect();
         rec.stream = call.stream;
+    }
+    if matches!(
+        endpoint,
+        Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+    ) {
+        // A file upload: nothing in it to describe or capture.
+        let targets = resolve::resolve(state, ctx, &call.model)?;
+        admit::admit(state, ctx, &call, targets.first())?;
+        return attempts::run(state, ctx, &call, targets, trace).await;
     }
     describe(state, ctx, &call);
     let targets = resolve::resolve(state, ctx, &call.model)?;

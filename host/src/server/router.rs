@@ -44,6 +44,18 @@ pub async fn dispatch(
         (Some("/images/generations"), _) if method == Method::POST => {
             handle(state, req, Endpoint::Images, Format::OpenAiChat, request_id).await
         }
+        (Some("/audio/transcriptions"), _) if method == Method::POST => {
+            let e = Endpoint::AudioTranscriptions;
+            handle(state, req, e, Format::OpenAiChat, request_id).await
+        }
+        (Some("/audio/translations"), _) if method == Method::POST => {
+            let e = Endpoint::AudioTranslations;
+            handle(state, req, e, Format::OpenAiChat, request_id).await
+        }
+        (Some("/audio/speech"), _) if method == Method::POST => {
+            let e = Endpoint::AudioSpeech;
+            handle(state, req, e, Format::OpenAiChat, request_id).await
+        }
         (Some("/messages"), _) if method == Method::POST => {
             handle(
                 state,
@@ -121,7 +133,10 @@ pub async fn dispatch(
                 | "/messages"
                 | "/responses"
                 | "/completions"
-                | "/messages/count_tokens",
+                | "/messages/count_tokens"
+                | "/audio/transcriptions"
+                | "/audio/translations"
+                | "/audio/speech",
             ),
             _,
         ) => Err(not_allowed(&method, path)),

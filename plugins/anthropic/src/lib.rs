@@ -82,7 +82,8 @@ impl Plugin for Anthropic {
         if call.endpoint != Endpoint::Chat {
             let what = match call.endpoint {
                 Endpoint::Embeddings => "embeddings are",
-                _ => "image generation is",
+                Endpoint::Images => "image generation is",
+                _ => "audio is",
             };
             return Err(ProviderError::bad_request(format!(
                 "{what} not supported by anthropic"

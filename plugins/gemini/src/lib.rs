@@ -127,6 +127,11 @@ impl Plugin for Gemini {
                     "image generation is not supported by the gemini provider",
                 ))
             }
+            _ => {
+                return Err(ProviderError::bad_request(
+                    "audio is not supported by the gemini provider",
+                ))
+            }
         };
         let mut req = HttpRequest::post(format!("{}/{model}:{method}", self.base_url));
         for (k, v) in &self.headers {
@@ -148,6 +153,9 @@ impl Plugin for Gemini {
             Endpoint::Embeddings => embed::reply(call, response.body),
             Endpoint::Images => Err(ProviderError::bad_request(
                 "image generation is not supported by the gemini provider",
+            )),
+            _ => Err(ProviderError::bad_request(
+                "audio is not supported by the gemini provider",
             )),
         }
     }

@@ -12,6 +12,7 @@
 //! ([`Format::OpenAiResponses`]): they go to `/responses` and come back as pass-through.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod audio;
 mod config;
 mod errors;
 mod manifest;
@@ -64,6 +65,9 @@ impl OpenAi {
             Endpoint::Chat => "chat/completions",
             Endpoint::Embeddings => "embeddings",
             Endpoint::Images => "images/generations",
+            Endpoint::AudioTranscriptions => "audio/transcriptions",
+            Endpoint::AudioTranslations => "audio/translations",
+            Endpoint::AudioSpeech => "audio/speech",
         };
         match &self.settings.flavor {
             Flavor::OpenAi => format!("{base}/{path}"),
@@ -163,6 +167,17 @@ impl OpenAi {
         req
     }
 
+    /// An audio upload: the client's multipart body with only the `model` field changed.
+    fn prepare_upload(&self, call: &Call<'_>, model: &str) -> Result<Prepared, ProviderError> {
+        let content_type = call.header("content-type").unwrap_or_default();
+        let model = self.upstream_model(model);
+        let body = audio::upload_body(call.body, content_type, model)?;
+        let mut req = HttpRequest::post(self.url(call.endpoint, model));
+        req.body = body;
+        req = req.header("content-type", content_type);
+        Ok(Prepared::Upstream(self.with_headers(req, call)))
+    }
+
     /// A Responses-format call: the client's body with only `model` changed.
     fn prepare_responses(&self, call: &Call<'_>, model: &str) -> Result<Prepared, ProviderError> {
         if call.endpoint != Endpoint::Chat {
@@ -214,6 +229,12 @@ impl Plugin for OpenAi {
         if is_responses(call)? {
             return self.prepare_responses(call, model);
         }
+        if matches!(
+            call.endpoint,
+            Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
+        ) {
+            return self.prepare_upload(call, model);
+        }
         let mut body = RawObject::parse(call.body)
             .map_err(|e| ProviderError::bad_request(format!("invalid request body: {e}")))?;
         if call.endpoint == Endpoint::Chat
@@ -244,6 +265,9 @@ impl Plugin for OpenAi {
         }
         if responses {
             return responses::reply(response.body);
+        }
+        if audio::is_audio(call.endpoint) {
+            return Ok(audio::reply(response.body));
         }
         if !looks_like_object(response.body) {
             return Err(ProviderError::upstream(
