@@ -22,7 +22,7 @@ pub fn from_response(resp: &Response<'_>) -> ProviderError {
         .and_then(message_of)
         .unwrap_or_else(|| raw_message(status, resp.body));
     let class = match status {
-        // Out of credits: the key's problem, another key may work.
+        // A refused key, or one out of credits (402): another key may work.
         401..=403 => ErrorClass::Auth,
         429 => ErrorClass::RateLimited,
         408 | 504 => ErrorClass::Timeout,
