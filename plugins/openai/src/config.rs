@@ -17,6 +17,9 @@
 //!   for OpenAI itself (`api.openai.com`, whose streams already are exactly what the
 //!   client gets), false elsewhere (some servers report usage where OpenAI does not, and
 //!   the decoder then writes the usage chunk the client asked for).
+//! - `single_choice`: refuse chat calls asking for more than one choice (`n` > 1) with a
+//!   clear bad request instead of sending them. Default true for Poe (`poe` prefix or
+//!   `api.poe.com`), whose bots answer once per request and document `n` as 1 only.
 
 use plugin_api::serde_json::Value;
 use plugin_api::ProviderConfig;
@@ -47,6 +50,7 @@ pub(crate) struct Settings {
     pub headers: Vec<(String, String)>,
     pub stream_usage: bool,
     pub stream_pass_through: bool,
+    pub single_choice: bool,
 }
 
 impl Settings {
@@ -128,12 +132,24 @@ impl Settings {
             }
         };
 
+        let poe = config.prefix == "poe" || host == "api.poe.com";
+        let single_choice = match options.get("single_choice") {
+            None | Some(Value::Null) => poe,
+            Some(Value::Bool(b)) => *b,
+            Some(other) => {
+                return Err(fail(format!(
+                    "options.single_choice must be true or false, got {other}"
+                )))
+            }
+        };
+
         Ok(Settings {
             base_url,
             flavor,
             headers,
             stream_usage,
             stream_pass_through,
+            single_choice,
         })
     }
 }
@@ -293,6 +309,27 @@ mod tests {
         ))
         .unwrap();
         assert!(s.stream_usage);
+        assert!(!s.single_choice);
+        let s = Settings::from_config(&cfg("poe", "https://api.poe.com/v1", Value::Null)).unwrap();
+        assert!(s.single_choice && s.stream_usage);
+        let s =
+            Settings::from_config(&cfg("bots", "https://api.poe.com/v1/", Value::Null)).unwrap();
+        assert!(s.single_choice, "recognised by host too");
+        let s = Settings::from_config(&cfg(
+            "poe",
+            "https://api.poe.com/v1",
+            json!({"single_choice": false}),
+        ))
+        .unwrap();
+        assert!(!s.single_choice);
+        let s = Settings::from_config(&cfg(
+            "doubao",
+            "https://ark.cn-beijing.volces.com/api/v3",
+            Value::Null,
+        ))
+        .unwrap();
+        assert_eq!(s.flavor, Flavor::OpenAi);
+        assert!(s.stream_usage && !s.single_choice && !s.stream_pass_through);
     }
 
     #[test]
@@ -306,6 +343,7 @@ mod tests {
             json!({"headers": {"X-A": "a\r\nb"}}),
             json!({"headers": {"Host": "h"}}),
             json!({"stream_usage": "yes"}),
+            json!({"single_choice": 1}),
             json!({"flavor": "azure", "api_version": "2024 10"}),
             json!({"flavor": "azure", "deployments": {"gpt-4o": 3}}),
         ] {

@@ -1,5 +1,5 @@
 //! `openai`: OpenAI's API and the many servers that speak it (DeepSeek, xAI, OpenRouter,
-//! Groq, Mistral, Together, Ollama, Azure OpenAI).
+//! Groq, Mistral, Together, Doubao on Volcengine Ark, Poe, Ollama, Azure OpenAI).
 //!
 //! The consumer API already is OpenAI's, so this plugin translates as little as
 //! possible: bodies go upstream and replies come back byte for byte (whole replies as
@@ -194,6 +194,23 @@ impl OpenAi {
     }
 }
 
+/// Refuses `n` > 1 for upstreams that answer once per request (Poe), which would
+/// otherwise fail or quietly return one choice. `n` of 1 or null goes on as sent.
+fn check_single_choice(body: &RawObject<'_>) -> Result<(), ProviderError> {
+    let Some(raw) = body.get("n") else {
+        return Ok(());
+    };
+    let n: Option<f64> = serde_json::from_str(raw)
+        .map_err(|_| ProviderError::bad_request("'n' must be a number"))?;
+    match n {
+        Some(n) if n > 1.0 => Err(ProviderError::bad_request(format!(
+            "this provider returns one choice per request: 'n' must be 1, got {raw}"
+        ))
+        .with_code("unsupported_parameter")),
+        _ => Ok(()),
+    }
+}
+
 /// Whether the call is in the Responses format (true) or OpenAI's canonical one.
 fn is_responses(call: &Call<'_>) -> Result<bool, ProviderError> {
     match call.format {
@@ -243,6 +260,9 @@ impl Plugin for OpenAi {
             return Err(ProviderError::bad_request(
                 "'messages' must be an array of chat messages",
             ));
+        }
+        if call.endpoint == Endpoint::Chat && self.settings.single_choice {
+            check_single_choice(&body)?;
         }
         let model = self.upstream_model(model);
         let model_json = serde_json::to_string(model)

@@ -58,9 +58,9 @@ fn provider(
     key_env: Option<&str>,
     models: Vec<ModelSpec>,
 ) -> ProviderSpec {
-    // Every server here takes OpenAI chat as it is; OpenAI itself also Responses.
+    // Every server here takes OpenAI chat as it is; OpenAI and Poe also Responses.
     let mut native_formats = vec![Format::OpenAiChat];
-    if prefix == "openai" {
+    if matches!(prefix, "openai" | "poe") {
         native_formats.push(Format::OpenAiResponses);
     }
     ProviderSpec {
@@ -109,6 +109,33 @@ fn azure_models() -> Vec<ModelSpec> {
     ]
 }
 
+/// Volcengine Ark names models by id (`doubao-seed-1-6-250615`) or by the operator's
+/// endpoint id (`ep-...`); both pass through as the model. Prices: Ark's CNY list prices
+/// for the shortest input tier (prompts up to 32k tokens) converted at about 7.2 CNY to
+/// the USD, from memory: to be checked against the console.
+fn doubao_models() -> Vec<ModelSpec> {
+    vec![
+        chat("doubao-seed-1-6-250615", 256_000, 0.11, 1.11),
+        chat("doubao-seed-1-6-thinking-250715", 256_000, 0.11, 1.11),
+        chat("doubao-seed-1-6-flash-250715", 256_000, 0.02, 0.21),
+        chat("doubao-1-5-pro-32k-250115", 32_768, 0.11, 0.28),
+        embedding("doubao-embedding-text-240715", 4_096, 0.07),
+    ]
+}
+
+/// Poe addresses bots by name; it bills in compute points per message, which vary by
+/// bot and by message, so no per-token price is set.
+fn poe_models() -> Vec<ModelSpec> {
+    let bot = |id: &str, context: u32| model(id, ModelKind::Chat, Some(context), None, None);
+    vec![
+        bot("Claude-Sonnet-4", 200_000),
+        bot("GPT-4o", 128_000),
+        bot("Gemini-2.5-Pro", 1_048_576),
+        bot("Grok-4", 256_000),
+        bot("Llama-3.1-405B", 128_000),
+    ]
+}
+
 /// Local models cost nothing per token; their context depends on how Ollama runs them.
 fn ollama_models() -> Vec<ModelSpec> {
     let local = |id: &str, kind| model(id, kind, None, Some(0.0), Some(0.0));
@@ -125,7 +152,7 @@ pub(crate) fn manifest() -> Manifest {
     Manifest {
         name: "openai".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        description: "OpenAI and OpenAI-compatible APIs (DeepSeek, xAI, OpenRouter, Groq, Mistral, Together, Ollama, Azure OpenAI)".into(),
+        description: "OpenAI and OpenAI-compatible APIs (DeepSeek, xAI, OpenRouter, Groq, Mistral, Together, Doubao/Volcengine Ark, Poe, Ollama, Azure OpenAI)".into(),
         abi_version: 0, // filled in by export_plugin!
         providers: vec![
             provider("openai", "https://api.openai.com/v1", AuthScheme::Bearer, Some("OPENAI_API_KEY"), openai_models()),
@@ -197,6 +224,14 @@ pub(crate) fn manifest() -> Manifest {
                     chat("deepseek-ai/DeepSeek-V3", 131_072, 1.25, 1.25),
                 ],
             ),
+            provider(
+                "doubao",
+                "https://ark.cn-beijing.volces.com/api/v3",
+                AuthScheme::Bearer,
+                Some("ARK_API_KEY"),
+                doubao_models(),
+            ),
+            provider("poe", "https://api.poe.com/v1", AuthScheme::Bearer, Some("POE_API_KEY"), poe_models()),
             provider("ollama", "http://127.0.0.1:11434/v1", AuthScheme::None, None, ollama_models()),
             provider(
                 "azure",

@@ -21,7 +21,7 @@ fn cdylib_loads_and_translates_through_the_abi() {
     let lib = PluginLibrary::load(&library_path()).expect("loads");
     assert_eq!(lib.manifest().name, "openai");
     assert_eq!(lib.manifest().abi_version, ABI_VERSION);
-    assert_eq!(lib.manifest().providers.len(), 9);
+    assert_eq!(lib.manifest().providers.len(), 11);
 
     let err = lib
         .new_adapter(&ProviderConfig {

@@ -5,6 +5,7 @@ mod abi;
 mod common;
 mod manifest;
 mod parse;
+mod prefixes;
 mod prepare;
 mod responses;
 mod stream;

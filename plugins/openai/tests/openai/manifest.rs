@@ -53,6 +53,18 @@ fn manifest_lists_every_provider_with_its_documented_endpoint() {
             Some("TOGETHER_API_KEY"),
         ),
         (
+            "doubao",
+            "https://ark.cn-beijing.volces.com/api/v3",
+            AuthScheme::Bearer,
+            Some("ARK_API_KEY"),
+        ),
+        (
+            "poe",
+            "https://api.poe.com/v1",
+            AuthScheme::Bearer,
+            Some("POE_API_KEY"),
+        ),
+        (
             "ollama",
             "http://127.0.0.1:11434/v1",
             AuthScheme::None,
@@ -129,6 +141,23 @@ fn well_known_prices() {
         .is_some());
     assert!(find("xai", "grok-4").output_price_per_mtok.is_some());
     assert_eq!(find("ollama", "llama3.2").input_price_per_mtok, Some(0.0));
+    let seed = find("doubao", "doubao-seed-1-6-250615");
+    assert_eq!(
+        (seed.kind, seed.context_window),
+        (ModelKind::Chat, Some(256_000))
+    );
+    assert!(seed.output_price_per_mtok > seed.input_price_per_mtok);
+    assert_eq!(
+        find("doubao", "doubao-embedding-text-240715").kind,
+        ModelKind::Embedding
+    );
+    // Poe bills in points per message: no per-token price.
+    let bot = find("poe", "Claude-Sonnet-4");
+    assert_eq!(
+        (bot.input_price_per_mtok, bot.output_price_per_mtok),
+        (None, None)
+    );
+    assert!(find("poe", "GPT-4o").context_window.is_some());
 }
 
 #[test]
