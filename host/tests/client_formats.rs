@@ -8,7 +8,6 @@ mod common;
 use common::formats::{anthropic_fixture, start};
 use common::*;
 use serde_json::{json, Value};
-use std::time::Duration;
 
 async fn post(s: &TestServer, path: &str, body: &Value) -> reqwest::Response {
     s.post_json(path, body).await
@@ -197,25 +196,12 @@ async fn messages_to_the_anthropic_plugin_pass_through_untranslated() {
     assert_eq!(sent["system"], body["system"]);
     assert_eq!(sent["future_field"], json!({"x": 1.50}));
 
-    let calls = wait_for_calls(&f.server, 2).await;
+    let calls = f.server.calls_at_least(2).await;
     let stream_call = calls.iter().find(|c| c["stream"] == true).unwrap();
     assert_eq!(stream_call["format"], "anthropic_messages");
     assert_eq!(stream_call["provider"], "anthropic");
     assert_eq!(stream_call["cached_tokens"], 2048, "{stream_call}");
     assert_eq!(stream_call["output_tokens"], 15, "{stream_call}");
-}
-
-/// The calls the admin API lists, once at least `n` were written.
-async fn wait_for_calls(s: &TestServer, n: usize) -> Vec<Value> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let v: Value = s.admin_get("/api/admin/calls").await.json().await.unwrap();
-        let data = v["data"].as_array().cloned().unwrap_or_default();
-        if data.len() >= n || tokio::time::Instant::now() > deadline {
-            return data;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 #[tokio::test]
@@ -639,7 +625,7 @@ async fn legacy_completions_are_served_through_chat() {
         .filter_map(|c| c["choices"][0]["text"].as_str().map(String::from))
         .collect();
     assert_eq!(text, "streamed words");
-    let calls = wait_for_calls(s, 2).await;
+    let calls = s.calls_at_least(2).await;
     assert!(
         calls.iter().all(|c| c["format"] == "openai_completions"),
         "{calls:?}"
@@ -698,7 +684,7 @@ async fn responses_to_openai_pass_through_untranslated() {
         &resp.bytes().await.unwrap()[..],
         &common::formats::openai_responses_fixture(true)[..]
     );
-    let calls = wait_for_calls(s, 3).await;
+    let calls = s.calls_at_least(3).await;
     assert!(
         calls.iter().all(|c| c["format"] == "openai_responses"),
         "{calls:?}"

@@ -105,14 +105,7 @@ async fn a_miss_then_a_hit_whole_and_streamed_with_the_upstream_called_once() {
     assert_eq!(cached.calls(), 4);
 
     // Hits are recorded as calls, with no upstream cost.
-    let mut calls = s.all_calls("").await;
-    for _ in 0..100 {
-        if calls.len() >= 7 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        calls = s.all_calls("").await;
-    }
+    let calls = s.calls_at_least(7).await;
     let hits: Vec<&Value> = calls.iter().filter(|c| c["cache_hit"] == true).collect();
     assert_eq!(hits.len(), 2, "{calls:?}");
     assert!(hits

@@ -1362,6 +1362,19 @@ impl TestServer {
         (id, key, kid)
     }
 
+    /// Every call row, once at least `n` are written (the call log writes off the request
+    /// path), or what there is after 10 s.
+    pub async fn calls_at_least(&self, n: usize) -> Vec<Value> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let calls = self.all_calls("").await;
+            if calls.len() >= n || Instant::now() > deadline {
+                return calls;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Every call row matching `query` (e.g. `app=3&status=ok`, or empty), newest first,
     /// following `next_cursor` with pages of 1000.
     pub async fn all_calls(&self, query: &str) -> Vec<Value> {

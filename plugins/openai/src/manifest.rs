@@ -51,6 +51,12 @@ fn image(id: &str) -> ModelSpec {
     model(id, ModelKind::Image, None, None, None)
 }
 
+/// Speech to text or text to speech (priced per minute or per character upstream, which
+/// per-token rates do not express).
+fn audio(id: &str) -> ModelSpec {
+    model(id, ModelKind::Audio, None, None, None)
+}
+
 fn provider(
     prefix: &str,
     base_url: &str,
@@ -91,6 +97,12 @@ fn openai_models() -> Vec<ModelSpec> {
         embedding("text-embedding-ada-002", 8_191, 0.10),
         image("gpt-image-1"),
         image("dall-e-3"),
+        audio("whisper-1"),
+        audio("gpt-4o-transcribe"),
+        audio("gpt-4o-mini-transcribe"),
+        audio("tts-1"),
+        audio("tts-1-hd"),
+        audio("gpt-4o-mini-tts"),
     ]
 }
 
