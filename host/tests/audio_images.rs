@@ -40,6 +40,11 @@ fn audio_mock(req: &Recorded) -> MockReply {
         body,
     };
     if req.uri.ends_with("/audio/speech") {
+        if req.json()["model"] == "tts-cut" {
+            // Some audio, slowly, then the connection drops.
+            let pieces = vec![json!("frame-1"), json!("frame-2")];
+            return MockReply::sse(pieces, std::time::Duration::from_millis(200), SseEnd::Cut);
+        }
         return raw(200, "audio/mpeg", audio_bytes(300_000));
     }
     if req.uri.ends_with("/audio/transcriptions") || req.uri.ends_with("/audio/translations") {
@@ -122,6 +127,22 @@ async fn a_transcription_upload_and_a_speech_download_pass_through_unchanged() {
     assert_eq!(content_type(&resp), "audio/mpeg");
     assert_eq!(resp.bytes().await.unwrap().to_vec(), audio_bytes(300_000));
     assert_eq!(mock.requests()[2].json()["model"], "tts-1");
+    // Streamed as it comes: the first bytes arrive before the upstream is done, and an
+    // upstream that drops mid-way cuts the download (no clean end).
+    let mut resp = s
+        .post_json(
+            "/v1/audio/speech",
+            &json!({"model": "openai/tts-cut", "input": "x", "voice": "alloy"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap().expect("first bytes");
+    assert!(String::from_utf8_lossy(&first).contains("frame-1"));
+    let mut rest = Ok(Some(bytes::Bytes::new()));
+    while let Ok(Some(_)) = rest {
+        rest = resp.chunk().await;
+    }
+    assert!(rest.is_err(), "a cut download must not end cleanly");
 
     // Bad uploads are the client's error, in OpenAI's shape.
     let e = expect_error(

@@ -639,12 +639,13 @@ const MAX_EXPORT_ROWS: i64 = 1_000_000;
 const EXPORT_PAGE: usize = 1000;
 
 /// Streams the calls of `window` as CSV, a page at a time, so an export of any size holds
-/// one page in memory. A store error midway ends the body early (the status is sent).
+/// one page in memory. A store error midway cuts the body (the status was sent already), so
+/// the client sees an incomplete transfer, not a short export.
 async fn export_csv(
     calls: Arc<dyn CallQueries>,
     mut filter: CallFilter,
     window: ExportWindow,
-    tx: tokio::sync::mpsc::Sender<bytes::Bytes>,
+    tx: tokio::sync::mpsc::Sender<Result<bytes::Bytes, http::StreamCut>>,
 ) {
     let writer = || {
         csv::WriterBuilder::new()
@@ -654,7 +655,9 @@ async fn export_csv(
     let mut out = writer();
     let _ = out.write_record(CALL_COLUMNS);
     let Some(top) = window.top else {
-        let _ = tx.send(out.into_inner().unwrap_or_default().into()).await;
+        let _ = tx
+            .send(Ok(out.into_inner().unwrap_or_default().into()))
+            .await;
         return;
     };
     filter.cursor = Some(top.saturating_add(1));
@@ -665,6 +668,7 @@ async fn export_csv(
             Ok(page) => page,
             Err(e) => {
                 tracing::warn!(error = %e, "call export stopped early: store error");
+                let _ = tx.send(Err(http::StreamCut)).await;
                 return;
             }
         };
@@ -675,7 +679,7 @@ async fn export_csv(
         let chunk = std::mem::replace(&mut out, writer())
             .into_inner()
             .unwrap_or_default();
-        if tx.send(chunk.into()).await.is_err() {
+        if tx.send(Ok(chunk.into())).await.is_err() {
             return; // the client went away
         }
         match next {

@@ -183,7 +183,9 @@ pub async fn read_call(
         }
         _ => {}
     }
-    let stream = endpoint == Endpoint::Chat && head.stream.unwrap_or(false);
+    // Speech is always streamed: the audio reaches the client as it is made.
+    let stream = (endpoint == Endpoint::Chat && head.stream.unwrap_or(false))
+        || endpoint == Endpoint::AudioSpeech;
     let include_usage = stream
         && head
             .stream_options

@@ -143,6 +143,9 @@ async fn try_attempt(
             let status = resp.status().as_u16();
             span.record("http.response.status_code", i64::from(status));
             if call.stream && resp.status().is_success() {
+                // Audio streams as the bytes it is, under the upstream's content type.
+                let binary = call.endpoint == plugin_api::Endpoint::AudioSpeech;
+                let content_type = resp.headers().get(hyper::header::CONTENT_TYPE).cloned();
                 let decoder = route.adapter.stream(call).map_err(ApiError::Provider)?;
                 let mut upstream = stream::UpstreamStream::new(
                     decoder,
@@ -150,6 +153,9 @@ async fn try_attempt(
                     route.timeouts.idle,
                     state.config.upstream.max_response_bytes,
                 );
+                if binary {
+                    upstream.forward_eagerly();
+                }
                 // An error mid-stream is scrubbed of the keys this attempt sent, too.
                 upstream.keep_secrets(sent.iter().copied().chain(call.credential.secrets()));
                 // Nothing has reached the client yet: a stream that fails before its first
@@ -163,6 +169,7 @@ async fn try_attempt(
                 let stream_ctx = ctx.take_for_stream();
                 let out = stream::Out {
                     tx,
+                    binary,
                     writer: writer(),
                     shape: shape.clone(),
                 };
@@ -178,9 +185,15 @@ async fn try_attempt(
                     )
                     .instrument(span),
                 );
-                return Ok(Served::Streaming(http::event_stream(BodyExt::boxed(
-                    ChannelBody::new(rx),
-                ))));
+                let body = BodyExt::boxed(ChannelBody::new(rx));
+                if binary {
+                    let mut resp = hyper::Response::new(body);
+                    if let Some(ct) = content_type {
+                        resp.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
+                    }
+                    return Ok(Served::Streaming(resp));
+                }
+                return Ok(Served::Streaming(http::event_stream(body)));
             }
             let (head, body) = resp.into_parts();
             let bytes = state

@@ -103,6 +103,9 @@ pub struct UpstreamStream {
     pass_through: bool,
     /// Upstream bytes read but not yet sent (pass-through only).
     raw: Vec<Bytes>,
+    /// The first bytes count as output (a body of bytes, not events: nothing in it would
+    /// ever say more).
+    eager: bool,
 }
 
 impl UpstreamStream {
@@ -117,7 +120,17 @@ impl UpstreamStream {
             received: 0,
             ended: false,
             secrets: Vec::new(),
+            eager: false,
         }
+    }
+
+    /// Bytes go to the client as soon as they arrive (audio).
+    pub fn forward_eagerly(&mut self) {
+        self.eager = true;
+    }
+
+    fn eager_bytes_waiting(&self) -> bool {
+        self.eager && !self.raw.is_empty()
     }
 
     pub fn keep_secrets<'a>(&mut self, secrets: impl IntoIterator<Item = &'a str>) {
@@ -196,7 +209,11 @@ impl UpstreamStream {
                     return Err(ApiError::Provider(e))
                 }
                 Next::Output(out, None)
-                    if out.chunks.is_empty() && out.usage.is_none() && !out.done && !self.ended =>
+                    if out.chunks.is_empty()
+                        && out.usage.is_none()
+                        && !out.done
+                        && !self.ended
+                        && !self.eager_bytes_waiting() =>
                 {
                     continue
                 }
@@ -209,7 +226,10 @@ impl UpstreamStream {
 /// Where a stream's output goes: the client's channel, through the writer that makes the
 /// plugin's chunks into the client's format.
 pub struct Out {
-    pub tx: mpsc::Sender<Bytes>,
+    pub tx: mpsc::Sender<Result<Bytes, crate::server::http::StreamCut>>,
+    /// The body is not an event stream (audio): a failure cuts it instead of ending it
+    /// with an error event.
+    pub binary: bool,
     pub writer: Writer,
     /// For keeping a streamed Responses reply once it ends.
     pub shape: Arc<Shape>,
@@ -230,6 +250,7 @@ pub async fn pump(
 ) {
     let Out {
         tx,
+        binary,
         mut writer,
         shape,
     } = out;
@@ -266,7 +287,7 @@ pub async fn pump(
             for raw in upstream.take_raw() {
                 ctx.first_byte();
                 keep(&mut kept, &raw);
-                if tx.send(raw).await.is_err() {
+                if tx.send(Ok(raw)).await.is_err() {
                     ctx.usage(usage);
                     return;
                 }
@@ -276,7 +297,7 @@ pub async fn pump(
             if !bytes.is_empty() {
                 ctx.first_byte();
                 keep(&mut kept, &bytes);
-                if tx.send(bytes).await.is_err() {
+                if tx.send(Ok(bytes)).await.is_err() {
                     ctx.usage(usage);
                     return;
                 }
@@ -301,7 +322,7 @@ pub async fn pump(
                     crate::inbound::responses::keep(&state, &shape, &route.prefix, false, &r).await;
                 }
                 keep(&mut kept, &end);
-                let _ = tx.send(end).await;
+                let _ = tx.send(Ok(end)).await;
             }
             if let Some((slot, body)) = kept {
                 let ct = Some("text/event-stream");
@@ -311,12 +332,14 @@ pub async fn pump(
         }
         Err(e) => {
             tracing::warn!(provider = %route.prefix, error = %e, "stream failed after it began");
-            if pass_through {
+            if binary {
+                let _ = tx.send(Err(crate::server::http::StreamCut)).await;
+            } else if pass_through {
                 // The upstream's bytes may have stopped mid-event: close it first.
-                let _ = tx.send(Bytes::from_static(b"\n\n")).await;
-                let _ = tx.send(ctx.format.stream_error(&e)).await;
+                let _ = tx.send(Ok(Bytes::from_static(b"\n\n"))).await;
+                let _ = tx.send(Ok(ctx.format.stream_error(&e))).await;
             } else {
-                let _ = tx.send(writer.fail(&e)).await;
+                let _ = tx.send(Ok(writer.fail(&e))).await;
             }
             ctx.fail(&e);
         }

@@ -6,7 +6,6 @@ use crate::server::http::Body;
 use crate::server::io::ConnState;
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -114,12 +113,12 @@ impl TrackedBody {
 
 impl HttpBody for TrackedBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = crate::server::http::StreamCut;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = self.get_mut();
         let r = Pin::new(&mut this.inner).poll_frame(cx);
         if let Poll::Ready(None) = r {

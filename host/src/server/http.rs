@@ -10,14 +10,30 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
-pub type Body = BoxBody<Bytes, Infallible>;
+pub type Body = BoxBody<Bytes, StreamCut>;
+
+/// A streamed body that failed after it began and has no error event of its own to end
+/// with (audio bytes): hyper then ends the response without its last chunk (HTTP/1.1) or
+/// resets the stream (HTTP/2), so the client sees a cut, not a finished answer.
+#[derive(Debug)]
+pub struct StreamCut;
+
+impl std::fmt::Display for StreamCut {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the upstream stream failed after it began")
+    }
+}
+
+impl std::error::Error for StreamCut {}
 
 /// Response extension: the handler already wrote the access-log line.
 #[derive(Clone, Copy, Debug)]
 pub struct Logged;
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).boxed()
+    Full::new(bytes.into())
+        .map_err(|never: Infallible| match never {})
+        .boxed()
 }
 
 fn build(status: u16, content_type: &'static str, body: Body) -> Response<Body> {
@@ -63,24 +79,24 @@ pub fn event_stream(body: Body) -> Response<Body> {
 /// A streamed response body fed by a channel. When the client goes away hyper drops the
 /// body, the receiver closes, and the producing task sees it and stops the upstream.
 pub struct ChannelBody {
-    rx: mpsc::Receiver<Bytes>,
+    rx: mpsc::Receiver<Result<Bytes, StreamCut>>,
 }
 
 impl ChannelBody {
-    pub fn new(rx: mpsc::Receiver<Bytes>) -> Self {
+    pub fn new(rx: mpsc::Receiver<Result<Bytes, StreamCut>>) -> Self {
         ChannelBody { rx }
     }
 }
 
 impl HttpBody for ChannelBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = StreamCut;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.rx.poll_recv(cx).map(|b| b.map(|b| Ok(Frame::data(b))))
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
+        self.rx.poll_recv(cx).map(|b| b.map(|b| b.map(Frame::data)))
     }
 }
 

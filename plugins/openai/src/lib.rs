@@ -313,6 +313,9 @@ impl Plugin for OpenAi {
         if is_responses(call)? {
             return Ok(OpenAiStream::responses());
         }
+        if audio::is_audio(call.endpoint) {
+            return Ok(OpenAiStream::bytes());
+        }
         // Nothing to hide (the client wants usage) and nothing to add (the upstream
         // reports it as OpenAI does): the upstream's bytes go on unchanged.
         let pass_through =

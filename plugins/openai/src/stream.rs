@@ -86,6 +86,8 @@ pub struct OpenAiStream {
     pass_through: bool,
     /// A Responses event stream (always pass-through), not chat chunks.
     responses: bool,
+    /// Not an event stream at all (speech audio): passed through, over when the body ends.
+    bytes: bool,
 }
 
 impl OpenAiStream {
@@ -102,6 +104,7 @@ impl OpenAiStream {
             meta: None,
             pass_through: false,
             responses: false,
+            bytes: false,
         }
     }
 
@@ -110,6 +113,14 @@ impl OpenAiStream {
     pub(crate) fn responses() -> Self {
         OpenAiStream {
             responses: true,
+            ..Self::new(false).with_pass_through(true)
+        }
+    }
+
+    /// A body of bytes (speech audio): the host forwards it; it ends with the body.
+    pub(crate) fn bytes() -> Self {
+        OpenAiStream {
+            bytes: true,
             ..Self::new(false).with_pass_through(true)
         }
     }
@@ -234,7 +245,7 @@ impl StreamDecoder for OpenAiStream {
     }
 
     fn feed(&mut self, bytes: &[u8], out: &mut StreamOutput) -> Result<(), ProviderError> {
-        if self.stopped || self.done {
+        if self.stopped || self.done || self.bytes {
             return Ok(());
         }
         if !self.saw_event && self.prelude.len() < PRELUDE_LIMIT {
@@ -256,6 +267,10 @@ impl StreamDecoder for OpenAiStream {
     }
 
     fn finish(&mut self, out: &mut StreamOutput) -> Result<(), ProviderError> {
+        if self.bytes {
+            out.done = true;
+            return Ok(());
+        }
         if self.stopped || self.done {
             return Ok(());
         }
