@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 # Provider plugins shipped with aihub and installed by `make run`.
-PLUGINS ?= echo openai anthropic gemini ideogram
+PLUGINS ?= echo openai anthropic gemini bedrock ideogram
 DATA_DIR ?= ./data
 PLUGIN_DIR ?= $(DATA_DIR)/plugins
 DEBUG_DIR := target/debug
