@@ -128,6 +128,10 @@ fn model_segment(model: &str) -> Result<String, ProviderError> {
     Ok(url::path_segment(m))
 }
 
+fn not_audio() -> ProviderError {
+    ProviderError::bad_request("audio is not supported by the bedrock provider")
+}
+
 fn not_images() -> ProviderError {
     ProviderError::bad_request("image generation is not supported by the bedrock provider")
 }
@@ -167,6 +171,7 @@ impl Plugin for Bedrock {
             }
             Endpoint::Embeddings => ("invoke", embed::request(call.model, &body)?),
             Endpoint::Images => return Err(not_images()),
+            _ => return Err(not_audio()),
         };
         let model = model_segment(call.model)?;
         let auth = self.settings.auth(&call.credential)?;
@@ -232,6 +237,7 @@ impl Plugin for Bedrock {
             Endpoint::Chat => response::chat(call, response),
             Endpoint::Embeddings => embed::reply(call, response),
             Endpoint::Images => Err(not_images()),
+            _ => Err(not_audio()),
         }
     }
 
