@@ -52,6 +52,38 @@ pub fn embedding_base64(values: &[f64]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
+/// Whether an embeddings request asked for base64 vectors (`encoding_format`; the OpenAI
+/// Python SDK asks by default). Anything but `float` or `base64` is the client's error.
+pub fn wants_base64(body: &Value) -> Result<bool, String> {
+    Ok(params::one_of(body, "encoding_format", &["float", "base64"])? == Some("base64"))
+}
+
+/// The `data` list of an OpenAI embeddings reply for `vectors`, in order.
+pub fn embedding_data(vectors: &[Vec<f64>], base64: bool) -> Vec<Value> {
+    vectors
+        .iter()
+        .enumerate()
+        .map(|(i, vec)| {
+            let embedding = if base64 {
+                json!(embedding_base64(vec))
+            } else {
+                json!(vec)
+            };
+            json!({"object": "embedding", "index": i, "embedding": embedding})
+        })
+        .collect()
+}
+
+/// The `messages` of a chat body: present, an array, not empty.
+pub fn chat_messages(body: &Value) -> Result<&Vec<Value>, String> {
+    match body.get("messages") {
+        Some(Value::Array(m)) if !m.is_empty() => Ok(m),
+        Some(Value::Array(_)) => Err("'messages' must not be empty".into()),
+        Some(_) => Err("'messages' must be an array of chat messages".into()),
+        None => Err("'messages' is required".into()),
+    }
+}
+
 /// Seconds since the Unix epoch, for `created`.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()

@@ -61,11 +61,6 @@ fn texts(body: &Value) -> Result<Vec<&str>, ProviderError> {
     }
 }
 
-fn base64_wanted(body: &Value) -> Result<bool, ProviderError> {
-    let f = params::one_of(body, "encoding_format", &["float", "base64"]).map_err(bad)?;
-    Ok(f == Some("base64"))
-}
-
 /// The `InvokeModel` body for an OpenAI embeddings body.
 pub fn request(model: &str, body: &Value) -> Result<Value, ProviderError> {
     let family = family(model).ok_or_else(|| {
@@ -74,7 +69,7 @@ pub fn request(model: &str, body: &Value) -> Result<Value, ProviderError> {
              Titan (amazon.titan-embed-*) and Cohere (cohere.embed-*) models"
         ))
     })?;
-    base64_wanted(body)?;
+    openai::wants_base64(body).map_err(bad)?;
     let texts = texts(body)?;
     let dims = params::count(body, "dimensions").map_err(bad)?;
     match family {
@@ -140,20 +135,9 @@ pub fn reply(call: &Call<'_>, resp: &Response<'_>) -> Result<Reply, ProviderErro
     let base64 = call
         .json::<Value>()
         .ok()
-        .and_then(|b| base64_wanted(&b).ok())
+        .and_then(|b| openai::wants_base64(&b).ok())
         .unwrap_or(false);
-    let data: Vec<Value> = vectors
-        .iter()
-        .enumerate()
-        .map(|(i, vec)| {
-            let embedding = if base64 {
-                json!(openai::embedding_base64(vec))
-            } else {
-                json!(vec)
-            };
-            json!({"object": "embedding", "index": i, "embedding": embedding})
-        })
-        .collect();
+    let data = openai::embedding_data(&vectors, base64);
     let tokens = v
         .get("inputTextTokenCount")
         .and_then(Value::as_u64)

@@ -2,7 +2,7 @@
 //! and their replies back to OpenAI's `list` of `embedding`s.
 
 use crate::errors;
-use plugin_api::openai::{self, params};
+use plugin_api::openai;
 use plugin_api::serde_json::{self, json, Value};
 use plugin_api::{Call, ProviderError, Reply, Usage};
 
@@ -21,7 +21,7 @@ pub fn request(body: &Value, model: &str) -> Result<(&'static str, Value), Provi
                 .ok_or_else(|| bad("'dimensions' must be a positive integer"))?,
         ),
     };
-    encoding(body)?;
+    openai::wants_base64(body).map_err(bad)?;
     let one = |text: &str| {
         let mut r = json!({"model": model, "content": {"parts": [{"text": text}]}});
         if let Some(d) = dims {
@@ -43,12 +43,6 @@ pub fn request(body: &Value, model: &str) -> Result<(&'static str, Value), Provi
         Some(_) => Err(bad("'input' must be a string or an array of strings")),
         None => Err(bad("'input' is required")),
     }
-}
-
-/// Whether the client asked for base64 vectors (the OpenAI Python SDK does by default).
-fn encoding(body: &Value) -> Result<bool, ProviderError> {
-    let format = params::one_of(body, "encoding_format", &["float", "base64"]).map_err(bad)?;
-    Ok(format == Some("base64"))
 }
 
 fn unreadable(e: impl std::fmt::Display) -> ProviderError {
@@ -85,20 +79,9 @@ pub fn reply(call: &Call<'_>, body: &[u8]) -> Result<Reply, ProviderError> {
     let base64 = call
         .json::<Value>()
         .ok()
-        .and_then(|b| encoding(&b).ok())
+        .and_then(|b| openai::wants_base64(&b).ok())
         .unwrap_or(false);
-    let data: Vec<Value> = vectors
-        .iter()
-        .enumerate()
-        .map(|(i, vec)| {
-            let embedding = if base64 {
-                json!(openai::embedding_base64(vec))
-            } else {
-                json!(vec)
-            };
-            json!({"object": "embedding", "index": i, "embedding": embedding})
-        })
-        .collect();
+    let data = openai::embedding_data(&vectors, base64);
     let prompt = v
         .pointer("/usageMetadata/promptTokenCount")
         .and_then(Value::as_u64);

@@ -21,12 +21,7 @@ fn bad(message: impl Into<String>) -> ProviderError {
 
 /// The `generateContent` body for an OpenAI chat body.
 pub fn chat(body: &Value) -> Result<Value, ProviderError> {
-    let messages = match body.get("messages") {
-        Some(Value::Array(m)) if !m.is_empty() => m,
-        Some(Value::Array(_)) => return Err(bad("'messages' must not be empty")),
-        Some(_) => return Err(bad("'messages' must be an array of chat messages")),
-        None => return Err(bad("'messages' is required")),
-    };
+    let messages = plugin_api::openai::chat_messages(body).map_err(bad)?;
 
     let mut system: Vec<Value> = Vec::new();
     let mut contents: Vec<Value> = Vec::new();
