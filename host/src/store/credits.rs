@@ -386,9 +386,10 @@ mod tests {
     fn expired_credit_leaves_with_an_expiry_entry() {
         let (_d, s) = test_store();
         let app = s.create_app("a").unwrap().id;
-        s.grant_credits(app, 40, Some(now_ms() - 1), None).unwrap();
         s.grant_credits(app, 5, None, None).unwrap();
+        s.grant_credits(app, 40, Some(now_ms() - 1), None).unwrap();
         assert_eq!(s.expire_credits().unwrap(), 1);
+        assert_eq!(s.expire_credits().unwrap(), 0);
         let sum = s.credit_summary(app).unwrap();
         assert_eq!(sum.balance, 5);
         let (rows, _) = s
