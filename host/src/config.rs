@@ -582,6 +582,44 @@ mod tests {
             assert_eq!(c.limits.models["openai/gpt-4o"].rpm, Some(60));
             assert!(!c.cache.enabled);
             assert_eq!(c.responses.retention_days, 30);
+            assert!(!c.billing.enabled);
+            assert_eq!(c.billing.default_max_output_tokens, 4096);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn billing_takes_amounts_as_numbers_or_text_and_refuses_bad_prices() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "aihub.toml",
+                "[billing]\nenabled = true\nnew_app_grant = 5\nmargin_percent = 12.5\n",
+            )?;
+            jail.set_env("AIHUB_BILLING__TOP_UP_URL", "https://pay.example");
+            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None)
+                .map_err(|e| e.to_string())?;
+            assert!(c.billing.enabled);
+            assert_eq!(c.billing.new_app_grant.0, 5_000_000_000);
+            assert_eq!(c.billing.top_up_url.as_deref(), Some("https://pay.example"));
+            assert_eq!(
+                crate::billing::Pricing::from_config(&c.billing).margin_bp,
+                1250
+            );
+            jail.create_file("aihub.toml", "[billing]\nnew_app_grant = \"0.5\"\n")?;
+            let c = Config::load_from(None, Env::prefixed("AIHUB_NONE_"), None)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.billing.new_app_grant.0, 500_000_000);
+            for bad in [
+                "usd_per_credit = 0",
+                "margin_percent = -1",
+                "new_app_grant = \"1.0000000001\"",
+            ] {
+                jail.create_file("aihub.toml", &format!("[billing]\n{bad}\n"))?;
+                assert!(
+                    Config::load_from(None, Env::prefixed("AIHUB_NONE_"), None).is_err(),
+                    "{bad}"
+                );
+            }
             Ok(())
         });
     }
