@@ -703,6 +703,74 @@ mod tests {
     }
 
     #[test]
+    fn charges_commit_with_their_records_and_holds_are_released_after() {
+        let (_d, s) = test_store();
+        let app = s.create_app("payer").unwrap().id;
+        s.grant_credits(app, 1_000, None, None).unwrap();
+        let credits = Arc::new(Credits::new(&crate::config::BillingConfig {
+            enabled: true,
+            ..Default::default()
+        }));
+        let log = CallLog::start_billing(s.clone(), 100, Some(credits.clone()));
+        for i in 0..3 {
+            assert_eq!(credits.holds.try_hold(app, 1_000, 100), Ok(()));
+            let mut r = sample(app, "echo/echo-1", true, 1000 + i);
+            r.charge_nanos = 30;
+            r.hold_nanos = 100;
+            log.record(r);
+        }
+        // A failed call: its hold goes, no charge is written.
+        let mut failed = sample(app, "echo/echo-1", false, 2000);
+        failed.hold_nanos = 100;
+        assert_eq!(credits.holds.try_hold(app, 1_000, 100), Ok(()));
+        log.record(failed);
+        log.shutdown();
+        assert_eq!(credits.holds.held(app), 0);
+        assert_eq!(s.credit_summary(app).unwrap().balance, 910);
+        let (rows, _) = s
+            .list_ledger(&crate::store::credits::LedgerFilter {
+                app_id: Some(app),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let charged: Vec<_> = rows.iter().filter(|e| e.kind == "charge").collect();
+        assert_eq!(charged.len(), 3);
+        let (calls, _) = s
+            .list_calls(&CallFilter {
+                status: Some("ok".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut ids: Vec<_> = charged.iter().filter_map(|e| e.call_id).collect();
+        ids.sort();
+        let mut call_ids: Vec<_> = calls.iter().map(|c| c.id).collect();
+        call_ids.sort();
+        assert_eq!(ids, call_ids);
+    }
+
+    #[test]
+    fn a_dropped_record_releases_its_hold() {
+        let (_d, s) = test_store();
+        let credits = Arc::new(Credits::new(&crate::config::BillingConfig::default()));
+        let blocker = s.conn().unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let log = CallLog::start_billing(s.clone(), 2, Some(credits.clone()));
+        for i in 0..50 {
+            assert_eq!(credits.holds.try_hold(1, i64::MAX, 10), Ok(()));
+            let mut r = sample(1, "echo/echo-1", true, i);
+            r.hold_nanos = 10;
+            log.record(r);
+        }
+        assert!(log.dropped() > 0);
+        assert!(credits.holds.held(1) <= (50 - log.dropped() as i64) * 10);
+        blocker.execute_batch("ROLLBACK").unwrap();
+        log.shutdown();
+        assert_eq!(credits.holds.held(1), 0);
+    }
+
+    #[test]
     fn paging_is_stable_and_filters_apply() {
         let (_d, s) = test_store();
         let batch: Vec<_> = (0..25)
