@@ -77,14 +77,14 @@ pub async fn balance(
     let credits = &state.credits;
     if !credits.enabled {
         // No writer keeps the cache fresh when billing is off.
-        return Ok(state.stores.credits.credit_summary(app_id).await?.balance);
+        return Ok(state.stores.credits.credit_balance(app_id).await?.0);
     }
     match credits.cached(app_id, crate::store::now_ms()) {
         Ok(b) => Ok(b),
         Err(generation) => {
-            let s = state.stores.credits.credit_summary(app_id).await?;
-            credits.fill(app_id, generation, s.balance, s.next_expiry);
-            Ok(s.balance)
+            let (balance, next_expiry) = state.stores.credits.credit_balance(app_id).await?;
+            credits.fill(app_id, generation, balance, next_expiry);
+            Ok(balance)
         }
     }
 }

@@ -270,6 +270,30 @@ impl Store {
         })
     }
 
+    /// The balance and the next expiry only, for admission: a plain read when nothing is
+    /// due to expire (the common case), else the expiring write first.
+    pub fn credit_balance(&self, app_id: i64) -> Result<(i64, Option<i64>), StoreError> {
+        let now = now_ms();
+        {
+            let conn = self.conn()?;
+            let read: Option<(i64, Option<i64>)> = conn
+                .prepare_cached(
+                    "SELECT b.balance, (SELECT min(expires_at) FROM credit_grants g
+                        WHERE g.app_id = b.app_id AND g.remaining > 0)
+                     FROM credit_balances b WHERE b.app_id = ?1",
+                )?
+                .query_row([app_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((balance, next)) = read {
+                if next.is_none_or(|e| e > now) {
+                    return Ok((balance, next));
+                }
+            }
+        }
+        let s = self.credit_summary(app_id)?;
+        Ok((s.balance, s.next_expiry))
+    }
+
     /// Expires every app's due grants (at start).
     pub fn expire_credits(&self) -> Result<usize, StoreError> {
         let now = now_ms();
@@ -402,6 +426,13 @@ mod tests {
         assert_eq!(rows[0].kind, "expiry");
         assert_eq!(rows[0].amount, -40);
         assert_eq!(ledger_sum(&s, app), 5);
+        let soon = now_ms() + 60_000;
+        s.grant_credits(app, 7, Some(soon), None).unwrap();
+        assert_eq!(s.credit_balance(app).unwrap(), (12, Some(soon)));
+        // Due: the read expires it first.
+        s.grant_credits(app, 3, Some(now_ms() + 1), None).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert_eq!(s.credit_balance(app).unwrap(), (12, Some(soon)));
     }
 
     #[test]

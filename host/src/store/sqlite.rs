@@ -238,6 +238,9 @@ impl CreditStore for SqliteStores {
     async fn credit_summary(&self, app_id: i64) -> Result<CreditSummary> {
         self.run(move |s, _| s.credit_summary(app_id)).await
     }
+    async fn credit_balance(&self, app_id: i64) -> Result<(i64, Option<i64>)> {
+        self.run(move |s, _| s.credit_balance(app_id)).await
+    }
     async fn list_ledger(&self, filter: LedgerFilter) -> Result<(Vec<LedgerEntry>, Option<i64>)> {
         self.run(move |s, _| s.list_ledger(&filter)).await
     }

@@ -147,6 +147,8 @@ pub trait CreditStore: Send + Sync {
     ) -> Result<Grant>;
     /// The balance after expiring what is due, and the grants.
     async fn credit_summary(&self, app_id: i64) -> Result<CreditSummary>;
+    /// Just the balance and when the next grant expires (Unix ms), for admission.
+    async fn credit_balance(&self, app_id: i64) -> Result<(i64, Option<i64>)>;
     async fn list_ledger(&self, filter: LedgerFilter) -> Result<(Vec<LedgerEntry>, Option<i64>)>;
     /// Expires every app's due grants; how many apps had some.
     async fn expire_credits(&self) -> Result<usize>;
