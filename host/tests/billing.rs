@@ -26,6 +26,9 @@ async fn mock(prompt: u64, completion: u64) -> ScriptedUpstream {
         if body.to_string().contains("fail") {
             return Act::error(500, "upstream broke");
         }
+        if body.to_string().contains("cancel") {
+            return Act::stream(&["a", "b"], Duration::from_millis(10), StreamEnd::Stall);
+        }
         if body["stream"] == true {
             let chunk = |delta: Value, finish: Value| {
                 json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
@@ -370,6 +373,33 @@ async fn a_stream_is_charged_from_its_usage() {
     let charge = entries.iter().find(|e| e["kind"] == "charge").unwrap();
     assert_eq!(nanos(charge, "amount"), -(7 * IN_NANOS + 3 * OUT_NANOS));
     assert_eq!(charge["call_id"], calls[0]["id"]);
+}
+
+#[tokio::test]
+async fn a_stream_cancelled_before_its_usage_is_charged_its_hold() {
+    let m = mock(5, 2).await;
+    let s = server(BILLING, &m).await;
+    let (app, key) = s.create_app_with_key("canceller").await;
+    grant(&s, app, json!({"amount": 1})).await;
+    let client = http_client_with_key(&key);
+    let mut body = chat("cancel me", 10);
+    body["stream"] = json!(true);
+    let bytes = serde_json::to_vec(&body).unwrap().len() as i64;
+    let hold = (bytes + 3) / 4 * IN_NANOS + 10 * OUT_NANOS;
+    let mut resp = send(&client, &s, &body).await;
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap();
+    assert!(first.is_some());
+    drop(resp);
+    let calls = app_calls(&s, app, 1).await;
+    assert_eq!(calls[0]["status"], "cancelled", "{calls:?}");
+    let entries = ledger(&s, app).await;
+    let charge = entries
+        .iter()
+        .find(|e| e["kind"] == "charge")
+        .expect("the cancelled stream is charged");
+    assert_eq!(nanos(charge, "amount"), -hold);
+    assert_eq!(nanos(&credits(&s, app).await, "held"), 0);
 }
 
 #[tokio::test]

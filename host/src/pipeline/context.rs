@@ -243,6 +243,15 @@ impl CallContext {
         if rec.cache_hit {
             // Served without an upstream call: nothing to charge.
             rec.charge_nanos = 0;
+        } else if self.streaming
+            && self.ttfb.is_some()
+            && rec.charge_nanos == 0
+            && rec.input_tokens == 0
+            && rec.output_tokens == 0
+        {
+            // A stream that sent output but never reported usage (cancelled or cut before
+            // its usage event) is charged what it was held for, not nothing.
+            rec.charge_nanos = rec.hold_nanos;
         }
         rec.status = status;
         rec.http_status = http_status;
