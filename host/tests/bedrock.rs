@@ -30,8 +30,7 @@ impl Drop for Mock {
 
 fn start_mock() -> Mock {
     let python = sdk_python();
-    let script =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/bedrock_mock.py");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/bedrock_mock.py");
     let mut child = Command::new(python)
         .arg(script)
         .args([ACCESS, SECRET, REGION])
@@ -43,10 +42,7 @@ fn start_mock() -> Mock {
     BufReader::new(child.stdout.take().expect("mock stdout"))
         .read_line(&mut line)
         .expect("the mock prints its port");
-    let port = line
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("not a port: {line:?}"));
+    let port = line.trim().parse().unwrap_or_else(|_| panic!("not a port: {line:?}"));
     Mock { child, port }
 }
 
@@ -69,10 +65,7 @@ async fn bedrock_requests_are_signed_and_converse_replies_and_streams_translate(
     let resp = s.post_chat(&chat_body(model, "hello bedrock")).await;
     assert_eq!(resp.status(), 200);
     let v: Value = resp.json().await.unwrap();
-    assert_eq!(
-        v["choices"][0]["message"]["content"], "Hello from Bedrock",
-        "{v}"
-    );
+    assert_eq!(v["choices"][0]["message"]["content"], "Hello from Bedrock", "{v}");
     assert_eq!(v["choices"][0]["finish_reason"], "stop");
     assert_eq!(v["usage"]["prompt_tokens"], 12);
 
@@ -107,17 +100,9 @@ async fn bedrock_requests_are_signed_and_converse_replies_and_streams_translate(
     let secret = json!({"access_key_id": ACCESS, "secret_access_key": SECRET, "session_token": "FQoGZXIvYXdzEXAMPLETOKEN"});
     s.add_key(pid, "sts", &secret.to_string(), None).await;
     let resp = s
-        .post_chat(&chat_body(
-            "bedrock-b/anthropic.claude-3-5-sonnet-20240620-v1:0",
-            "x",
-        ))
+        .post_chat(&chat_body("bedrock-b/anthropic.claude-3-5-sonnet-20240620-v1:0", "x"))
         .await;
-    assert_eq!(
-        resp.status(),
-        200,
-        "{}",
-        resp.text().await.unwrap_or_default()
-    );
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap_or_default());
 
     let checks: Value = reqwest::get(format!("{base}/__checks"))
         .await
@@ -134,8 +119,5 @@ async fn bedrock_requests_are_signed_and_converse_replies_and_streams_translate(
         .as_str()
         .unwrap()
         .contains("anthropic.claude-3-5-sonnet-20240620-v1%3A0/converse"));
-    assert!(checks[1]["path"]
-        .as_str()
-        .unwrap()
-        .ends_with("/converse-stream"));
+    assert!(checks[1]["path"].as_str().unwrap().ends_with("/converse-stream"));
 }
