@@ -22,6 +22,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub responses: ResponsesConfig,
     pub cache: CacheConfig,
+    /// Credit billing (`billing`); off by default.
+    #[serde(default)]
+    pub billing: BillingConfig,
     /// Every app's rate limits where its own (admin API) say nothing.
     #[serde(default)]
     pub limits: crate::traffic::Limits,
@@ -108,6 +111,42 @@ pub struct CacheConfig {
 pub enum CacheScope {
     App,
     Global,
+}
+
+/// Credit billing. Off (self-host mode): nothing is refused for credit, costs are only
+/// recorded.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BillingConfig {
+    pub enabled: bool,
+    /// What one credit is worth in USD.
+    pub usd_per_credit: f64,
+    /// Added to the upstream cost, in percent.
+    pub margin_percent: f64,
+    /// Credits every new app is granted (0: none).
+    pub new_app_grant: crate::billing::CreditAmount,
+    /// Days the new-app grant lasts; unset: it does not expire.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_app_grant_days: Option<u32>,
+    /// Output tokens a call is held for when it does not cap its output.
+    pub default_max_output_tokens: u64,
+    /// Where a refused app tops up, named in the 402 message.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_up_url: Option<String>,
+}
+
+impl Default for BillingConfig {
+    fn default() -> Self {
+        BillingConfig {
+            enabled: false,
+            usd_per_credit: 1.0,
+            margin_percent: 0.0,
+            new_app_grant: crate::billing::CreditAmount(0),
+            new_app_grant_days: None,
+            default_max_output_tokens: 4096,
+            top_up_url: None,
+        }
+    }
 }
 
 /// OpenAI Responses kept by aihub (for `previous_response_id` and `GET /v1/responses/{id}`).
@@ -318,6 +357,7 @@ impl Default for Config {
             },
             responses: ResponsesConfig { retention_days: 30 },
             limits: crate::traffic::Limits::default(),
+            billing: BillingConfig::default(),
             cache: CacheConfig {
                 enabled: false,
                 default_ttl_seconds: 300,
@@ -416,6 +456,20 @@ impl Config {
                     "server.{name} must be greater than 0"
                 )));
             }
+        }
+        let b = &self.billing;
+        if !(b.usd_per_credit.is_finite()
+            && b.usd_per_credit >= 0.000001
+            && b.usd_per_credit <= 1e9)
+        {
+            return Err(ConfigError::Invalid(
+                "billing.usd_per_credit must be a number between 0.000001 and 1e9".into(),
+            ));
+        }
+        if !(b.margin_percent.is_finite() && (0.0..=100_000.0).contains(&b.margin_percent)) {
+            return Err(ConfigError::Invalid(
+                "billing.margin_percent must be between 0 and 100000".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(
@@ -528,6 +582,44 @@ mod tests {
             assert_eq!(c.limits.models["openai/gpt-4o"].rpm, Some(60));
             assert!(!c.cache.enabled);
             assert_eq!(c.responses.retention_days, 30);
+            assert!(!c.billing.enabled);
+            assert_eq!(c.billing.default_max_output_tokens, 4096);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn billing_takes_amounts_as_numbers_or_text_and_refuses_bad_prices() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "aihub.toml",
+                "[billing]\nenabled = true\nnew_app_grant = 5\nmargin_percent = 12.5\n",
+            )?;
+            jail.set_env("AIHUB_BILLING__TOP_UP_URL", "https://pay.example");
+            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None)
+                .map_err(|e| e.to_string())?;
+            assert!(c.billing.enabled);
+            assert_eq!(c.billing.new_app_grant.0, 5_000_000_000);
+            assert_eq!(c.billing.top_up_url.as_deref(), Some("https://pay.example"));
+            assert_eq!(
+                crate::billing::Pricing::from_config(&c.billing).margin_bp,
+                1250
+            );
+            jail.create_file("aihub.toml", "[billing]\nnew_app_grant = \"0.5\"\n")?;
+            let c = Config::load_from(None, Env::prefixed("AIHUB_NONE_"), None)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.billing.new_app_grant.0, 500_000_000);
+            for bad in [
+                "usd_per_credit = 0",
+                "margin_percent = -1",
+                "new_app_grant = \"1.0000000001\"",
+            ] {
+                jail.create_file("aihub.toml", &format!("[billing]\n{bad}\n"))?;
+                assert!(
+                    Config::load_from(None, Env::prefixed("AIHUB_NONE_"), None).is_err(),
+                    "{bad}"
+                );
+            }
             Ok(())
         });
     }

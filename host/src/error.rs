@@ -43,6 +43,9 @@ pub enum ApiError {
         message: String,
         retry_after_ms: u64,
     },
+    /// Credit billing: the app's available credit does not cover the call's estimate.
+    #[error("{0}")]
+    InsufficientCredits(String),
     #[error("no route for {method} {path}")]
     NotFound { method: String, path: String },
     #[error("method {method} is not allowed on {path}")]
@@ -103,6 +106,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Unauthorized(_) => 401,
             ApiError::RateLimited { .. } => 429,
+            ApiError::InsufficientCredits(_) => 402,
             ApiError::NoCredential { .. } | ApiError::NoHealthyCredential { .. } => 503,
             ApiError::Provider(e) => match e.class {
                 ErrorClass::BadRequest => match e.status {
@@ -123,6 +127,7 @@ impl ApiError {
     fn error_type(&self) -> &'static str {
         match self.status() {
             401 => "authentication_error",
+            402 => "insufficient_credits",
             403 => "permission_error",
             429 => "rate_limit_error",
             502 => "upstream_error",
@@ -147,6 +152,7 @@ impl ApiError {
             ApiError::TooManyConnections(_) => "too_many_connections",
             ApiError::ModelNotFound { .. } => "model_not_found",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
+            ApiError::InsufficientCredits(_) => "insufficient_credits",
             ApiError::NotFound { .. } => "unknown_url",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "invalid_api_key",
@@ -280,6 +286,7 @@ impl ApiError {
             ApiError::UpstreamTimeout(_) | ApiError::StreamStalled(_) => "timeout",
             ApiError::Internal(_) => "internal",
             ApiError::RateLimited { .. } => "rate_limited",
+            ApiError::InsufficientCredits(_) => "insufficient_credits",
             _ => "client",
         }
     }

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod billing;
 pub mod bounds;
 pub mod cache;
 pub mod cli;

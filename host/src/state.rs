@@ -24,6 +24,8 @@ pub struct AppState {
     /// Every store concern behind its trait.
     pub stores: Stores,
     pub calls: CallLog,
+    /// Credit billing's holds and cached balances.
+    pub credits: Arc<crate::billing::Credits>,
     /// Mutations that change in-memory state are published here (after they are applied
     /// locally), for whatever else must follow them (another instance, later).
     pub changes: tokio::sync::broadcast::Sender<Change>,
@@ -130,6 +132,7 @@ pub struct Parts {
     /// Every store concern behind its trait.
     pub stores: Stores,
     pub calls: CallLog,
+    pub credits: Arc<crate::billing::Credits>,
     pub admin_token_hash: [u8; 32],
     pub telemetry_enabled: bool,
 }
@@ -158,6 +161,7 @@ impl AppState {
             telemetry_enabled: p.telemetry_enabled,
             stores: p.stores,
             calls: p.calls,
+            credits: p.credits,
             changes: tokio::sync::broadcast::channel(64).0,
             admin_token_hash: p.admin_token_hash,
             id_prefix: hex::encode(rnd),

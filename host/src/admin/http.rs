@@ -54,6 +54,8 @@ enum R {
     Rate,
     Aliases,
     Alias,
+    Credits,
+    Ledger,
 }
 
 fn router() -> &'static matchit::Router<R> {
@@ -84,6 +86,8 @@ fn router() -> &'static matchit::Router<R> {
             ("/api/admin/rates/{*model}", R::Rate),
             ("/api/admin/aliases", R::Aliases),
             ("/api/admin/aliases/{*model}", R::Alias),
+            ("/api/admin/apps/{id}/credits", R::Credits),
+            ("/api/admin/ledger", R::Ledger),
         ];
         for (path, route) in routes {
             // The table is static and tested; a clash would be a programming error.
@@ -291,6 +295,7 @@ pub async fn dispatch(
             let body: AppBody = json_body(req).await?;
             let name = body.name.ok_or_else(|| validation("name", "is required"))?;
             let app = stores.apps.create_app(name, body.enabled).await?;
+            new_app_grant(state, app.id).await;
             Ok(created(&app))
         }
         (R::App, Method::GET) => {
@@ -389,6 +394,50 @@ pub async fn dispatch(
             admin.delete_rate(model).await?;
             Ok(no_content())
         }
+        (R::Credits, Method::POST) => {
+            let id = id_param(&p, "id")?;
+            let body: GrantBody = json_body(req).await?;
+            let amount = body.amount.0;
+            if amount <= 0 {
+                return Err(validation("amount", "must be greater than 0"));
+            }
+            let expires_at = body
+                .expires_at
+                .as_ref()
+                .map(|v| {
+                    crate::billing::view::parse_time(v).map_err(|m| validation("expires_at", &m))
+                })
+                .transpose()?;
+            if expires_at.is_some_and(|e| e <= crate::store::now_ms()) {
+                return Err(validation("expires_at", "must be in the future"));
+            }
+            if body.note.as_ref().is_some_and(|n| n.len() > 1000) {
+                return Err(validation("note", "must be at most 1000 bytes"));
+            }
+            let grant = stores
+                .credits
+                .grant_credits(id, amount, expires_at, body.note)
+                .await?;
+            state.credits.invalidate(id);
+            Ok(created(&crate::billing::view::grant(&grant)))
+        }
+        (R::Credits, Method::GET) => {
+            let id = id_param(&p, "id")?;
+            let summary = stores.credits.credit_summary(id).await?;
+            let held = state.credits.holds.held(id);
+            let mut o = crate::billing::view::balances(summary.balance, held);
+            o.insert(
+                "grants".into(),
+                summary
+                    .grants
+                    .iter()
+                    .map(crate::billing::view::grant)
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+            Ok(http::json(200, &o))
+        }
+        (R::Ledger, Method::GET) => ledger(state, &req).await,
         (R::Aliases, Method::GET) => aliases(state).await,
         (R::Alias, Method::PUT) => {
             let model = p.get("model").unwrap_or("").to_string();
@@ -406,6 +455,55 @@ pub async fn dispatch(
         }
         _ => Err(not_allowed()),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantBody {
+    amount: crate::billing::CreditAmount,
+    expires_at: Option<serde_json::Value>,
+    note: Option<String>,
+}
+
+/// The configured grant for an app just created through the API (logged on failure:
+/// the app exists either way).
+async fn new_app_grant(state: &Arc<AppState>, app_id: i64) {
+    let c = &state.config.billing;
+    if let Some((amount, expires)) = crate::billing::new_app_grant(c, crate::store::now_ms()) {
+        let r = state
+            .stores
+            .credits
+            .grant_credits(app_id, amount, expires, Some("new app grant".into()))
+            .await;
+        if let Err(e) = r {
+            tracing::error!(app_id, error = %e, "the new-app credit grant failed");
+        }
+    }
+}
+
+async fn ledger(
+    state: &Arc<AppState>,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let q = query(req);
+    let limit = int_param(&q, "limit")?.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(validation("limit", "must be between 1 and 1000"));
+    }
+    let filter = crate::store::credits::LedgerFilter {
+        app_id: int_param(&q, "app")?,
+        since: time_param(&q, "since")?,
+        until: time_param(&q, "until")?,
+        cursor: int_param(&q, "cursor")?,
+        limit: limit as usize,
+    };
+    let (rows, next) = state.stores.credits.list_ledger(filter).await?;
+    let data: Vec<_> = rows.iter().map(crate::billing::view::entry).collect();
+    let mut body = json!({"object": "list", "data": data});
+    if let Some(n) = next {
+        body["next_cursor"] = n.into();
+    }
+    Ok(http::json(200, &body))
 }
 
 #[derive(Deserialize)]

@@ -63,7 +63,12 @@ async fn run_async(config: Config) -> Result<(), String> {
     let listen = config.server.listen;
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let watch = config.plugins.watch;
-    let calls = CallLog::start(opened.store.clone(), config.call_log.queue_capacity);
+    let credits = Arc::new(crate::billing::Credits::new(&config.billing));
+    let calls = CallLog::start_billing(
+        opened.store.clone(),
+        config.call_log.queue_capacity,
+        config.billing.enabled.then(|| credits.clone()),
+    );
     let state = Arc::new(
         AppState::new(Parts {
             config,
@@ -73,6 +78,7 @@ async fn run_async(config: Config) -> Result<(), String> {
                 crate::store::sqlite::SqliteStores::new(opened.store, opened.cipher),
             )),
             calls,
+            credits,
             admin_token_hash: opened.admin_token_hash,
             telemetry_enabled: telemetry.enabled(),
         })
@@ -147,6 +153,11 @@ pub fn open_store(config: &Config) -> Result<OpenedStore, String> {
     if before != after {
         tracing::info!(from = before, to = after, "database schema migrated");
     }
+    match store.expire_credits() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(apps = n, "expired credit grants taken out of balances"),
+        Err(e) => tracing::error!(error = %e, "expired credit grants could not be processed"),
+    }
     let probe_store = store.clone();
     let (cipher, key_source) = load_master_key(
         data_dir,
@@ -162,6 +173,7 @@ pub fn open_store(config: &Config) -> Result<OpenedStore, String> {
             .map_err(|e| e.to_string())?;
     let first_app_key = if before == 0 && store.list_apps().map(|a| a.is_empty()).unwrap_or(false) {
         let app = store.create_app("default").map_err(|e| e.to_string())?;
+        crate::billing::grant_new_app(&store, &config.billing, app.id);
         let (_, key) = store
             .create_key(app.id, Some("first start"))
             .map_err(|e| e.to_string())?;

@@ -27,6 +27,7 @@ pub fn migrate(config: &Config) -> Result<(), String> {
 pub fn create_app(config: &Config, name: &str) -> Result<(), String> {
     let opened = open_store(config)?;
     let app = opened.store.create_app(name).map_err(|e| e.to_string())?;
+    crate::billing::grant_new_app(&opened.store, &config.billing, app.id);
     let (_, key) = opened
         .store
         .create_key(app.id, Some("cli"))

@@ -1,7 +1,9 @@
 //! The admit phase: whether this app may make this call now. Rate limits (`traffic`)
 //! refuse with 429 before any upstream is tried; what admission took is settled in the
 //! account phase (token estimates corrected by the real usage, in-flight slots freed).
-//! Credit holds plug in here too.
+//! Then, with credit billing on, the call's estimated price is held against the app's
+//! available credit (balance − held) or refused with 402; the hold is released when the
+//! call's record (and its real charge) is written.
 
 use super::context::CallContext;
 use crate::error::ApiError;
@@ -12,8 +14,21 @@ use serde::Deserialize;
 use std::sync::Arc;
 
 /// Admits `call` for the context's app, or refuses it. `first` is the target the call
-/// will be served by first (for per-model limits).
-pub fn admit(
+/// will be served by first (for per-model limits and the price of the hold).
+pub async fn admit(
+    state: &AppState,
+    ctx: &mut CallContext,
+    call: &CanonicalCall,
+    first: Option<&(Arc<Route>, String)>,
+) -> Result<(), ApiError> {
+    limits(state, ctx, call, first)?;
+    if state.credits.enabled {
+        hold(state, ctx, call, first).await?;
+    }
+    Ok(())
+}
+
+fn limits(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
@@ -30,7 +45,10 @@ pub fn admit(
         key_id: ctx.key_id,
         requested: &call.model,
         served: served.as_deref().unwrap_or(&call.model),
-        estimate: estimate(call),
+        estimate: {
+            let (input, output) = estimate(call);
+            input.saturating_add(output.unwrap_or(0))
+        },
     };
     match crate::traffic::admit(&table, &state.counters, &ask) {
         Ok(admission) => {
@@ -56,9 +74,60 @@ pub fn admit(
     }
 }
 
+/// Holds the call's estimated price at the served model's rate. A model with no price
+/// holds nothing (and is charged nothing).
+async fn hold(
+    state: &AppState,
+    ctx: &mut CallContext,
+    call: &CanonicalCall,
+    first: Option<&(Arc<Route>, String)>,
+) -> Result<(), ApiError> {
+    let Some((route, model)) = first else {
+        return Ok(());
+    };
+    let credits = &state.credits;
+    let price = {
+        let routes = state.routing.load();
+        let Some(rate) = routes.price(&format!("{}/{model}", route.prefix)) else {
+            return Ok(());
+        };
+        let (input, output) = estimate(call);
+        let output = output.unwrap_or(state.config.billing.default_max_output_tokens);
+        credits.pricing.price_or_max(rate, input, output, 0)
+    };
+    if price == 0 {
+        return Ok(());
+    }
+    let app = ctx.app_id;
+    let balance = crate::billing::balance(state, app).await?;
+    match credits.holds.try_hold(app, balance, price) {
+        Ok(()) => {
+            if let Some(rec) = ctx.rec() {
+                rec.hold_nanos = price;
+            } else {
+                credits.holds.release(app, price);
+            }
+            Ok(())
+        }
+        Err(held) => {
+            use crate::billing::format_nanos;
+            let mut message = format!(
+                "insufficient credits: the balance is {} credits ({} held by calls in flight) and this call may cost up to {} credits",
+                format_nanos(balance),
+                format_nanos(held),
+                format_nanos(price)
+            );
+            if let Some(url) = &state.config.billing.top_up_url {
+                message.push_str(&format!("; top up at {url}"));
+            }
+            Err(ApiError::InsufficientCredits(message))
+        }
+    }
+}
+
 /// Tokens a call is admitted on before its usage is known: about four bytes of request
-/// per input token, plus the output it asked for at most.
-fn estimate(call: &CanonicalCall) -> u64 {
+/// per input token, and the output it asked for at most (`None`: it set no cap).
+fn estimate(call: &CanonicalCall) -> (u64, Option<u64>) {
     #[derive(Deserialize)]
     struct Caps {
         max_tokens: Option<u64>,
@@ -70,13 +139,10 @@ fn estimate(call: &CanonicalCall) -> u64 {
         (Err(_), Some(n)) => &n.body[..],
         (Err(_), None) => &[][..],
     };
-    let output = serde_json::from_slice::<Caps>(body)
-        .ok()
-        .and_then(|c| {
-            c.max_completion_tokens
-                .or(c.max_tokens)
-                .or(c.max_output_tokens)
-        })
-        .unwrap_or(0);
-    (body.len() as u64).div_ceil(4).saturating_add(output)
+    let output = serde_json::from_slice::<Caps>(body).ok().and_then(|c| {
+        c.max_completion_tokens
+            .or(c.max_tokens)
+            .or(c.max_output_tokens)
+    });
+    ((body.len() as u64).div_ceil(4), output)
 }

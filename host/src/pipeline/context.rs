@@ -119,6 +119,8 @@ impl CallContext {
                 requested_model: None,
                 format: "openai_chat",
                 cache_hit: false,
+                charge_nanos: 0,
+                hold_nanos: 0,
             }),
         }
     }
@@ -181,7 +183,20 @@ impl CallContext {
             rec.input_tokens = u.input_tokens;
             rec.output_tokens = u.output_tokens;
             rec.cached_tokens = u.cached_input_tokens;
-            rec.cost_micros = match routes.price(&rec.model) {
+            let rate = routes.price(&rec.model);
+            if self.state.credits.enabled {
+                // From the tokens and the rate, not the rounded micro-USD cost: a tiny
+                // call still costs at least a nano-credit.
+                rec.charge_nanos = rate.map_or(0, |r| {
+                    self.state.credits.pricing.price_or_max(
+                        r,
+                        u.input_tokens,
+                        u.output_tokens,
+                        u.cached_input_tokens,
+                    )
+                });
+            }
+            rec.cost_micros = match rate {
                 None => 0,
                 Some(r) => r
                     .cost_micros(u.input_tokens, u.output_tokens, u.cached_input_tokens)
@@ -224,6 +239,19 @@ impl CallContext {
                 rec.input_tokens.saturating_add(rec.output_tokens)
             };
             a.settle(used);
+        }
+        if rec.cache_hit {
+            // Served without an upstream call: nothing to charge.
+            rec.charge_nanos = 0;
+        } else if self.streaming
+            && self.ttfb.is_some()
+            && rec.charge_nanos == 0
+            && rec.input_tokens == 0
+            && rec.output_tokens == 0
+        {
+            // A stream that sent output but never reported usage (cancelled or cut before
+            // its usage event) is charged what it was held for, not nothing.
+            rec.charge_nanos = rec.hold_nanos;
         }
         rec.status = status;
         rec.http_status = http_status;

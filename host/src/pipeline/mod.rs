@@ -5,7 +5,7 @@
 //! 1. `authenticate` — the app key names the app, or 401/403 (no record).
 //! 2. read — the inbound format reads and checks the body into a [`CanonicalCall`].
 //! 3. `resolve` — the model becomes ordered targets, or 404.
-//! 4. `admit` — rate limits (and credit holds) may refuse with 429.
+//! 4. `admit` — rate limits may refuse with 429, credit holds with 402.
 //! 5. `cache` — a cached answer may serve the call (no cache yet).
 //! 6. `attempts` — the targets are tried, each attempt (`attempt`) one key; streams are
 //!    moved to the client by `stream`.
@@ -154,12 +154,12 @@ async fn serve(
     ) {
         // A file upload: nothing in it to describe or capture.
         let targets = resolve::resolve(state, ctx, &call.model)?;
-        admit::admit(state, ctx, &call, targets.first())?;
+        admit::admit(state, ctx, &call, targets.first()).await?;
         return attempts::run(state, ctx, &call, targets, trace).await;
     }
     describe(state, ctx, &call);
     let targets = resolve::resolve(state, ctx, &call.model)?;
-    admit::admit(state, ctx, &call, targets.first())?;
+    admit::admit(state, ctx, &call, targets.first()).await?;
     if let Some(served) = cache::lookup(state, ctx, &call, targets.first())? {
         return Ok(served);
     }

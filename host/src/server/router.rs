@@ -107,6 +107,14 @@ pub async fn dispatch(
             let who = state.auth.authenticate(req.headers()).await?;
             crate::inbound::responses::by_id(state, who.app_id, id, delete).await
         }
+        (Some("/credits"), _) if method == Method::GET => {
+            let who = state.auth.authenticate(req.headers()).await?;
+            let balance = crate::billing::balance(state, who.app_id).await?;
+            let held = state.credits.holds.held(who.app_id);
+            let mut o = crate::billing::view::balances(balance, held);
+            o.insert("currency".into(), "credits".into());
+            Ok(super::http::json(200, &o))
+        }
         (Some("/models"), _) if method == Method::GET => {
             let start = std::time::Instant::now();
             state.auth.authenticate(req.headers()).await?;
@@ -130,6 +138,7 @@ pub async fn dispatch(
                 | "/embeddings"
                 | "/images/generations"
                 | "/models"
+                | "/credits"
                 | "/messages"
                 | "/responses"
                 | "/completions"

@@ -7,6 +7,7 @@
 //! was full (counted in `dropped`, logged). SIGTERM drains the queue before exit.
 
 use super::{Store, StoreError};
+use crate::billing::Credits;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use serde::Serialize;
@@ -72,6 +73,10 @@ pub struct CallRecord {
     pub format: &'static str,
     /// Answered from the response cache: no upstream call, no upstream cost.
     pub cache_hit: bool,
+    /// Credit billing: nano-credits to charge the app, in the record's transaction.
+    pub charge_nanos: i64,
+    /// Credit billing: what admission held for the call, released once it is written.
+    pub hold_nanos: i64,
 }
 
 /// Token counts above this are an upstream's nonsense, not usage: clamped so that sums in
@@ -117,17 +122,24 @@ pub struct CallLog {
     dropped: AtomicU64,
     written: Arc<AtomicU64>,
     writer: Mutex<Option<JoinHandle<()>>>,
+    credits: Option<Arc<Credits>>,
 }
 
 impl CallLog {
     pub fn start(store: Store, capacity: usize) -> CallLog {
+        Self::start_billing(store, capacity, None)
+    }
+
+    /// With credit billing: records' holds are released (and balances re-read) once
+    /// their charges are written.
+    pub fn start_billing(store: Store, capacity: usize, credits: Option<Arc<Credits>>) -> CallLog {
         let (tx, rx) = sync_channel(capacity.max(1));
         let depth = Arc::new(AtomicI64::new(0));
         let written = Arc::new(AtomicU64::new(0));
-        let (d, w) = (depth.clone(), written.clone());
+        let (d, w, c) = (depth.clone(), written.clone(), credits.clone());
         let writer = std::thread::Builder::new()
             .name("aihub-call-log".into())
-            .spawn(move || writer_loop(store, rx, d, w))
+            .spawn(move || writer_loop(store, rx, d, w, c))
             .ok();
         if writer.is_none() {
             tracing::error!("cannot start the call log writer thread; calls will not be recorded");
@@ -138,6 +150,7 @@ impl CallLog {
             dropped: AtomicU64::new(0),
             written,
             writer: Mutex::new(writer),
+            credits,
         }
     }
 
@@ -148,15 +161,23 @@ impl CallLog {
             Ok(()) => {
                 self.depth.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_power_of_two() {
-                    tracing::warn!(
-                        dropped_total = n,
-                        "call log queue full: call records dropped"
-                    );
-                }
+            Err(TrySendError::Full(Msg::Record(r)))
+            | Err(TrySendError::Disconnected(Msg::Record(r))) => {
+                // The charge is lost with the record; the hold must not be.
+                settle_holds(self.credits.as_deref(), std::slice::from_ref(&*r));
+                self.count_dropped();
             }
+            Err(_) => self.count_dropped(),
+        }
+    }
+
+    fn count_dropped(&self) {
+        let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        if n.is_power_of_two() {
+            tracing::warn!(
+                dropped_total = n,
+                "call log queue full: call records dropped"
+            );
         }
     }
 
@@ -182,7 +203,30 @@ impl CallLog {
     }
 }
 
-fn writer_loop(store: Store, rx: Receiver<Msg>, depth: Arc<AtomicI64>, written: Arc<AtomicU64>) {
+/// After a batch is written (or given up on): balances that were charged are re-read,
+/// then the records' holds are released (in that order, so admission never sees the
+/// hold gone before the charge).
+fn settle_holds(credits: Option<&Credits>, batch: &[CallRecord]) {
+    let Some(c) = credits else { return };
+    for r in batch {
+        if let Some(app) = r.app_id {
+            if r.charge_nanos != 0 {
+                c.invalidate(app);
+            }
+            if r.hold_nanos != 0 {
+                c.holds.release(app, r.hold_nanos);
+            }
+        }
+    }
+}
+
+fn writer_loop(
+    store: Store,
+    rx: Receiver<Msg>,
+    depth: Arc<AtomicI64>,
+    written: Arc<AtomicU64>,
+    credits: Option<Arc<Credits>>,
+) {
     let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH_MAX);
     let mut stopping = false;
     while !stopping {
@@ -217,6 +261,7 @@ fn writer_loop(store: Store, rx: Receiver<Msg>, depth: Arc<AtomicI64>, written: 
             let n = batch.len();
             depth.fetch_sub(n as i64, Ordering::Relaxed);
             write_with_retries(&store, &batch, &written);
+            settle_holds(credits.as_deref(), &batch);
             batch.clear();
             // A full batch means more is waiting: go on without blocking.
             if n < BATCH_MAX || stopping {
@@ -263,6 +308,7 @@ impl Store {
         let mut rollup: HashMap<(i64, &str, &str, i64), Sums> = HashMap::new();
         let mut keys: HashMap<i64, i64> = HashMap::new();
         let mut creds: HashMap<i64, (i64, i64)> = HashMap::new();
+        let now = super::now_ms();
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO model_calls (request_id, app_id, provider, model, credential_id, endpoint, stream, status,
@@ -297,6 +343,15 @@ impl Store {
                     r.format,
                     r.cache_hit,
                 ])?;
+                if let (Some(app), true) = (r.app_id, r.charge_nanos > 0) {
+                    super::credits::charge_in(
+                        &tx,
+                        app,
+                        tx.last_insert_rowid(),
+                        r.charge_nanos,
+                        now,
+                    )?;
+                }
                 let hour = r.created_at.div_euclid(3_600_000) * 3600;
                 let s = rollup
                     .entry((
@@ -589,6 +644,8 @@ pub(crate) fn sample(app: i64, model: &str, ok: bool, at: i64) -> CallRecord {
         requested_model: None,
         format: "openai_chat",
         cache_hit: false,
+        charge_nanos: 0,
+        hold_nanos: 0,
     }
 }
 
@@ -643,6 +700,74 @@ mod tests {
         blocker.execute_batch("ROLLBACK").unwrap();
         log.shutdown();
         assert_eq!(log.dropped() + log.written(), 100);
+    }
+
+    #[test]
+    fn charges_commit_with_their_records_and_holds_are_released_after() {
+        let (_d, s) = test_store();
+        let app = s.create_app("payer").unwrap().id;
+        s.grant_credits(app, 1_000, None, None).unwrap();
+        let credits = Arc::new(Credits::new(&crate::config::BillingConfig {
+            enabled: true,
+            ..Default::default()
+        }));
+        let log = CallLog::start_billing(s.clone(), 100, Some(credits.clone()));
+        for i in 0..3 {
+            assert_eq!(credits.holds.try_hold(app, 1_000, 100), Ok(()));
+            let mut r = sample(app, "echo/echo-1", true, 1000 + i);
+            r.charge_nanos = 30;
+            r.hold_nanos = 100;
+            log.record(r);
+        }
+        // A failed call: its hold goes, no charge is written.
+        let mut failed = sample(app, "echo/echo-1", false, 2000);
+        failed.hold_nanos = 100;
+        assert_eq!(credits.holds.try_hold(app, 1_000, 100), Ok(()));
+        log.record(failed);
+        log.shutdown();
+        assert_eq!(credits.holds.held(app), 0);
+        assert_eq!(s.credit_summary(app).unwrap().balance, 910);
+        let (rows, _) = s
+            .list_ledger(&crate::store::credits::LedgerFilter {
+                app_id: Some(app),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let charged: Vec<_> = rows.iter().filter(|e| e.kind == "charge").collect();
+        assert_eq!(charged.len(), 3);
+        let (calls, _) = s
+            .list_calls(&CallFilter {
+                status: Some("ok".into()),
+                limit: 10,
+                ..Default::default()
+            })
+            .unwrap();
+        let mut ids: Vec<_> = charged.iter().filter_map(|e| e.call_id).collect();
+        ids.sort();
+        let mut call_ids: Vec<_> = calls.iter().map(|c| c.id).collect();
+        call_ids.sort();
+        assert_eq!(ids, call_ids);
+    }
+
+    #[test]
+    fn a_dropped_record_releases_its_hold() {
+        let (_d, s) = test_store();
+        let credits = Arc::new(Credits::new(&crate::config::BillingConfig::default()));
+        let blocker = s.conn().unwrap();
+        blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let log = CallLog::start_billing(s.clone(), 2, Some(credits.clone()));
+        for i in 0..50 {
+            assert_eq!(credits.holds.try_hold(1, i64::MAX, 10), Ok(()));
+            let mut r = sample(1, "echo/echo-1", true, i);
+            r.hold_nanos = 10;
+            log.record(r);
+        }
+        assert!(log.dropped() > 0);
+        assert!(credits.holds.held(1) <= (50 - log.dropped() as i64) * 10);
+        blocker.execute_batch("ROLLBACK").unwrap();
+        log.shutdown();
+        assert_eq!(credits.holds.held(1), 0);
     }
 
     #[test]

@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/0003_formats.sql"),
     include_str!("../../../schema/0004_limits.sql"),
     include_str!("../../../schema/0005_cache.sql"),
+    include_str!("../../../schema/0006_billing.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -4,6 +4,7 @@
 pub mod aliases;
 pub mod apps;
 pub mod calls;
+pub mod credits;
 pub mod limits;
 pub mod migrations;
 pub mod providers;

@@ -4,6 +4,7 @@
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
 use super::calls::{CallFilter, CallRow, ExportWindow};
+use super::credits::{CreditSummary, Grant, LedgerEntry, LedgerFilter};
 use super::limits::{Scope, StoredLimits};
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
@@ -12,7 +13,8 @@ use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::secrets::Cipher;
 use super::traits::{
-    AliasStore, AppStore, CallQueries, LimitStore, ProviderStore, RateStore, ResponseStore, Result,
+    AliasStore, AppStore, CallQueries, CreditStore, LimitStore, ProviderStore, RateStore,
+    ResponseStore, Result,
 };
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::{Store, StoreError};
@@ -218,6 +220,32 @@ impl LimitStore for SqliteStores {
     }
     async fn all_limits(&self) -> Result<StoredLimits> {
         self.run(|s, _| s.all_limits()).await
+    }
+}
+
+#[async_trait]
+impl CreditStore for SqliteStores {
+    async fn grant_credits(
+        &self,
+        app_id: i64,
+        amount: i64,
+        expires_at: Option<i64>,
+        note: Option<String>,
+    ) -> Result<Grant> {
+        self.run(move |s, _| s.grant_credits(app_id, amount, expires_at, note.as_deref()))
+            .await
+    }
+    async fn credit_summary(&self, app_id: i64) -> Result<CreditSummary> {
+        self.run(move |s, _| s.credit_summary(app_id)).await
+    }
+    async fn credit_balance(&self, app_id: i64) -> Result<(i64, Option<i64>)> {
+        self.run(move |s, _| s.credit_balance(app_id)).await
+    }
+    async fn list_ledger(&self, filter: LedgerFilter) -> Result<(Vec<LedgerEntry>, Option<i64>)> {
+        self.run(move |s, _| s.list_ledger(&filter)).await
+    }
+    async fn expire_credits(&self) -> Result<usize> {
+        self.run(|s, _| s.expire_credits()).await
     }
 }
 

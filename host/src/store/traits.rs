@@ -6,6 +6,7 @@
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
 use super::calls::{CallFilter, CallRow, ExportWindow};
+use super::credits::{CreditSummary, Grant, LedgerEntry, LedgerFilter};
 use super::limits::{Scope, StoredLimits};
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
@@ -132,6 +133,27 @@ pub trait CallQueries: Send + Sync {
     async fn usage(&self, group: GroupBy, filter: UsageFilter) -> Result<Vec<UsageRow>>;
 }
 
+/// Credit grants, balances and the ledger. (Charges are written with the call records,
+/// by the call-log writer.)
+#[async_trait]
+pub trait CreditStore: Send + Sync {
+    /// `amount` nano-credits; `expires_at` Unix ms.
+    async fn grant_credits(
+        &self,
+        app_id: i64,
+        amount: i64,
+        expires_at: Option<i64>,
+        note: Option<String>,
+    ) -> Result<Grant>;
+    /// The balance after expiring what is due, and the grants.
+    async fn credit_summary(&self, app_id: i64) -> Result<CreditSummary>;
+    /// Just the balance and when the next grant expires (Unix ms), for admission.
+    async fn credit_balance(&self, app_id: i64) -> Result<(i64, Option<i64>)>;
+    async fn list_ledger(&self, filter: LedgerFilter) -> Result<(Vec<LedgerEntry>, Option<i64>)>;
+    /// Expires every app's due grants; how many apps had some.
+    async fn expire_credits(&self) -> Result<usize>;
+}
+
 /// Every store concern, as the handlers hold them.
 #[derive(Clone)]
 pub struct Stores {
@@ -142,6 +164,7 @@ pub struct Stores {
     pub calls: Arc<dyn CallQueries>,
     pub responses: Arc<dyn ResponseStore>,
     pub limits: Arc<dyn LimitStore>,
+    pub credits: Arc<dyn CreditStore>,
 }
 
 impl Stores {
@@ -155,6 +178,7 @@ impl Stores {
             + CallQueries
             + ResponseStore
             + LimitStore
+            + CreditStore
             + 'static,
     {
         Stores {
@@ -164,6 +188,7 @@ impl Stores {
             aliases: store.clone(),
             calls: store.clone(),
             responses: store.clone(),
+            credits: store.clone(),
             limits: store,
         }
     }

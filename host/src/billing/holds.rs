@@ -1,0 +1,141 @@
+//! What admission needs in memory: each app's held credit (behind [`Holds`], so several
+//! instances can later share it through Postgres or Redis) and a cache of balances.
+
+use super::Pricing;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Per-app sums of credit held by calls in flight.
+pub trait Holds: Send + Sync {
+    /// Holds `amount` for `app_id` when `balance` minus what is held covers it; else
+    /// `Err` with what is held already. Check and add are one step.
+    fn try_hold(&self, app_id: i64, balance: i64, amount: i64) -> Result<(), i64>;
+    fn release(&self, app_id: i64, amount: i64);
+    fn held(&self, app_id: i64) -> i64;
+}
+
+/// This instance's holds.
+#[derive(Default)]
+pub struct LocalHolds {
+    held: Mutex<HashMap<i64, i64>>,
+}
+
+impl Holds for LocalHolds {
+    fn try_hold(&self, app_id: i64, balance: i64, amount: i64) -> Result<(), i64> {
+        let Ok(mut map) = self.held.lock() else {
+            return Err(0);
+        };
+        let held = map.get(&app_id).copied().unwrap_or(0);
+        if balance.saturating_sub(held) < amount {
+            return Err(held);
+        }
+        map.insert(app_id, held.saturating_add(amount));
+        Ok(())
+    }
+
+    fn release(&self, app_id: i64, amount: i64) {
+        if let Ok(mut map) = self.held.lock() {
+            if let Some(h) = map.get_mut(&app_id) {
+                *h = h.saturating_sub(amount).max(0);
+                if *h == 0 {
+                    map.remove(&app_id);
+                }
+            }
+        }
+    }
+
+    fn held(&self, app_id: i64) -> i64 {
+        self.held
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&app_id).copied())
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Default)]
+struct Cached {
+    /// Bumped by every invalidation, so a read that started before one is not cached.
+    generation: u64,
+    /// Balance and the next grant expiry (Unix ms) it is good until.
+    value: Option<(i64, Option<i64>)>,
+}
+
+/// Billing's shared in-memory state: whether it is on, its prices, holds and balances.
+pub struct Credits {
+    pub enabled: bool,
+    pub pricing: Pricing,
+    pub holds: Arc<dyn Holds>,
+    balances: Mutex<HashMap<i64, Cached>>,
+}
+
+impl Credits {
+    pub fn new(config: &crate::config::BillingConfig) -> Credits {
+        Credits {
+            enabled: config.enabled,
+            pricing: Pricing::from_config(config),
+            holds: Arc::new(LocalHolds::default()),
+            balances: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The cached balance, unless a grant has expired since it was read. `Err` carries
+    /// the generation to pass to [`Self::fill`] after reading the store.
+    pub fn cached(&self, app_id: i64, now_ms: i64) -> Result<i64, u64> {
+        let Ok(mut map) = self.balances.lock() else {
+            return Err(0);
+        };
+        let c = map.entry(app_id).or_default();
+        match c.value {
+            Some((b, exp)) if exp.is_none_or(|e| e > now_ms) => Ok(b),
+            _ => Err(c.generation),
+        }
+    }
+
+    /// Caches a balance read from the store, unless it changed since the read began.
+    pub fn fill(&self, app_id: i64, generation: u64, balance: i64, next_expiry: Option<i64>) {
+        if let Ok(mut map) = self.balances.lock() {
+            let c = map.entry(app_id).or_default();
+            if c.generation == generation {
+                c.value = Some((balance, next_expiry));
+            }
+        }
+    }
+
+    /// The stored balance changed (a charge, a grant).
+    pub fn invalidate(&self, app_id: i64) {
+        if let Ok(mut map) = self.balances.lock() {
+            let c = map.entry(app_id).or_default();
+            c.generation += 1;
+            c.value = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holds_refuse_beyond_the_balance_and_release() {
+        let h = LocalHolds::default();
+        assert_eq!(h.try_hold(1, 100, 60), Ok(()));
+        assert_eq!(h.try_hold(1, 100, 60), Err(60));
+        assert_eq!(h.try_hold(2, 100, 60), Ok(()));
+        h.release(1, 60);
+        assert_eq!(h.held(1), 0);
+        assert_eq!(h.try_hold(1, 100, 100), Ok(()));
+    }
+
+    #[test]
+    fn a_read_overtaken_by_a_change_is_not_cached() {
+        let c = Credits::new(&crate::config::BillingConfig::default());
+        let g = c.cached(1, 0).unwrap_err();
+        c.invalidate(1);
+        c.fill(1, g, 50, None);
+        let g = c.cached(1, 0).unwrap_err();
+        c.fill(1, g, 40, Some(1000));
+        assert_eq!(c.cached(1, 999), Ok(40));
+        assert!(c.cached(1, 1000).is_err());
+    }
+}

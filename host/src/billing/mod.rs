@@ -1,0 +1,178 @@
+//! Credit billing (issue 14): apps hold prepaid credits, each call's price is held at
+//! admission and charged when its record is written (in the call-log transaction).
+//!
+//! Amounts are exact integers of nano-credits (1e-9 credit); the API shows them as
+//! decimal strings next to the integer. Prices come from the token counts and the
+//! routing table's rate directly, not from the rounded micro-USD cost, so a tiny call
+//! never prices at zero.
+
+pub mod amount;
+pub mod holds;
+pub mod view;
+
+pub use amount::{format_nanos, parse_credits, CreditAmount, NANOS_PER_CREDIT};
+pub use holds::{Credits, Holds, LocalHolds};
+
+use crate::config::BillingConfig;
+use crate::store::rates::Rate;
+
+/// Most one call is charged (a billion credits): usage too large to price saturates here
+/// rather than wrapping.
+pub const MAX_CALL_NANOS: i64 = 1_000_000_000 * NANOS_PER_CREDIT;
+
+/// The config's price terms as exact integers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pricing {
+    /// Margin in hundredths of a percent.
+    pub margin_bp: i128,
+    /// Micro-USD one credit is worth (>= 1).
+    pub usd_per_credit_micros: i128,
+}
+
+impl Pricing {
+    pub fn from_config(c: &BillingConfig) -> Pricing {
+        Pricing {
+            margin_bp: (c.margin_percent.max(0.0) * 100.0).round() as i128,
+            usd_per_credit_micros: ((c.usd_per_credit * 1e6).round() as i128).max(1),
+        }
+    }
+
+    /// The price in nano-credits of a call that used these tokens at `rate`, rounded up
+    /// to the next nano-credit; `None` when it does not fit (checked, never wrapped).
+    ///
+    /// cost_usd = Σ tokens × rate_µUSD_per_Mtok / 1e12; credits = cost × (1 + bp/1e4) /
+    /// (upc_µUSD / 1e6); nanos = credits × 1e9 = Σ × (1e4 + bp) / (10 × upc_µUSD).
+    pub fn price_nanos(&self, rate: &Rate, input: u64, output: u64, cached: u64) -> Option<i64> {
+        let cached = i128::from(cached.min(input));
+        let fresh = i128::from(input) - cached;
+        let cached_rate = i128::from(
+            rate.cached_per_mtok_micros
+                .unwrap_or(rate.input_per_mtok_micros),
+        );
+        let raw = fresh
+            .checked_mul(i128::from(rate.input_per_mtok_micros))?
+            .checked_add(cached.checked_mul(cached_rate)?)?
+            .checked_add(
+                i128::from(output).checked_mul(i128::from(rate.output_per_mtok_micros))?,
+            )?;
+        let num = raw.checked_mul(10_000i128.checked_add(self.margin_bp)?)?;
+        let den = self.usd_per_credit_micros.checked_mul(10)?;
+        let nanos = num.checked_add(den - 1)? / den;
+        i64::try_from(nanos).ok().filter(|n| *n <= MAX_CALL_NANOS)
+    }
+
+    /// [`Self::price_nanos`], saturated at [`MAX_CALL_NANOS`].
+    pub fn price_or_max(&self, rate: &Rate, input: u64, output: u64, cached: u64) -> i64 {
+        self.price_nanos(rate, input, output, cached)
+            .unwrap_or(MAX_CALL_NANOS)
+    }
+}
+
+/// The app's balance for admission: cached, else read from the store (which expires
+/// what is due first).
+pub async fn balance(
+    state: &crate::state::AppState,
+    app_id: i64,
+) -> Result<i64, crate::error::ApiError> {
+    let credits = &state.credits;
+    if !credits.enabled {
+        // No writer keeps the cache fresh when billing is off.
+        return Ok(state.stores.credits.credit_balance(app_id).await?.0);
+    }
+    match credits.cached(app_id, crate::store::now_ms()) {
+        Ok(b) => Ok(b),
+        Err(generation) => {
+            let (balance, next_expiry) = state.stores.credits.credit_balance(app_id).await?;
+            credits.fill(app_id, generation, balance, next_expiry);
+            Ok(balance)
+        }
+    }
+}
+
+/// `{"<name>": "12.500000000", "<name>_nanos": 12500000000}` entries for a JSON object.
+pub fn amount_fields(obj: &mut serde_json::Map<String, serde_json::Value>, name: &str, nanos: i64) {
+    obj.insert(name.to_string(), format_nanos(nanos).into());
+    obj.insert(format!("{name}_nanos"), nanos.into());
+}
+
+/// The grant a new app gets: (nano-credits, expiry in Unix ms), when configured.
+pub fn new_app_grant(c: &BillingConfig, now_ms: i64) -> Option<(i64, Option<i64>)> {
+    let amount = c.new_app_grant.0;
+    (amount > 0).then(|| {
+        let expires = c
+            .new_app_grant_days
+            .map(|d| now_ms.saturating_add(i64::from(d) * 86_400_000));
+        (amount, expires)
+    })
+}
+
+/// Gives a just-created app its configured grant; a failure is logged, not fatal (the
+/// app exists; the operator can grant by hand).
+pub fn grant_new_app(store: &crate::store::Store, c: &BillingConfig, app_id: i64) {
+    if let Some((amount, expires)) = new_app_grant(c, crate::store::now_ms()) {
+        if let Err(e) = store.grant_credits(app_id, amount, expires, Some("new app grant")) {
+            tracing::error!(app_id, error = %e, "the new-app credit grant failed");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rate(input_usd: f64, output_usd: f64) -> Rate {
+        Rate {
+            model: "m/x".into(),
+            input_per_mtok_micros: (input_usd * 1e6) as i64,
+            output_per_mtok_micros: (output_usd * 1e6) as i64,
+            cached_per_mtok_micros: None,
+            updated_at: 0,
+        }
+    }
+
+    fn pricing(margin: f64, upc: f64) -> Pricing {
+        Pricing::from_config(&BillingConfig {
+            margin_percent: margin,
+            usd_per_credit: upc,
+            ..BillingConfig::default()
+        })
+    }
+
+    #[test]
+    fn a_tiny_call_never_prices_at_zero() {
+        let p = pricing(0.0, 1.0);
+        // 10 tokens at $0.15/Mtok: $1.5e-6 = 1500 nano-credits at $1/credit.
+        assert_eq!(p.price_nanos(&rate(0.15, 0.0), 10, 0, 0), Some(1500));
+        // One token at $0.000001/Mtok is 1e-12 USD: still one nano-credit.
+        let r = Rate {
+            input_per_mtok_micros: 1,
+            ..rate(0.0, 0.0)
+        };
+        assert_eq!(p.price_nanos(&r, 1, 0, 0), Some(1));
+        assert_eq!(p.price_nanos(&rate(0.0, 0.0), 1000, 1000, 0), Some(0));
+    }
+
+    #[test]
+    fn margin_and_credit_value_apply_and_round_up() {
+        // 1M input tokens at $2/Mtok = $2; +25% = $2.5; at $0.5/credit = 5 credits.
+        let p = pricing(25.0, 0.5);
+        assert_eq!(
+            p.price_nanos(&rate(2.0, 0.0), 1_000_000, 0, 0),
+            Some(5 * NANOS_PER_CREDIT)
+        );
+        // $1 at $3/credit: 0.333333333.. credits, rounded up.
+        let p = pricing(0.0, 3.0);
+        assert_eq!(
+            p.price_nanos(&rate(1.0, 0.0), 1_000_000, 0, 0),
+            Some(333_333_334)
+        );
+    }
+
+    #[test]
+    fn absurd_usage_saturates() {
+        let p = pricing(0.0, 0.000001);
+        let r = rate(1_000_000.0, 1_000_000.0);
+        assert_eq!(p.price_nanos(&r, u64::MAX, u64::MAX, 0), None);
+        assert_eq!(p.price_or_max(&r, u64::MAX, u64::MAX, 0), MAX_CALL_NANOS);
+    }
+}

@@ -1,0 +1,481 @@
+//! Credit billing against the real binary: holds refuse with 402 before a grant, real
+//! prices are charged once per call record (in the call log's transaction), the ledger
+//! sums to the balance, a burst cannot overspend beyond the documented bound, streams
+//! are charged from their usage, failures are not charged, grants expire, and with
+//! billing off nothing is refused.
+
+mod common;
+
+use common::scripted::{Act, ScriptedUpstream, StreamEnd};
+use common::*;
+use reqwest::Method;
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const BILLING: &str = "[billing]\nenabled = true\ntop_up_url = \"https://pay.example/top-up\"\n";
+
+/// $1 per Mtok of input and $2 per Mtok of output: 1000 and 2000 nano-credits a token.
+const IN_NANOS: i64 = 1000;
+const OUT_NANOS: i64 = 2000;
+
+/// A mock answering with `usage` (prompt, completion): `fail` in the prompt gets a 500,
+/// `stream: true` a stream with a usage chunk.
+async fn mock(prompt: u64, completion: u64) -> ScriptedUpstream {
+    ScriptedUpstream::start(move |r| {
+        let body = r.json();
+        if body.to_string().contains("fail") {
+            return Act::error(500, "upstream broke");
+        }
+        if body.to_string().contains("cancel") {
+            return Act::stream(&["a", "b"], Duration::from_millis(10), StreamEnd::Stall);
+        }
+        if body["stream"] == true {
+            let chunk = |delta: Value, finish: Value| {
+                json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
+                       "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+                .to_string()
+            };
+            let usage = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-x",
+                "choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}});
+            return Act::Stream {
+                events: vec![
+                    chunk(json!({"content": "hel"}), Value::Null),
+                    chunk(json!({"content": "lo"}), Value::Null),
+                    chunk(json!({}), json!("stop")),
+                    usage.to_string(),
+                ],
+                delay: Duration::from_millis(5),
+                end: StreamEnd::Done,
+            };
+        }
+        Act::json(200, openai_completion("gpt-x", "fine", prompt, completion))
+    })
+    .await
+}
+
+/// A server (billing per `config`) with provider `bill` on `mock`, priced by a rate.
+async fn server(config: &str, mock: &ScriptedUpstream) -> TestServer {
+    let mut opts = ServerOptions::new().plugin(OPENAI);
+    if !config.is_empty() {
+        opts = opts.config(config);
+    }
+    let s = TestServer::start(opts).await;
+    let pid = s.stored_provider("bill", &mock.base_url()).await;
+    s.add_key(pid, "k", "sk-bill-test-key", None).await;
+    s.admin_ok(
+        Method::PUT,
+        "/api/admin/rates/bill/gpt-x",
+        Some(&json!({"input_per_mtok": 1.0, "output_per_mtok": 2.0})),
+        200,
+    )
+    .await;
+    s
+}
+
+fn chat(text: &str, max_tokens: u64) -> Value {
+    json!({"model": "bill/gpt-x", "max_tokens": max_tokens, "messages": [{"role": "user", "content": text}]})
+}
+
+async fn send(client: &reqwest::Client, s: &TestServer, body: &Value) -> reqwest::Response {
+    client
+        .post(s.url("/v1/chat/completions"))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn credits(s: &TestServer, app: i64) -> Value {
+    s.admin_ok(
+        Method::GET,
+        &format!("/api/admin/apps/{app}/credits"),
+        None,
+        200,
+    )
+    .await
+}
+
+async fn grant(s: &TestServer, app: i64, body: Value) -> Value {
+    s.admin_ok(
+        Method::POST,
+        &format!("/api/admin/apps/{app}/credits"),
+        Some(&body),
+        201,
+    )
+    .await
+}
+
+/// Every ledger entry of `app`, newest first, following the cursor.
+async fn ledger(s: &TestServer, app: i64) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = s
+            .admin_ok(
+                Method::GET,
+                &format!("/api/admin/ledger?app={app}&limit=7{cursor}"),
+                None,
+                200,
+            )
+            .await;
+        assert_eq!(page["object"], "list");
+        out.extend(page["data"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_i64() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => return out,
+        }
+    }
+}
+
+fn nanos(v: &Value, field: &str) -> i64 {
+    v[format!("{field}_nanos")]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no {field}_nanos in {v}"))
+}
+
+/// The ledger sums to the balance, and there is exactly one charge per charged call record
+/// (of the ok records: those are the ones with a price).
+async fn assert_books_balance(s: &TestServer, app: i64) -> (Vec<Value>, Vec<Value>) {
+    let entries = ledger(s, app).await;
+    let sum: i64 = entries.iter().map(|e| nanos(e, "amount")).sum();
+    let balance = nanos(&credits(s, app).await, "balance");
+    assert_eq!(sum, balance, "{entries:?}");
+    if let Some(newest) = entries.first() {
+        assert_eq!(nanos(newest, "balance_after"), balance);
+    }
+    let calls = s.all_calls(&format!("app={app}")).await;
+    let charges: Vec<_> = entries.iter().filter(|e| e["kind"] == "charge").collect();
+    let ok: Vec<_> = calls.iter().filter(|c| c["status"] == "ok").collect();
+    assert_eq!(charges.len(), ok.len(), "one charge per ok call");
+    let mut ids: Vec<i64> = charges
+        .iter()
+        .map(|e| e["call_id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), charges.len(), "no call charged twice");
+    for c in &ok {
+        assert!(ids.contains(&c["id"].as_i64().unwrap()), "{c} not charged");
+    }
+    (entries, calls)
+}
+
+/// Waits until `n` calls of `app` are in the log (the call log writes in batches).
+async fn app_calls(s: &TestServer, app: i64, n: usize) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let calls = s.all_calls(&format!("app={app}")).await;
+        if calls.len() >= n || std::time::Instant::now() > deadline {
+            return calls;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn no_credit_is_402_a_grant_admits_and_each_call_is_charged_once() {
+    let m = mock(5, 2).await;
+    let s = server(BILLING, &m).await;
+    let (app, key) = s.create_app_with_key("payer").await;
+    let client = http_client_with_key(&key);
+
+    let resp = send(&client, &s, &chat("hello", 10)).await;
+    let err = expect_error(resp, 402, "insufficient_credits").await;
+    assert_eq!(err["code"], "insufficient_credits");
+    let msg = err["message"].as_str().unwrap();
+    assert!(
+        msg.contains("balance is 0.000000000") && msg.contains("https://pay.example/top-up"),
+        "{msg}"
+    );
+    // Anthropic's shape names it a billing error.
+    let resp = client
+        .post(s.url("/v1/messages"))
+        .json(&json!({"model": "bill/gpt-x", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 402);
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(v["error"]["type"], "billing_error", "{v}");
+    assert_eq!(m.calls(), 0, "nothing reached the upstream");
+
+    // Bad grants name their field; an unknown app is 404.
+    for (body, field) in [
+        (json!({"amount": 0}), "amount"),
+        (json!({"amount": "1.0000000001"}), "amount"),
+        (json!({"amount": -3}), "amount"),
+        (json!({"amount": 1, "expires_at": 1}), "expires_at"),
+        (json!({"amount": 1, "expires_at": "tomorrow"}), "expires_at"),
+        (json!({"amount": 1, "bogus": 1}), "bogus"),
+    ] {
+        let resp = s
+            .admin(
+                Method::POST,
+                &format!("/api/admin/apps/{app}/credits"),
+                Some(&body),
+            )
+            .await;
+        assert_eq!(resp.status(), 400, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["param"], field, "{body}: {v}");
+    }
+    let resp = s
+        .admin(
+            Method::POST,
+            "/api/admin/apps/9999/credits",
+            Some(&json!({"amount": 1})),
+        )
+        .await;
+    assert_eq!(resp.status(), 404);
+    assert_eq!(
+        s.admin_get("/api/admin/apps/9999/credits").await.status(),
+        404
+    );
+
+    let g = grant(&s, app, json!({"amount": "2.5", "note": "first top-up"})).await;
+    assert_eq!(g["amount"], "2.500000000");
+    assert_eq!(g["amount_nanos"], 2_500_000_000i64);
+    assert_eq!(g["note"], "first top-up");
+    grant(
+        &s,
+        app,
+        json!({"amount": 0.5, "expires_at": "2999-01-01T00:00:00Z"}),
+    )
+    .await;
+
+    for i in 0..3 {
+        let resp = send(&client, &s, &chat(&format!("hello {i}"), 10)).await;
+        assert_eq!(resp.status(), 200);
+    }
+    // A failed upstream call (500 on every attempt) is not charged.
+    let resp = send(&client, &s, &chat("fail please", 10)).await;
+    assert!(resp.status().is_server_error(), "{}", resp.status());
+    let calls = app_calls(&s, app, 6).await;
+    assert_eq!(calls.len(), 6, "2 refused, 3 ok, 1 failed: {calls:?}");
+
+    let (entries, _) = assert_books_balance(&s, app).await;
+    let per_call = 5 * IN_NANOS + 2 * OUT_NANOS;
+    let charges: Vec<_> = entries.iter().filter(|e| e["kind"] == "charge").collect();
+    assert_eq!(charges.len(), 3);
+    for c in &charges {
+        assert_eq!(nanos(c, "amount"), -per_call, "{c}");
+    }
+    let view = credits(&s, app).await;
+    assert_eq!(nanos(&view, "balance"), 3_000_000_000 - 3 * per_call);
+    assert_eq!(nanos(&view, "held"), 0);
+    assert_eq!(view["grants"].as_array().unwrap().len(), 2);
+    // The expiring grant was consumed first.
+    let soon = view["grants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| !g["expires_at"].is_null())
+        .unwrap()
+        .clone();
+    assert_eq!(nanos(&soon, "remaining"), 500_000_000 - 3 * per_call);
+
+    // The consumer view, on both paths.
+    for path in ["/v1/credits", "/api/v2/credits"] {
+        let v: Value = client
+            .get(s.url(path))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(v["currency"], "credits", "{v}");
+        assert_eq!(nanos(&v, "balance"), 3_000_000_000 - 3 * per_call);
+        assert_eq!(v["available"], v["balance"]);
+    }
+    assert_eq!(
+        http_client()
+            .get(s.url("/v1/credits"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_burst_of_100_against_credit_for_about_10_calls_stays_within_the_bound() {
+    // Each call is held for its request (~bytes/4 input tokens) plus max_tokens = 2, and
+    // really uses 5 input and 20 output tokens: more than its hold.
+    let m = mock(5, 20).await;
+    let s = server(BILLING, &m).await;
+    let (app, key) = s.create_app_with_key("burst").await;
+    let body = chat("burst", 2);
+    let bytes = serde_json::to_vec(&body).unwrap().len() as i64;
+    let hold = (bytes + 3) / 4 * IN_NANOS + 2 * OUT_NANOS;
+    let price = 5 * IN_NANOS + 20 * OUT_NANOS;
+    let granted = 10 * hold;
+    grant(&s, app, json!({"amount": format!("0.{granted:09}")})).await;
+
+    let client = http_client_with_key(&key);
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (client, url, body) = (client.clone(), s.url("/v1/chat/completions"), body.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0i64;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            402 => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(ok + refused, 100);
+    // Each admitted call needs `hold` of available credit (balance − held) and settles
+    // for more than that, so admissions can never total more than granted / hold.
+    assert!(
+        (1..=10).contains(&ok),
+        "{ok} admitted against credit for 10 holds"
+    );
+    app_calls(&s, app, 100).await;
+    assert_books_balance(&s, app).await;
+    let view = credits(&s, app).await;
+    let balance = nanos(&view, "balance");
+    assert_eq!(balance, granted - ok * price);
+    assert_eq!(nanos(&view, "held"), 0, "every hold released");
+    // The bound: below zero by at most what admitted calls used beyond their holds,
+    // which is less than one call's price per call in flight.
+    assert!(balance >= -(ok * (price - hold)), "balance {balance}");
+    assert!(balance >= -(price * 100), "balance {balance}");
+}
+
+#[tokio::test]
+async fn a_stream_is_charged_from_its_usage() {
+    let m = mock(5, 2).await;
+    let s = server(BILLING, &m).await;
+    let (app, key) = s.create_app_with_key("streamer").await;
+    grant(&s, app, json!({"amount": 1})).await;
+    let client = http_client_with_key(&key);
+    let mut body = chat("stream me", 10);
+    body["stream"] = json!(true);
+    let out = collect_sse(send(&client, &s, &body).await).await;
+    assert_eq!(out.content(), "hello");
+    let calls = app_calls(&s, app, 1).await;
+    assert_eq!(calls[0]["input_tokens"], 7, "{calls:?}");
+    let (entries, _) = assert_books_balance(&s, app).await;
+    let charge = entries.iter().find(|e| e["kind"] == "charge").unwrap();
+    assert_eq!(nanos(charge, "amount"), -(7 * IN_NANOS + 3 * OUT_NANOS));
+    assert_eq!(charge["call_id"], calls[0]["id"]);
+}
+
+#[tokio::test]
+async fn a_stream_cancelled_before_its_usage_is_charged_its_hold() {
+    let m = mock(5, 2).await;
+    let s = server(BILLING, &m).await;
+    let (app, key) = s.create_app_with_key("canceller").await;
+    grant(&s, app, json!({"amount": 1})).await;
+    let client = http_client_with_key(&key);
+    let mut body = chat("cancel me", 10);
+    body["stream"] = json!(true);
+    let bytes = serde_json::to_vec(&body).unwrap().len() as i64;
+    let hold = (bytes + 3) / 4 * IN_NANOS + 10 * OUT_NANOS;
+    let mut resp = send(&client, &s, &body).await;
+    assert_eq!(resp.status(), 200);
+    let first = resp.chunk().await.unwrap();
+    assert!(first.is_some());
+    drop(resp);
+    let calls = app_calls(&s, app, 1).await;
+    assert_eq!(calls[0]["status"], "cancelled", "{calls:?}");
+    let entries = ledger(&s, app).await;
+    let charge = entries
+        .iter()
+        .find(|e| e["kind"] == "charge")
+        .expect("the cancelled stream is charged");
+    assert_eq!(nanos(charge, "amount"), -hold);
+    assert_eq!(nanos(&credits(&s, app).await, "held"), 0);
+}
+
+#[tokio::test]
+async fn an_expired_grant_leaves_with_an_expiry_entry() {
+    let m = mock(5, 2).await;
+    let s = server(BILLING, &m).await;
+    let (app, key) = s.create_app_with_key("expiring").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    grant(&s, app, json!({"amount": 1, "expires_at": now + 2})).await;
+    let client = http_client_with_key(&key);
+    assert_eq!(send(&client, &s, &chat("before", 10)).await.status(), 200);
+    app_calls(&s, app, 1).await;
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // Admission notices the expiry (the cached balance is good only until it).
+    let resp = send(&client, &s, &chat("after", 10)).await;
+    expect_error(resp, 402, "insufficient_credits").await;
+    let view = credits(&s, app).await;
+    assert_eq!(nanos(&view, "balance"), 0);
+    let (entries, _) = assert_books_balance(&s, app).await;
+    let expiry = entries
+        .iter()
+        .find(|e| e["kind"] == "expiry")
+        .expect("an expiry entry");
+    assert_eq!(
+        nanos(expiry, "amount"),
+        -(1_000_000_000 - 5 * IN_NANOS - 2 * OUT_NANOS)
+    );
+    assert_eq!(nanos(expiry, "balance_after"), 0);
+    assert!(expiry["grant_id"].is_i64());
+}
+
+#[tokio::test]
+async fn new_apps_get_the_configured_grant() {
+    let m = mock(5, 2).await;
+    let config = format!("{BILLING}new_app_grant = \"0.25\"\nnew_app_grant_days = 30\n");
+    let s = server(&config, &m).await;
+    let (app, key) = s.create_app_with_key("newcomer").await;
+    let view = credits(&s, app).await;
+    assert_eq!(view["balance"], "0.250000000");
+    assert!(view["grants"][0]["expires_at"].is_i64(), "{view}");
+    // The default app made at first start got it too.
+    let default = credits(&s, 1).await;
+    assert_eq!(default["balance"], "0.250000000", "{default}");
+    let client = http_client_with_key(&key);
+    assert_eq!(send(&client, &s, &chat("hi", 10)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn with_billing_off_nothing_is_refused_and_nothing_is_charged() {
+    let m = mock(5, 2).await;
+    let s = server("", &m).await;
+    let (app, key) = s.create_app_with_key("free").await;
+    let client = http_client_with_key(&key);
+    for i in 0..3 {
+        assert_eq!(
+            send(&client, &s, &chat(&format!("hi {i}"), 10))
+                .await
+                .status(),
+            200
+        );
+    }
+    let calls = app_calls(&s, app, 3).await;
+    assert_eq!(calls.len(), 3);
+    // The cost is still recorded.
+    assert!(calls.iter().all(|c| c["cost_micros"] == 9), "{calls:?}");
+    assert!(ledger(&s, app).await.is_empty());
+    let v: Value = client
+        .get(s.url("/v1/credits"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(v["balance"], "0.000000000");
+}
