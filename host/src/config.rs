@@ -133,6 +133,8 @@ pub struct BillingConfig {
     /// Where a refused app tops up, named in the 402 message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_up_url: Option<String>,
+    /// What a response-cache hit is charged, in percent of the answer's price (0: free).
+    pub cache_hit_percent: u32,
 }
 
 impl Default for BillingConfig {
@@ -145,6 +147,7 @@ impl Default for BillingConfig {
             new_app_grant_days: None,
             default_max_output_tokens: 4096,
             top_up_url: None,
+            cache_hit_percent: 0,
         }
     }
 }
@@ -469,6 +472,11 @@ impl Config {
         if !(b.margin_percent.is_finite() && (0.0..=100_000.0).contains(&b.margin_percent)) {
             return Err(ConfigError::Invalid(
                 "billing.margin_percent must be between 0 and 100000".into(),
+            ));
+        }
+        if b.cache_hit_percent > 100 {
+            return Err(ConfigError::Invalid(
+                "billing.cache_hit_percent must be between 0 and 100".into(),
             ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {

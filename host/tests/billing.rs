@@ -479,3 +479,35 @@ async fn with_billing_off_nothing_is_refused_and_nothing_is_charged() {
         .unwrap();
     assert_eq!(v["balance"], "0.000000000");
 }
+
+#[tokio::test]
+async fn a_cache_hit_is_charged_its_cache_hit_percent() {
+    let m = mock(100, 50).await;
+    let s = server(&format!("{BILLING}cache_hit_percent = 25\n"), &m).await;
+    let (app, key) = s.create_app_with_key("cached").await;
+    grant(&s, app, json!({"amount": 10})).await;
+    let client = http_client_with_key(&key);
+    let body = chat("the same question", 100);
+    for expect in ["miss", "hit"] {
+        let resp = client
+            .post(s.url("/v1/chat/completions"))
+            .header("x-aihub-cache", "ttl=60")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-aihub-cache"], expect);
+    }
+    assert_eq!(m.calls(), 1, "the hit did not reach the upstream");
+    app_calls(&s, app, 2).await;
+    let (entries, _) = assert_books_balance(&s, app).await;
+    let mut charges: Vec<i64> = entries
+        .iter()
+        .filter(|e| e["kind"] == "charge")
+        .map(|e| -nanos(e, "amount"))
+        .collect();
+    charges.sort();
+    let full = 100 * IN_NANOS + 50 * OUT_NANOS;
+    assert_eq!(charges, [full / 4, full], "{entries:?}");
+}

@@ -213,6 +213,27 @@ impl CallContext {
         }
     }
 
+    /// What a cache hit costs: `billing.cache_hit_percent` of the answer's price, rounded
+    /// up (0 unless billing is on and the percentage set).
+    fn cache_hit_charge(&self, rec: &CallRecord) -> i64 {
+        let percent = i64::from(self.state.config.billing.cache_hit_percent);
+        if percent == 0 || !self.state.credits.enabled {
+            return 0;
+        }
+        let routes = self.state.routing.load();
+        let Some(rate) = routes.price(&rec.model) else {
+            return 0;
+        };
+        let full = self.state.credits.pricing.price_or_max(
+            rate,
+            rec.input_tokens,
+            rec.output_tokens,
+            rec.cached_tokens,
+        );
+        // `full` is bounded (`MAX_CALL_NANOS`) and `percent` by 100: no overflow.
+        (full.saturating_mul(percent) + 99) / 100
+    }
+
     /// `Server-Timing` for the response head.
     pub fn server_timing(&self) -> String {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
@@ -241,8 +262,8 @@ impl CallContext {
             a.settle(used);
         }
         if rec.cache_hit {
-            // Served without an upstream call: nothing to charge.
-            rec.charge_nanos = 0;
+            // Served without an upstream call: `billing.cache_hit_percent` of its price.
+            rec.charge_nanos = self.cache_hit_charge(&rec);
         } else if self.streaming
             && self.ttfb.is_some()
             && rec.charge_nanos == 0
