@@ -49,6 +49,13 @@ fn audio_mock(req: &Recorded) -> MockReply {
     }
     if req.uri.ends_with("/audio/transcriptions") || req.uri.ends_with("/audio/translations") {
         let body = String::from_utf8_lossy(&req.body);
+        if body.contains("\r\n\r\nverbose_json\r\n") {
+            return MockReply::json(
+                200,
+                json!({"task": "transcribe", "text": "Hello there.", "duration": 12.9,
+                       "usage": {"type": "duration", "seconds": 13}}),
+            );
+        }
         if body.contains("\r\n\r\nsrt\r\n") {
             return raw(
                 200,
@@ -192,6 +199,73 @@ async fn a_transcription_upload_and_a_speech_download_pass_through_unchanged() {
     assert_eq!(t["input_tokens"], 14);
     assert_eq!(t["model"], "openai/whisper-1");
     assert!(calls.iter().any(|c| c["endpoint"] == "audio_speech"));
+}
+
+#[tokio::test]
+async fn audio_is_priced_by_the_second_and_by_the_character() {
+    let mock = MockUpstream::start(audio_mock).await;
+    let s = TestServer::start(
+        ServerOptions::new()
+            .plugin(OPENAI)
+            .config(mock_provider_config("openai", &mock, "TEST_OPENAI_KEY"))
+            .env("TEST_OPENAI_KEY", "sk-audio-0001"),
+    )
+    .await;
+    // $0.0001 a second (Whisper's $0.006 a minute); $15 per million characters (tts-1).
+    let put = |model: &str, body: Value| {
+        let path = format!("/api/admin/rates/{model}");
+        let s = &s;
+        async move {
+            s.admin_ok(reqwest::Method::PUT, &path, Some(&body), 200)
+                .await
+        }
+    };
+    let r = put(
+        "openai/whisper-1",
+        json!({"input_per_mtok": 0, "output_per_mtok": 0, "per_second": 0.0001}),
+    )
+    .await;
+    assert_eq!(r["per_second_micros"], 100, "{r}");
+    put(
+        "openai/tts-1",
+        json!({"input_per_mtok": 0, "output_per_mtok": 0, "per_million_characters": 15.0}),
+    )
+    .await;
+    let e = s
+        .admin(
+            reqwest::Method::PUT,
+            "/api/admin/rates/openai/tts-1",
+            Some(&json!({"input_per_mtok": 0, "output_per_mtok": 0, "per_second": -1})),
+        )
+        .await;
+    assert_eq!(e.status(), 400);
+    let ct = format!("multipart/form-data; boundary={BOUNDARY}");
+    let resp = post_upload(
+        &s,
+        "/v1/audio/transcriptions",
+        upload("openai/whisper-1", &audio_bytes(1000), "verbose_json"),
+        &ct,
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let resp = s
+        .post_json(
+            "/v1/audio/speech",
+            &json!({"model": "openai/tts-1", "input": "Hello there.", "voice": "alloy"}),
+        )
+        .await;
+    assert_eq!(resp.status(), 200);
+    let _ = resp.bytes().await.unwrap();
+    let calls = s.calls_at_least(2).await;
+    let cost = |endpoint: &str| {
+        calls
+            .iter()
+            .find(|c| c["endpoint"] == endpoint)
+            .map(|c| c["cost_micros"].clone())
+    };
+    // 13 s × 100 µUSD; 12 characters × $15 / 1e6 = 180 µUSD.
+    assert_eq!(cost("audio_transcriptions"), Some(json!(1300)), "{calls:?}");
+    assert_eq!(cost("audio_speech"), Some(json!(180)), "{calls:?}");
 }
 
 #[tokio::test]

@@ -386,7 +386,28 @@ pub async fn dispatch(
                 .cached_per_mtok
                 .map(|c| usd(c, "cached_per_mtok"))
                 .transpose()?;
-            let row = admin.put_rate(model, input, output, cached).await?;
+            // Per second and per million characters: the same bounds as per million tokens.
+            let per = |v: Option<f64>, field: &str| -> Result<Option<i64>, ApiError> {
+                v.map(|v| {
+                    usd_per_mtok_to_micros(v).ok_or_else(|| {
+                        validation(
+                            field,
+                            &format!("must be a number of USD between 0 and {MAX_USD_PER_MTOK}"),
+                        )
+                    })
+                })
+                .transpose()
+            };
+            let rate = crate::store::rates::Rate {
+                model,
+                input_per_mtok_micros: input,
+                output_per_mtok_micros: output,
+                cached_per_mtok_micros: cached,
+                per_second_micros: per(body.per_second, "per_second")?,
+                per_mchar_micros: per(body.per_million_characters, "per_million_characters")?,
+                updated_at: 0,
+            };
+            let row = admin.put_rate(rate).await?;
             Ok(http::json(200, &row))
         }
         (R::Rate, Method::DELETE) => {
@@ -607,6 +628,10 @@ struct RateBody {
     input_per_mtok: f64,
     output_per_mtok: f64,
     cached_per_mtok: Option<f64>,
+    /// Audio transcription: USD per second of audio.
+    per_second: Option<f64>,
+    /// Speech: USD per million characters.
+    per_million_characters: Option<f64>,
 }
 
 fn plugins(state: &AppState) -> Response<Body> {

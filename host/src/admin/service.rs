@@ -101,19 +101,8 @@ impl<'a> AdminService<'a> {
         self.done((), Change::Routing).await
     }
 
-    pub async fn put_rate(
-        &self,
-        model: String,
-        input: i64,
-        output: i64,
-        cached: Option<i64>,
-    ) -> Result<Rate> {
-        let row = self
-            .state
-            .stores
-            .rates
-            .put_rate(model, input, output, cached)
-            .await?;
+    pub async fn put_rate(&self, rate: Rate) -> Result<Rate> {
+        let row = self.state.stores.rates.put_rate(rate).await?;
         self.done(row, Change::Routing).await
     }
 

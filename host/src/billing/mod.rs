@@ -55,6 +55,12 @@ impl Pricing {
             .checked_add(
                 i128::from(output).checked_mul(i128::from(rate.output_per_mtok_micros))?,
             )?;
+        self.raw_nanos(raw)
+    }
+
+    /// A cost in the raw units of [`Rate::audio_raw`] (1e-12 USD) as nano-credits,
+    /// rounded up; `None` when it does not fit.
+    pub fn raw_nanos(&self, raw: i128) -> Option<i64> {
         let num = raw.checked_mul(10_000i128.checked_add(self.margin_bp)?)?;
         let den = self.usd_per_credit_micros.checked_mul(10)?;
         let nanos = num.checked_add(den - 1)? / den;
@@ -126,7 +132,7 @@ mod tests {
             input_per_mtok_micros: (input_usd * 1e6) as i64,
             output_per_mtok_micros: (output_usd * 1e6) as i64,
             cached_per_mtok_micros: None,
-            updated_at: 0,
+            ..Rate::default()
         }
     }
 

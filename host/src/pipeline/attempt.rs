@@ -245,6 +245,12 @@ async fn parse(
     if ctx.capture_content {
         capture(&ctx.span, "gen_ai.output.messages", &body, "choices");
     }
+    if matches!(
+        call.endpoint,
+        plugin_api::Endpoint::AudioTranscriptions | plugin_api::Endpoint::AudioTranslations
+    ) {
+        ctx.audio.millis = transcribed_millis(&body);
+    }
     let translated = call.format != ctx.format;
     let (body, content_type) = if translated {
         let shaped = shape
@@ -267,6 +273,34 @@ async fn parse(
         out.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
     }
     Ok(Served::Whole(out, reply.usage))
+}
+
+/// The audio length a transcription reply reports: `usage.seconds` (`"type":
+/// "duration"`), else `verbose_json`'s `duration`; 0 for text formats that say neither.
+fn transcribed_millis(body: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Usage {
+        seconds: Option<f64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        usage: Option<Usage>,
+        duration: Option<f64>,
+    }
+    let Ok(r) = serde_json::from_slice::<Reply>(body) else {
+        return 0;
+    };
+    let seconds = r
+        .usage
+        .and_then(|u| u.seconds)
+        .or(r.duration)
+        .unwrap_or(0.0);
+    if seconds.is_finite() && seconds > 0.0 {
+        // Bounded: a day of audio at most.
+        (seconds.min(86_400.0) * 1000.0).round() as u64
+    } else {
+        0
+    }
 }
 
 /// A plugin's "unreadable reply" for a 2xx the upstream did not mark as an error: the

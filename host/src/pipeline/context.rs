@@ -54,6 +54,8 @@ pub struct CallContext {
     pub cache: Option<crate::cache::Slot>,
     /// `x-aihub-cache` for the response: `hit` or `miss`, when the call was cacheable.
     pub cache_status: Option<&'static str>,
+    /// Seconds transcribed or characters spoken, for rates priced by them.
+    pub audio: crate::store::rates::AudioUnits,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -94,6 +96,7 @@ impl CallContext {
             rate_headers: None,
             cache: None,
             cache_status: None,
+            audio: Default::default(),
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -155,6 +158,7 @@ impl CallContext {
             rate_headers: None,
             cache: self.cache.take(),
             cache_status: None,
+            audio: self.audio,
         }
     }
 
@@ -210,6 +214,32 @@ impl CallContext {
                         0
                     }),
             };
+        }
+    }
+
+    /// Adds an audio call's per-second or per-character price to its cost and charge.
+    fn price_audio(&self, rec: &mut CallRecord) {
+        let routes = self.state.routing.load();
+        let Some(rate) = routes.price(&rec.model) else {
+            return;
+        };
+        let Some(raw) = rate.audio_raw(self.audio) else {
+            tracing::warn!(model = %rec.model, "audio usage too large to price; cost recorded as 0");
+            return;
+        };
+        let micros = i64::try_from(raw / 1_000_000).unwrap_or(i64::MAX);
+        rec.cost_micros = rec.cost_micros.saturating_add(micros);
+        if self.state.credits.enabled {
+            let nanos = self
+                .state
+                .credits
+                .pricing
+                .raw_nanos(raw)
+                .unwrap_or(crate::billing::MAX_CALL_NANOS);
+            rec.charge_nanos = rec
+                .charge_nanos
+                .saturating_add(nanos)
+                .min(crate::billing::MAX_CALL_NANOS);
         }
     }
 
@@ -273,6 +303,9 @@ impl CallContext {
             // A stream that sent output but never reported usage (cancelled or cut before
             // its usage event) is charged what it was held for, not nothing.
             rec.charge_nanos = rec.hold_nanos;
+        }
+        if status == CallStatus::Ok && !self.audio.is_empty() {
+            self.price_audio(&mut rec);
         }
         rec.status = status;
         rec.http_status = http_status;

@@ -148,6 +148,9 @@ async fn serve(
         rec.model = call.model.chars().take(200).collect();
         rec.stream = call.stream;
     }
+    if endpoint == Endpoint::AudioSpeech {
+        ctx.audio.characters = spoken_characters(&call);
+    }
     if matches!(
         endpoint,
         Endpoint::AudioTranscriptions | Endpoint::AudioTranslations
@@ -164,6 +167,20 @@ async fn serve(
         return Ok(served);
     }
     attempts::run(state, ctx, &call, targets, trace).await
+}
+
+/// The characters of a speech call's `input` (what per-character rates price).
+fn spoken_characters(call: &CanonicalCall) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Speech<'a> {
+        #[serde(borrow)]
+        input: Option<std::borrow::Cow<'a, str>>,
+    }
+    let Ok(body) = &call.body else { return 0 };
+    serde_json::from_slice::<Speech<'_>>(body)
+        .ok()
+        .and_then(|s| s.input)
+        .map_or(0, |s| s.chars().count() as u64)
 }
 
 /// Names the call's span after its operation and model, and captures the prompt when

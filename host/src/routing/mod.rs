@@ -332,7 +332,7 @@ impl RoutingTable {
                             input_per_mtok_micros: i,
                             output_per_mtok_micros: o,
                             cached_per_mtok_micros: None,
-                            updated_at: 0,
+                            ..Rate::default()
                         },
                     );
                 }

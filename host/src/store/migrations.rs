@@ -12,6 +12,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/0004_limits.sql"),
     include_str!("../../../schema/0005_cache.sql"),
     include_str!("../../../schema/0006_billing.sql"),
+    include_str!("../../../schema/0007_audio_rates.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

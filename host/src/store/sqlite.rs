@@ -162,15 +162,8 @@ impl RateStore for SqliteStores {
     async fn list_rates(&self) -> Result<Vec<Rate>> {
         self.run(|s, _| s.list_rates()).await
     }
-    async fn put_rate(
-        &self,
-        model: String,
-        input: i64,
-        output: i64,
-        cached: Option<i64>,
-    ) -> Result<Rate> {
-        self.run(move |s, _| s.put_rate(&model, input, output, cached))
-            .await
+    async fn put_rate(&self, rate: Rate) -> Result<Rate> {
+        self.run(move |s, _| s.put_rate(&rate)).await
     }
     async fn delete_rate(&self, model: String) -> Result<()> {
         self.run(move |s, _| s.delete_rate(&model)).await
@@ -313,7 +306,12 @@ mod tests {
         assert_eq!(stores.providers.live_credentials().await.unwrap().len(), 1);
         stores
             .rates
-            .put_rate("p/m".into(), 1, 2, None)
+            .put_rate(Rate {
+                model: "p/m".into(),
+                input_per_mtok_micros: 1,
+                output_per_mtok_micros: 2,
+                ..Rate::default()
+            })
             .await
             .unwrap();
         assert_eq!(stores.rates.list_rates().await.unwrap().len(), 1);

@@ -82,13 +82,8 @@ pub trait ProviderStore: Send + Sync {
 #[async_trait]
 pub trait RateStore: Send + Sync {
     async fn list_rates(&self) -> Result<Vec<Rate>>;
-    async fn put_rate(
-        &self,
-        model: String,
-        input: i64,
-        output: i64,
-        cached: Option<i64>,
-    ) -> Result<Rate>;
+    /// Sets (or replaces) the rate of `rate.model`.
+    async fn put_rate(&self, rate: Rate) -> Result<Rate>;
     async fn delete_rate(&self, model: String) -> Result<()>;
 }
 
