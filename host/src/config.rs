@@ -135,6 +135,9 @@ pub struct BillingConfig {
     pub top_up_url: Option<String>,
     /// What a response-cache hit is charged, in percent of the answer's price (0: free).
     pub cache_hit_percent: u32,
+    /// Signs Stripe's webhook events (`whsec_...`); unset: `POST /api/billing/stripe` is off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stripe_webhook_secret: Option<Secret>,
 }
 
 impl Default for BillingConfig {
@@ -148,6 +151,7 @@ impl Default for BillingConfig {
             default_max_output_tokens: 4096,
             top_up_url: None,
             cache_hit_percent: 0,
+            stripe_webhook_secret: None,
         }
     }
 }

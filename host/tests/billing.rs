@@ -511,3 +511,94 @@ async fn a_cache_hit_is_charged_its_cache_hit_percent() {
     let full = 100 * IN_NANOS + 50 * OUT_NANOS;
     assert_eq!(charges, [full / 4, full], "{entries:?}");
 }
+
+/// A `Stripe-Signature` header for `payload`, made by the official `stripe` package (and
+/// accepted by its own `construct_event`).
+const STRIPE_SIGN: &str = r#"
+import json, sys, time, stripe
+payload, secret, skew = sys.argv[1], sys.argv[2], int(sys.argv[3])
+t = int(time.time()) - skew
+sig = stripe.WebhookSignature._compute_signature("%d.%s" % (t, payload), secret)
+header = "t=%d,v1=%s" % (t, sig)
+if skew == 0:
+    stripe.Webhook.construct_event(payload, header, secret)
+print(json.dumps({"header": header}))
+"#;
+
+async fn stripe_header(payload: &str, secret: &str, skew: i64) -> String {
+    let python = tokio::task::spawn_blocking(common::python_sdk::sdk_python)
+        .await
+        .unwrap();
+    let args = vec![payload.to_string(), secret.to_string(), skew.to_string()];
+    let out = tokio::task::spawn_blocking(move || {
+        common::python_sdk::run_script(&python, STRIPE_SIGN, &args)
+    })
+    .await
+    .unwrap();
+    out["header"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paid_stripe_checkout_grants_its_credits_once() {
+    const SECRET: &str = "whsec_test_0123456789abcdef";
+    let m = mock(1, 1).await;
+    let s = server(
+        &format!("{BILLING}stripe_webhook_secret = \"{SECRET}\"\n"),
+        &m,
+    )
+    .await;
+    let (app, _) = s.create_app_with_key("buyer").await;
+    let event = |id: &str, status: &str| {
+        json!({"id": id, "object": "event", "type": "checkout.session.completed",
+               "data": {"object": {"object": "checkout.session", "payment_status": status,
+                                    "metadata": {"aihub_app_id": app.to_string(), "credits": "12.5"}}}})
+        .to_string()
+    };
+    let post = |payload: String, header: String| {
+        let s = &s;
+        async move {
+            s.client()
+                .post(s.url("/api/billing/stripe"))
+                .header("stripe-signature", header)
+                .header("content-type", "application/json")
+                .body(payload)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let paid = event("evt_paid_1", "paid");
+    let header = stripe_header(&paid, SECRET, 0).await;
+    let r = post(paid.clone(), header.clone()).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["granted"], true);
+    assert_eq!(nanos(&credits(&s, app).await, "balance"), 12_500_000_000);
+    // Stripe retries deliveries: the same event grants nothing more.
+    let r = post(paid.clone(), header).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["granted"], false);
+    assert_eq!(nanos(&credits(&s, app).await, "balance"), 12_500_000_000);
+    // A wrong secret, a tampered body, an old timestamp: refused, nothing granted.
+    let other = event("evt_paid_2", "paid");
+    let wrong = stripe_header(&other, "whsec_wrong", 0).await;
+    let e = expect_error(
+        post(other.clone(), wrong).await,
+        400,
+        "invalid_request_error",
+    )
+    .await;
+    assert_eq!(e["param"], "stripe-signature");
+    let header = stripe_header(&other, SECRET, 0).await;
+    let tampered = other.replace("12.5", "125");
+    expect_error(post(tampered, header).await, 400, "invalid_request_error").await;
+    let old = stripe_header(&other, SECRET, 600).await;
+    expect_error(post(other.clone(), old).await, 400, "invalid_request_error").await;
+    // An unpaid session is acknowledged, not granted.
+    let unpaid = event("evt_unpaid", "unpaid");
+    let r = post(unpaid.clone(), stripe_header(&unpaid, SECRET, 0).await).await;
+    assert_eq!(r.json::<Value>().await.unwrap()["granted"], false);
+    let (entries, _) = assert_books_balance(&s, app).await;
+    let grants: Vec<_> = entries.iter().filter(|e| e["kind"] == "grant").collect();
+    assert_eq!(grants.len(), 1, "{entries:?}");
+    assert_eq!(grants[0]["note"], "stripe evt_paid_1");
+}

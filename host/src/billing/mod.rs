@@ -8,6 +8,7 @@
 
 pub mod amount;
 pub mod holds;
+pub mod stripe;
 pub mod view;
 
 pub use amount::{format_nanos, parse_credits, CreditAmount, NANOS_PER_CREDIT};

@@ -149,6 +149,10 @@ pub async fn dispatch(
             ),
             _,
         ) => Err(not_allowed(&method, path)),
+        (_, "/api/billing/stripe") if method == Method::POST => {
+            crate::billing::stripe::webhook(state, req).await
+        }
+        (_, "/api/billing/stripe") => Err(not_allowed(&method, path)),
         (_, "/healthz") if method == Method::GET => Ok(super::probes::healthz()),
         (_, "/metrics") if method == Method::GET => metrics(state, &req),
         (_, "/readyz") if method == Method::GET => Ok(super::probes::readyz(state)),

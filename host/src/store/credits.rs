@@ -210,7 +210,57 @@ impl Store {
         let now = now_ms();
         let mut conn = self.conn()?;
         let tx = write_tx(&mut conn)?;
-        let balance = expire_in(&tx, app_id, now)?
+        let grant = grant_in(&tx, app_id, amount, expires_at, note, now)?;
+        tx.commit()?;
+        Ok(grant)
+    }
+
+    /// A grant for a payment event, made at most once per `event_id` (the event row and the
+    /// grant commit together); `None` when that event was granted already.
+    pub fn grant_credits_once(
+        &self,
+        event_id: &str,
+        app_id: i64,
+        amount: i64,
+        note: Option<&str>,
+    ) -> Result<Option<Grant>, StoreError> {
+        if amount <= 0 {
+            return Err(StoreError::invalid("amount", "must be greater than 0"));
+        }
+        let now = now_ms();
+        let mut conn = self.conn()?;
+        let tx = write_tx(&mut conn)?;
+        let seen: Option<i64> = tx
+            .query_row(
+                "SELECT grant_id FROM payment_events WHERE event_id = ?1",
+                [event_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        if seen.is_some() {
+            return Ok(None);
+        }
+        let grant = grant_in(&tx, app_id, amount, None, note, now)?;
+        tx.execute(
+            "INSERT INTO payment_events (event_id, app_id, grant_id, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![event_id, app_id, grant.id, now],
+        )?;
+        tx.commit()?;
+        Ok(Some(grant))
+    }
+}
+
+/// Adds a grant inside `tx`: the grant row, its ledger entry and the new balance.
+fn grant_in(
+    tx: &Connection,
+    app_id: i64,
+    amount: i64,
+    expires_at: Option<i64>,
+    note: Option<&str>,
+    now: i64,
+) -> Result<Grant, StoreError> {
+    {
+        let balance = expire_in(tx, app_id, now)?
             .ok_or_else(|| StoreError::NotFound(format!("app {app_id}")))?;
         let after = balance
             .checked_add(amount)
@@ -224,7 +274,7 @@ impl Store {
         )?;
         let id = tx.last_insert_rowid();
         entry(
-            &tx,
+            tx,
             app_id,
             "grant",
             amount,
@@ -234,16 +284,17 @@ impl Store {
             note,
             now,
         )?;
-        set_balance(&tx, app_id, after)?;
+        set_balance(tx, app_id, after)?;
         let grant = tx.query_row(
             &format!("SELECT {GRANT_COLUMNS} FROM credit_grants WHERE id = ?1"),
             [id],
             grant_row,
         )?;
-        tx.commit()?;
         Ok(grant)
     }
+}
 
+impl Store {
     /// The app's balance and grants, expiring what is due first.
     pub fn credit_summary(&self, app_id: i64) -> Result<CreditSummary, StoreError> {
         let now = now_ms();

@@ -13,6 +13,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/0005_cache.sql"),
     include_str!("../../../schema/0006_billing.sql"),
     include_str!("../../../schema/0007_audio_rates.sql"),
+    include_str!("../../../schema/0008_payments.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -228,6 +228,16 @@ impl CreditStore for SqliteStores {
         self.run(move |s, _| s.grant_credits(app_id, amount, expires_at, note.as_deref()))
             .await
     }
+    async fn grant_credits_once(
+        &self,
+        event_id: String,
+        app_id: i64,
+        amount: i64,
+        note: Option<String>,
+    ) -> Result<Option<Grant>> {
+        self.run(move |s, _| s.grant_credits_once(&event_id, app_id, amount, note.as_deref()))
+            .await
+    }
     async fn credit_summary(&self, app_id: i64) -> Result<CreditSummary> {
         self.run(move |s, _| s.credit_summary(app_id)).await
     }

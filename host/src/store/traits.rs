@@ -140,6 +140,14 @@ pub trait CreditStore: Send + Sync {
         expires_at: Option<i64>,
         note: Option<String>,
     ) -> Result<Grant>;
+    /// A grant for a payment event, at most once per `event_id`; `None`: granted already.
+    async fn grant_credits_once(
+        &self,
+        event_id: String,
+        app_id: i64,
+        amount: i64,
+        note: Option<String>,
+    ) -> Result<Option<Grant>>;
     /// The balance after expiring what is due, and the grants.
     async fn credit_summary(&self, app_id: i64) -> Result<CreditSummary>;
     /// Just the balance and when the next grant expires (Unix ms), for admission.

@@ -8,7 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Bump when the package list changes: a venv from another list is made again.
-const PACKAGES: &[&str] = &["openai>=1.66", "anthropic>=0.40", "botocore>=1.34"];
+const PACKAGES: &[&str] = &[
+    "openai>=1.66",
+    "anthropic>=0.40",
+    "botocore>=1.34",
+    "stripe>=7",
+];
 
 /// The venv's python, made on first use.
 pub fn sdk_python() -> PathBuf {
