@@ -15,8 +15,14 @@ const PACKAGES: &[&str] = &[
     "stripe>=7",
 ];
 
-/// The venv's python, made on first use.
+/// The venv's python, made on first use. Tests of one binary run in parallel: the first
+/// makes the venv while the others wait for it.
 pub fn sdk_python() -> PathBuf {
+    static VENV: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    VENV.get_or_init(make_venv).clone()
+}
+
+fn make_venv() -> PathBuf {
     let venv = lib_dir().join("sdk-venv");
     let python = venv.join("bin/python");
     let ready = venv.join(".ready");
