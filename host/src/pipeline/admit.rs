@@ -21,11 +21,18 @@ pub async fn admit(
     call: &CanonicalCall,
     first: Option<&(Arc<Route>, String)>,
 ) -> Result<(), ApiError> {
-    limits(state, ctx, call, first)?;
+    // Read from the body at most once, and only if a limit or a hold needs it.
+    let mut tokens = None;
+    limits(state, ctx, call, first, &mut tokens)?;
     if state.credits.enabled {
-        hold(state, ctx, call, first).await?;
+        hold(state, ctx, call, first, &mut tokens).await?;
     }
     Ok(())
+}
+
+/// The call's token estimate, read once into `cache`.
+fn tokens_of(call: &CanonicalCall, cache: &mut Option<(u64, Option<u64>)>) -> (u64, Option<u64>) {
+    *cache.get_or_insert_with(|| estimate(call))
 }
 
 fn limits(
@@ -33,6 +40,7 @@ fn limits(
     ctx: &mut CallContext,
     call: &CanonicalCall,
     first: Option<&(Arc<Route>, String)>,
+    tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
     let table = state.limits.load();
     if table.is_empty() {
@@ -46,7 +54,7 @@ fn limits(
         requested: &call.model,
         served: served.as_deref().unwrap_or(&call.model),
         estimate: {
-            let (input, output) = estimate(call);
+            let (input, output) = tokens_of(call, tokens);
             input.saturating_add(output.unwrap_or(0))
         },
     };
@@ -81,6 +89,7 @@ async fn hold(
     ctx: &mut CallContext,
     call: &CanonicalCall,
     first: Option<&(Arc<Route>, String)>,
+    tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
     let Some((route, model)) = first else {
         return Ok(());
@@ -91,7 +100,7 @@ async fn hold(
         let Some(rate) = routes.price(&format!("{}/{model}", route.prefix)) else {
             return Ok(());
         };
-        let (input, output) = estimate(call);
+        let (input, output) = tokens_of(call, tokens);
         let output = output.unwrap_or(state.config.billing.default_max_output_tokens);
         credits.pricing.price_or_max(rate, input, output, 0)
     };
