@@ -162,14 +162,7 @@ async fn assert_books_balance(s: &TestServer, app: i64) -> (Vec<Value>, Vec<Valu
 
 /// Waits until `n` calls of `app` are in the log (the call log writes in batches).
 async fn app_calls(s: &TestServer, app: i64, n: usize) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let calls = s.all_calls(&format!("app={app}")).await;
-        if calls.len() >= n || std::time::Instant::now() > deadline {
-            return calls;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    s.calls_matching_at_least(&format!("app={app}"), n).await
 }
 
 #[tokio::test]

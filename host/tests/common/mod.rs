@@ -1365,9 +1365,14 @@ impl TestServer {
     /// Every call row, once at least `n` are written (the call log writes off the request
     /// path), or what there is after 10 s.
     pub async fn calls_at_least(&self, n: usize) -> Vec<Value> {
+        self.calls_matching_at_least("", n).await
+    }
+
+    /// [`Self::calls_at_least`] for the rows matching `query` (as [`Self::all_calls`]).
+    pub async fn calls_matching_at_least(&self, query: &str, n: usize) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let calls = self.all_calls("").await;
+            let calls = self.all_calls(query).await;
             if calls.len() >= n || Instant::now() > deadline {
                 return calls;
             }
