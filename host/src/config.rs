@@ -138,6 +138,15 @@ pub struct BillingConfig {
     /// Signs Stripe's webhook events (`whsec_...`); unset: `POST /api/billing/stripe` is off.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stripe_webhook_secret: Option<Secret>,
+    /// A balance falling below this many credits raises `credits.low` (0: never).
+    pub low_balance_credits: crate::billing::CreditAmount,
+    /// Where alert events (`credits.low`, `credits.exhausted`, `credential.invalid`,
+    /// `credential.recovered`, `budget.reached`) are POSTed; unset: no alerts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// Signs each alert (`x-aihub-signature`); required with `webhook_url`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_secret: Option<Secret>,
 }
 
 impl Default for BillingConfig {
@@ -152,6 +161,9 @@ impl Default for BillingConfig {
             top_up_url: None,
             cache_hit_percent: 0,
             stripe_webhook_secret: None,
+            low_balance_credits: crate::billing::CreditAmount(0),
+            webhook_url: None,
+            webhook_secret: None,
         }
     }
 }
@@ -482,6 +494,23 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "billing.cache_hit_percent must be between 0 and 100".into(),
             ));
+        }
+        if let Some(url) = &b.webhook_url {
+            if !(url.starts_with("http://") || url.starts_with("https://"))
+                || url.parse::<hyper::Uri>().is_err()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "billing.webhook_url must be an http(s) URL, not {url:?}"
+                )));
+            }
+            if b.webhook_secret
+                .as_ref()
+                .is_none_or(|s| s.expose().len() < 16)
+            {
+                return Err(ConfigError::Invalid(
+                    "billing.webhook_secret (at least 16 characters) is required with billing.webhook_url: receivers verify alerts with it".into(),
+                ));
+            }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(

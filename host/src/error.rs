@@ -46,6 +46,12 @@ pub enum ApiError {
     /// Credit billing: the app's available credit does not cover the call's estimate.
     #[error("{0}")]
     InsufficientCredits(String),
+    /// A spend cap (budget) of the app or key is reached until `retry_after_ms` from now.
+    #[error("{message}")]
+    BudgetExceeded {
+        message: String,
+        retry_after_ms: u64,
+    },
     #[error("no route for {method} {path}")]
     NotFound { method: String, path: String },
     #[error("method {method} is not allowed on {path}")]
@@ -106,7 +112,7 @@ impl ApiError {
             ApiError::MethodNotAllowed { .. } => 405,
             ApiError::Unauthorized(_) => 401,
             ApiError::RateLimited { .. } => 429,
-            ApiError::InsufficientCredits(_) => 402,
+            ApiError::InsufficientCredits(_) | ApiError::BudgetExceeded { .. } => 402,
             ApiError::NoCredential { .. } | ApiError::NoHealthyCredential { .. } => 503,
             ApiError::Provider(e) => match e.class {
                 ErrorClass::BadRequest => match e.status {
@@ -153,6 +159,7 @@ impl ApiError {
             ApiError::ModelNotFound { .. } => "model_not_found",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::InsufficientCredits(_) => "insufficient_credits",
+            ApiError::BudgetExceeded { .. } => "budget_exceeded",
             ApiError::NotFound { .. } => "unknown_url",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::Unauthorized(_) => "invalid_api_key",
@@ -216,7 +223,10 @@ impl ApiError {
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             ApiError::Provider(e) => e.retry_after_ms.map(|ms| ms.div_ceil(1000)),
-            ApiError::RateLimited { retry_after_ms, .. } => Some(retry_after_ms.div_ceil(1000)),
+            ApiError::RateLimited { retry_after_ms, .. }
+            | ApiError::BudgetExceeded { retry_after_ms, .. } => {
+                Some(retry_after_ms.div_ceil(1000))
+            }
             _ => None,
         }
     }
@@ -287,6 +297,7 @@ impl ApiError {
             ApiError::Internal(_) => "internal",
             ApiError::RateLimited { .. } => "rate_limited",
             ApiError::InsufficientCredits(_) => "insufficient_credits",
+            ApiError::BudgetExceeded { .. } => "budget_exceeded",
             _ => "client",
         }
     }

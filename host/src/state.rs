@@ -26,6 +26,10 @@ pub struct AppState {
     pub calls: CallLog,
     /// Credit billing's holds and cached balances.
     pub credits: Arc<crate::billing::Credits>,
+    /// Spend caps per app and key, and the spend they are checked against.
+    pub budgets: crate::billing::budgets::Budgets,
+    /// Alert webhook events (`billing.webhook_url`).
+    pub alerts: crate::billing::alerts::Alerts,
     /// Mutations that change in-memory state are published here (after they are applied
     /// locally), for whatever else must follow them (another instance, later).
     pub changes: tokio::sync::broadcast::Sender<Change>,
@@ -60,6 +64,8 @@ pub enum Change {
     Auth,
     /// Rate limits: the limit table is reloaded.
     Limits,
+    /// Spend caps: the budget table is reloaded.
+    Budgets,
 }
 
 /// What the routing table is built from, read from the store.
@@ -125,6 +131,17 @@ async fn read_limits(config: &Config, stores: &Stores) -> crate::traffic::LimitT
     crate::traffic::LimitTable::new(config.limits.clone(), apps, keys)
 }
 
+/// Every stored spend cap; `None` (and an error logged) when the store cannot be read.
+async fn read_budgets(stores: &Stores) -> Option<crate::store::budgets::StoredBudgets> {
+    match stores.budgets.all_budgets().await {
+        Ok(all) => Some(all),
+        Err(e) => {
+            tracing::error!(error = %e, "stored budgets could not be read");
+            None
+        }
+    }
+}
+
 pub struct Parts {
     pub config: Config,
     pub registry: Registry,
@@ -144,6 +161,9 @@ impl AppState {
         let stored = read_stored(&p.stores).await;
         let table = build_table(&p.config, &p.registry, &stored, &health, &policy);
         let limits = read_limits(&p.config, &p.stores).await;
+        let budgets = crate::billing::budgets::Budgets::new(
+            read_budgets(&p.stores).await.unwrap_or_default(),
+        );
         let mut rnd = [0u8; 4];
         let _ = getrandom::fill(&mut rnd);
         AppState {
@@ -162,6 +182,8 @@ impl AppState {
             stores: p.stores,
             calls: p.calls,
             credits: p.credits,
+            budgets,
+            alerts: crate::billing::alerts::Alerts::new(&p.config.billing),
             changes: tokio::sync::broadcast::channel(64).0,
             admin_token_hash: p.admin_token_hash,
             id_prefix: hex::encode(rnd),
@@ -204,6 +226,11 @@ impl AppState {
             Change::Limits => {
                 let table = read_limits(&self.config, &self.stores).await;
                 self.limits.store(Arc::new(table));
+            }
+            Change::Budgets => {
+                if let Some(all) = read_budgets(&self.stores).await {
+                    self.budgets.replace(all);
+                }
             }
         }
         // No subscriber is fine: nothing else follows changes yet.

@@ -55,6 +55,10 @@ enum R {
     Aliases,
     Alias,
     Credits,
+    CreditAdjustments,
+    CreditRefunds,
+    AppBudget,
+    KeyBudget,
     Ledger,
 }
 
@@ -87,6 +91,13 @@ fn router() -> &'static matchit::Router<R> {
             ("/api/admin/aliases", R::Aliases),
             ("/api/admin/aliases/{*model}", R::Alias),
             ("/api/admin/apps/{id}/credits", R::Credits),
+            (
+                "/api/admin/apps/{id}/credits/adjustments",
+                R::CreditAdjustments,
+            ),
+            ("/api/admin/apps/{id}/credits/refunds", R::CreditRefunds),
+            ("/api/admin/apps/{id}/budget", R::AppBudget),
+            ("/api/admin/apps/{id}/keys/{kid}/budget", R::KeyBudget),
             ("/api/admin/ledger", R::Ledger),
         ];
         for (path, route) in routes {
@@ -106,7 +117,7 @@ fn id_param(params: &matchit::Params<'_, '_>, name: &'static str) -> Result<i64,
 }
 
 /// Runs a store operation off the async threads.
-async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
+pub(super) async fn json_body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, ApiError> {
     let bytes = read_body(req, 1024 * 1024).await?;
     let bytes = if bytes.is_empty() {
         bytes::Bytes::from_static(b"{}")
@@ -147,7 +158,7 @@ fn field_of(message: &str, path: &str) -> String {
     }
 }
 
-fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+pub(super) fn query(req: &Request<Incoming>) -> HashMap<String, String> {
     req.uri()
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
@@ -181,7 +192,7 @@ pub fn int_param(q: &HashMap<String, String>, name: &str) -> Result<Option<i64>,
     }
 }
 
-fn created<T: serde::Serialize>(v: &T) -> Response<Body> {
+pub(super) fn created<T: serde::Serialize>(v: &T) -> Response<Body> {
     http::json(201, v)
 }
 
@@ -459,6 +470,20 @@ pub async fn dispatch(
             Ok(http::json(200, &o))
         }
         (R::Ledger, Method::GET) => ledger(state, &req).await,
+        (R::AppBudget | R::KeyBudget, Method::GET | Method::PUT) => {
+            let id = id_param(&p, "id")?;
+            let scope = match *matched.value {
+                R::KeyBudget => crate::store::limits::Scope::Key(id, id_param(&p, "kid")?),
+                _ => crate::store::limits::Scope::App(id),
+            };
+            super::billing::budget(state, scope, method, req).await
+        }
+        (R::CreditAdjustments, Method::POST) => {
+            super::billing::adjust(state, id_param(&p, "id")?, req).await
+        }
+        (R::CreditRefunds, Method::POST) => {
+            super::billing::refund(state, id_param(&p, "id")?, req).await
+        }
         (R::Aliases, Method::GET) => aliases(state).await,
         (R::Alias, Method::PUT) => {
             let model = p.get("model").unwrap_or("").to_string();
@@ -507,17 +532,33 @@ async fn ledger(
     req: &Request<Incoming>,
 ) -> Result<Response<Body>, ApiError> {
     let q = query(req);
-    let limit = int_param(&q, "limit")?.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(validation("limit", "must be between 1 and 1000"));
-    }
-    let filter = crate::store::credits::LedgerFilter {
+    let csv = match q.get("format").map(String::as_str) {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(validation(
+                "format",
+                &format!("'{other}' is not one of: json, csv"),
+            ))
+        }
+    };
+    let limit = int_param(&q, "limit")?;
+    let mut filter = crate::store::credits::LedgerFilter {
         app_id: int_param(&q, "app")?,
         since: time_param(&q, "since")?,
         until: time_param(&q, "until")?,
         cursor: int_param(&q, "cursor")?,
-        limit: limit as usize,
+        limit: 0,
     };
+    if csv {
+        let limit = limit.map(|l| usize::try_from(l).unwrap_or(0));
+        return super::billing::ledger_csv(state, filter, limit).await;
+    }
+    let limit = limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(validation("limit", "must be between 1 and 1000"));
+    }
+    filter.limit = limit as usize;
     let (rows, next) = state.stores.credits.list_ledger(filter).await?;
     let data: Vec<_> = rows.iter().map(crate::billing::view::entry).collect();
     let mut body = json!({"object": "list", "data": data});
@@ -554,7 +595,7 @@ async fn aliases(state: &Arc<AppState>) -> Result<Response<Body>, ApiError> {
     Ok(http::json(200, &json!({"object": "list", "data": data})))
 }
 
-fn validation(field: &str, message: &str) -> ApiError {
+pub(super) fn validation(field: &str, message: &str) -> ApiError {
     ApiError::Validation {
         field: field.to_string(),
         message: message.to_string(),
@@ -815,7 +856,7 @@ async fn export_csv(
 /// One CSV cell. Text that a spreadsheet would run as a formula (a leading `=`, `+`, `-`,
 /// `@`, tab or carriage return) gets a leading `'`, as OWASP recommends; the csv writer
 /// quotes what needs quoting.
-fn csv_cell(v: &serde_json::Value) -> String {
+pub(super) fn csv_cell(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Null => String::new(),
         serde_json::Value::String(s) => {

@@ -6,7 +6,9 @@
 //! routing table's rate directly, not from the rounded micro-USD cost, so a tiny call
 //! never prices at zero.
 
+pub mod alerts;
 pub mod amount;
+pub mod budgets;
 pub mod holds;
 pub mod stripe;
 pub mod view;

@@ -64,6 +64,11 @@ async fn run_async(config: Config) -> Result<(), String> {
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let watch = config.plugins.watch;
     let credits = Arc::new(crate::billing::Credits::new(&config.billing));
+    // Balance alerts are written by the charge's own transaction.
+    opened.store.charge_alerts.set(
+        config.billing.webhook_url.is_some() && config.billing.enabled,
+        config.billing.low_balance_credits.0,
+    );
     let calls = CallLog::start_billing(
         opened.store.clone(),
         config.call_log.queue_capacity,
@@ -98,6 +103,7 @@ async fn run_async(config: Config) -> Result<(), String> {
     tracing::info!(addr = %bound, plugin_dir = %plugin_dir.display(), "aihub listening");
 
     crate::resilience::recheck::spawn(state.clone());
+    crate::billing::alerts::spawn(state.clone());
     let _watcher = if watch {
         watcher::spawn(state.clone(), plugin_dir)
     } else {

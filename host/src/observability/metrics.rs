@@ -46,6 +46,11 @@ pub struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LimitLabels {
     /// `rpm`, `tpm` or `max_concurrent`.
     pub kind: String,
@@ -80,6 +85,10 @@ pub struct Metrics {
     pub retries: Family<ProviderLabels, Counter>,
     pub failovers: Family<ProviderLabels, Counter>,
     pub rate_limited: Family<LimitLabels, Counter>,
+    /// 402s, by `reason` (`insufficient_credits`, `budget_exceeded`).
+    pub payment_required: Family<ReasonLabels, Counter>,
+    pub alerts_delivered: Counter,
+    pub alerts_given_up: Counter,
     pub cache_lookups: Family<ResultLabels, Counter>,
     pub cache_bytes: Gauge,
     pub cache_entries: Gauge,
@@ -161,6 +170,24 @@ impl Metrics {
             "Calls refused by aihub's own rate limits, by limit kind",
             rate_limited.clone(),
         );
+        let payment_required = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "payment_required",
+            "Calls refused with 402, by reason (insufficient_credits, budget_exceeded)",
+            payment_required.clone(),
+        );
+        let alerts_delivered = Counter::default();
+        registry.register(
+            "alerts_delivered",
+            "Alert webhook events the receiver accepted",
+            alerts_delivered.clone(),
+        );
+        let alerts_given_up = Counter::default();
+        registry.register(
+            "alerts_given_up",
+            "Alert webhook events given up after 24 hours of failed deliveries",
+            alerts_given_up.clone(),
+        );
         let cache_lookups = Family::<ResultLabels, Counter>::default();
         registry.register(
             "cache_lookups",
@@ -232,6 +259,9 @@ impl Metrics {
             retries,
             failovers,
             rate_limited,
+            payment_required,
+            alerts_delivered,
+            alerts_given_up,
             cache_lookups,
             cache_bytes,
             cache_entries,

@@ -24,6 +24,7 @@ pub async fn admit(
     // Read from the body at most once, and only if a limit or a hold needs it.
     let mut tokens = None;
     limits(state, ctx, call, first, &mut tokens)?;
+    budget(state, ctx, call, first, &mut tokens).await?;
     if state.credits.enabled {
         hold(state, ctx, call, first, &mut tokens).await?;
     }
@@ -82,6 +83,65 @@ fn limits(
     }
 }
 
+/// Reserves the call's estimated cost (USD, at the served model's rate) under the app's
+/// and the key's spend caps, in both billing modes; refuses with 402 `budget_exceeded`
+/// when one would be passed.
+async fn budget(
+    state: &AppState,
+    ctx: &mut CallContext,
+    call: &CanonicalCall,
+    first: Option<&(Arc<Route>, String)>,
+    tokens: &mut Option<(u64, Option<u64>)>,
+) -> Result<(), ApiError> {
+    use crate::billing::budgets::{day_start, month_bounds};
+    let budgets = &state.budgets;
+    let caps = budgets.caps(ctx.app_id, ctx.key_id);
+    if caps.is_empty() {
+        return Ok(());
+    }
+    let now = crate::store::now_ms();
+    for (who, _) in &caps {
+        if budgets.needs_load(*who) {
+            let spent = &state.stores.budgets;
+            let day = spent.spent_since(who.scope(), day_start(now)).await?;
+            let month = spent.spent_since(who.scope(), month_bounds(now).0).await?;
+            budgets.load(*who, day, month, now);
+        }
+    }
+    let estimate = first.map_or(0, |(route, model)| {
+        let routes = state.routing.load();
+        routes
+            .price(&format!("{}/{model}", route.prefix))
+            .map_or(0, |rate| {
+                let (input, output) = tokens_of(call, tokens);
+                let output = output.unwrap_or(state.config.billing.default_max_output_tokens);
+                rate.cost_micros(input, output, 0).unwrap_or(i64::MAX)
+            })
+    });
+    match budgets.try_reserve(&caps, estimate, now) {
+        Ok(r) => {
+            ctx.budget = Some(r);
+            Ok(())
+        }
+        Err(reached) => {
+            if budgets.first_alert(&reached) {
+                state.alerts.emit("budget.reached", reached.alert());
+            }
+            state
+                .metrics
+                .payment_required
+                .get_or_create(&crate::observability::metrics::ReasonLabels {
+                    reason: "budget_exceeded",
+                })
+                .inc();
+            Err(ApiError::BudgetExceeded {
+                message: reached.message(estimate),
+                retry_after_ms: u64::try_from(reached.resets_at - now).unwrap_or(0),
+            })
+        }
+    }
+}
+
 /// Holds the call's estimated price at the served model's rate. A model with no price
 /// holds nothing (and is charged nothing).
 async fn hold(
@@ -129,6 +189,13 @@ async fn hold(
             if let Some(url) = &state.config.billing.top_up_url {
                 message.push_str(&format!("; top up at {url}"));
             }
+            state
+                .metrics
+                .payment_required
+                .get_or_create(&crate::observability::metrics::ReasonLabels {
+                    reason: "insufficient_credits",
+                })
+                .inc();
             Err(ApiError::InsufficientCredits(message))
         }
     }

@@ -56,6 +56,8 @@ pub struct CallContext {
     pub cache_status: Option<&'static str>,
     /// Seconds transcribed or characters spoken, for rates priced by them.
     pub audio: crate::store::rates::AudioUnits,
+    /// What admission reserved under spend caps; settled when the call is recorded.
+    pub budget: Option<crate::billing::budgets::Reservation>,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -97,6 +99,7 @@ impl CallContext {
             cache: None,
             cache_status: None,
             audio: Default::default(),
+            budget: None,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -159,6 +162,7 @@ impl CallContext {
             cache: self.cache.take(),
             cache_status: None,
             audio: self.audio,
+            budget: self.budget.take(),
         }
     }
 
@@ -306,6 +310,23 @@ impl CallContext {
         }
         if status == CallStatus::Ok && !self.audio.is_empty() {
             self.price_audio(&mut rec);
+        }
+        if let Some(r) = self.budget.take() {
+            // A stream cut before its usage counts its estimate, as its credit charge
+            // counts its hold.
+            let cut_before_usage = self.streaming
+                && self.ttfb.is_some()
+                && !rec.cache_hit
+                && rec.input_tokens == 0
+                && rec.output_tokens == 0;
+            let cost = if cut_before_usage && rec.cost_micros == 0 {
+                r.estimate()
+            } else {
+                rec.cost_micros
+            };
+            for reached in self.state.budgets.settle(r, cost, now_ms()) {
+                self.state.alerts.emit("budget.reached", reached.alert());
+            }
         }
         rec.status = status;
         rec.http_status = http_status;

@@ -95,6 +95,8 @@ pub struct CredHealth {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Persist {
     pub state: &'static str,
+    /// The state it left (for alerts: an invalid key recovering).
+    pub from: &'static str,
     pub until_ms: Option<i64>,
     pub last_error: Option<String>,
 }
@@ -293,7 +295,7 @@ impl CredHealth {
         let changed = std::mem::discriminant(&before) != std::mem::discriminant(&i.state)
             || matches!((&before, &i.state), (State::Ejected { until: a, .. }, State::Ejected { until: b, .. }) if a != b)
             || matches!((&before, &i.state), (State::CoolingDown { until: a }, State::CoolingDown { until: b }) if a != b);
-        changed.then(|| persist_of(&i))
+        changed.then(|| persist_of(&i, &before))
     }
 
     /// A background check of an invalid credential is due: returns the model to check
@@ -324,10 +326,10 @@ impl CredHealth {
         };
         i.checking = false;
         if ok {
-            i.state = State::Healthy;
+            let before = std::mem::replace(&mut i.state, State::Healthy);
             i.consecutive_failures = 0;
             i.last_error = None;
-            return Some(persist_of(&i));
+            return Some(persist_of(&i, &before));
         }
         if let State::Invalid {
             checks, next_check, ..
@@ -387,7 +389,16 @@ impl CredHealth {
     }
 }
 
-fn persist_of(i: &Inner) -> Persist {
+fn state_name(s: &State) -> &'static str {
+    match s {
+        State::Healthy => "healthy",
+        State::CoolingDown { .. } => "cooling_down",
+        State::Ejected { .. } => "ejected",
+        State::Invalid { .. } => "invalid",
+    }
+}
+
+fn persist_of(i: &Inner, from: &State) -> Persist {
     let (state, until_ms) = match &i.state {
         State::Healthy => ("healthy", None),
         State::CoolingDown { until } => ("cooling_down", Some(to_unix_ms(*until))),
@@ -396,6 +407,7 @@ fn persist_of(i: &Inner) -> Persist {
     };
     Persist {
         state,
+        from: state_name(from),
         until_ms,
         last_error: i.last_error.clone(),
     }

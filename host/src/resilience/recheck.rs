@@ -77,6 +77,7 @@ async fn check(state: Arc<AppState>, route: Arc<Route>, cred: RouteCredential, m
         if let Some(id) = cred.id {
             crate::resilience::report::persist_credential_state(&state, id, &p);
         }
+        crate::resilience::report::alert_transition(&state, &route, &cred, &p);
     }
 }
 

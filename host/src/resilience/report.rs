@@ -28,7 +28,28 @@ pub fn note(
         if let Some(id) = cred.id {
             persist_credential_state(state, id, &p);
         }
+        alert_transition(state, route, cred, &p);
     }
+}
+
+/// `credential.invalid` when a key is refused by its upstream, `credential.recovered`
+/// when an invalid one is accepted again.
+pub fn alert_transition(state: &AppState, route: &Route, cred: &RouteCredential, p: &Persist) {
+    let event = match (p.from, p.state) {
+        (from, "invalid") if from != "invalid" => "credential.invalid",
+        ("invalid", "healthy") => "credential.recovered",
+        _ => return,
+    };
+    state.alerts.emit(
+        event,
+        serde_json::json!({
+            "provider": route.prefix,
+            "credential": cred.name,
+            "credential_id": cred.id,
+            // The upstream's message, scrubbed of credentials when it was recorded.
+            "reason": p.last_error,
+        }),
+    );
 }
 
 /// Stores a credential's new health state in the background, so it survives a restart.

@@ -307,6 +307,8 @@ impl Store {
         let tx = conn.transaction()?;
         let mut rollup: HashMap<(i64, &str, &str, i64), Sums> = HashMap::new();
         let mut keys: HashMap<i64, i64> = HashMap::new();
+        // Per key and UTC day: (calls, cost), for key budgets.
+        let mut key_days: HashMap<(i64, i64), (i64, i64)> = HashMap::new();
         let mut creds: HashMap<i64, (i64, i64)> = HashMap::new();
         let now = super::now_ms();
         {
@@ -344,13 +346,23 @@ impl Store {
                     r.cache_hit,
                 ])?;
                 if let (Some(app), true) = (r.app_id, r.charge_nanos > 0) {
-                    super::credits::charge_in(
+                    let moved = super::credits::charge_in(
                         &tx,
                         app,
                         tx.last_insert_rowid(),
                         r.charge_nanos,
                         now,
                     )?;
+                    if let Some((before, after)) = moved {
+                        for event in self.charge_alerts.crossed(before, after) {
+                            let data = serde_json::json!({
+                                "app_id": app,
+                                "balance": crate::billing::format_nanos(after),
+                                "balance_nanos": after,
+                            });
+                            super::alerts::enqueue_in(&tx, event, &data.to_string(), now)?;
+                        }
+                    }
                 }
                 let hour = r.created_at.div_euclid(3_600_000) * 3600;
                 let s = rollup
@@ -371,6 +383,10 @@ impl Store {
                 if let Some(k) = r.key_id {
                     let t = keys.entry(k).or_insert(0);
                     *t = (*t).max(r.created_at);
+                    let day = r.created_at.div_euclid(86_400_000) * 86_400;
+                    let d = key_days.entry((k, day)).or_insert((0, 0));
+                    d.0 += 1;
+                    d.1 = d.1.saturating_add(r.cost_micros);
                 }
                 if let Some(c) = r.credential_id {
                     let e = creds.entry(c).or_insert((0, 0));
@@ -401,6 +417,14 @@ impl Store {
             )?;
             for (id, at) in &keys {
                 touch_key.execute(params![at, id])?;
+            }
+            let mut key_day = tx.prepare_cached(
+                "INSERT INTO key_usage_daily (key_id, day, calls, cost_micros) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (key_id, day) DO UPDATE SET calls = calls + excluded.calls,
+                    cost_micros = cost_micros + excluded.cost_micros",
+            )?;
+            for ((key, day), (calls, cost)) in &key_days {
+                key_day.execute(params![key, day, calls, cost])?;
             }
             let mut touch_cred = tx.prepare_cached(
                 "UPDATE credentials SET last_used_at = max(coalesce(last_used_at, 0), ?1), use_count = use_count + ?2 WHERE id = ?3",

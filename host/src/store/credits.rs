@@ -145,34 +145,18 @@ fn expire_in(c: &Connection, app_id: i64, now: i64) -> Result<Option<i64>, Store
 
 /// Charges one call record's price inside the call-log transaction: grants are consumed
 /// earliest expiry first (no expiry last); beyond them the balance goes negative. An app
-/// that no longer exists is not charged.
+/// that no longer exists is not charged. Returns the balance before and after.
 pub(in crate::store) fn charge_in(
     c: &Connection,
     app_id: i64,
     call_id: i64,
     nanos: i64,
     now: i64,
-) -> Result<(), StoreError> {
+) -> Result<Option<(i64, i64)>, StoreError> {
     let Some(balance) = expire_in(c, app_id, now)? else {
-        return Ok(());
+        return Ok(None);
     };
-    let open: Vec<(i64, i64)> = c
-        .prepare_cached(
-            "SELECT id, remaining FROM credit_grants WHERE app_id = ?1 AND remaining > 0
-             ORDER BY expires_at IS NULL, expires_at, id",
-        )?
-        .query_map([app_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut left = nanos;
-    for (id, remaining) in open {
-        if left == 0 {
-            break;
-        }
-        let take = left.min(remaining);
-        c.prepare_cached("UPDATE credit_grants SET remaining = remaining - ?1 WHERE id = ?2")?
-            .execute(params![take, id])?;
-        left -= take;
-    }
+    consume_grants(c, app_id, nanos)?;
     let after = balance.saturating_sub(nanos);
     entry(
         c,
@@ -185,7 +169,8 @@ pub(in crate::store) fn charge_in(
         None,
         now,
     )?;
-    set_balance(c, app_id, after)
+    set_balance(c, app_id, after)?;
+    Ok(Some((balance, after)))
 }
 
 /// These transactions read, then write: taking the write lock up front makes a
@@ -213,6 +198,93 @@ impl Store {
         let grant = grant_in(&tx, app_id, amount, expires_at, note, now)?;
         tx.commit()?;
         Ok(grant)
+    }
+
+    /// An operator's correction: a positive `amount` adds credit (kept as a grant without
+    /// expiry, so it is consumed like one), a negative one takes it like a charge (the
+    /// balance may go negative). One `adjustment` entry either way.
+    pub fn adjust_credits(
+        &self,
+        app_id: i64,
+        amount: i64,
+        note: &str,
+    ) -> Result<LedgerEntry, StoreError> {
+        if amount == 0 {
+            return Err(StoreError::invalid("amount", "must not be 0"));
+        }
+        let now = now_ms();
+        let mut conn = self.conn()?;
+        let tx = write_tx(&mut conn)?;
+        let id = if amount > 0 {
+            credit_in(
+                &tx,
+                app_id,
+                "adjustment",
+                amount,
+                None,
+                None,
+                Some(note),
+                now,
+            )?
+        } else {
+            debit_in(&tx, app_id, "adjustment", -amount, None, Some(note), now)?
+        };
+        let entry = entry_by_id(&tx, id)?;
+        tx.commit()?;
+        Ok(entry)
+    }
+
+    /// Gives back (part of) a call's charge: at most what was charged less what was
+    /// refunded already; `amount` `None` refunds all that is left.
+    pub fn refund_call(
+        &self,
+        app_id: i64,
+        call_id: i64,
+        amount: Option<i64>,
+        note: Option<&str>,
+    ) -> Result<LedgerEntry, StoreError> {
+        let now = now_ms();
+        let mut conn = self.conn()?;
+        let tx = write_tx(&mut conn)?;
+        let charged: Option<i64> = tx
+            .query_row(
+                "SELECT -amount FROM ledger WHERE kind = 'charge' AND call_id = ?1 AND app_id = ?2",
+                params![call_id, app_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let charged = charged.ok_or_else(|| {
+            StoreError::NotFound(format!("a charge for call {call_id} of app {app_id}"))
+        })?;
+        let refunded: i64 = tx.query_row(
+            "SELECT coalesce(sum(amount), 0) FROM ledger WHERE kind = 'refund' AND call_id = ?1",
+            [call_id],
+            |r| r.get(0),
+        )?;
+        let left = charged - refunded;
+        let amount = amount.unwrap_or(left);
+        if amount <= 0 || amount > left {
+            return Err(StoreError::invalid(
+                "amount",
+                format!(
+                    "must be greater than 0 and at most what is left to refund of this call ({} credits)",
+                    crate::billing::format_nanos(left)
+                ),
+            ));
+        }
+        let id = credit_in(
+            &tx,
+            app_id,
+            "refund",
+            amount,
+            None,
+            Some(call_id),
+            note,
+            now,
+        )?;
+        let entry = entry_by_id(&tx, id)?;
+        tx.commit()?;
+        Ok(entry)
     }
 
     /// A grant for a payment event, made at most once per `event_id` (the event row and the
@@ -259,39 +331,128 @@ fn grant_in(
     note: Option<&str>,
     now: i64,
 ) -> Result<Grant, StoreError> {
-    {
-        let balance = expire_in(tx, app_id, now)?
-            .ok_or_else(|| StoreError::NotFound(format!("app {app_id}")))?;
-        let after = balance
-            .checked_add(amount)
-            .ok_or_else(|| StoreError::invalid("amount", "the balance would overflow"))?;
-        let debt = balance.min(0).saturating_neg();
-        let remaining = amount - debt.min(amount);
-        tx.execute(
-            "INSERT INTO credit_grants (app_id, amount, remaining, expires_at, note, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            params![app_id, amount, remaining, expires_at, note, now],
-        )?;
-        let id = tx.last_insert_rowid();
-        entry(
-            tx,
-            app_id,
-            "grant",
-            amount,
-            after,
-            None,
-            Some(id),
-            note,
-            now,
-        )?;
-        set_balance(tx, app_id, after)?;
-        let grant = tx.query_row(
-            &format!("SELECT {GRANT_COLUMNS} FROM credit_grants WHERE id = ?1"),
-            [id],
-            grant_row,
-        )?;
-        Ok(grant)
+    let entry = credit_in(tx, app_id, "grant", amount, expires_at, None, note, now)?;
+    let id: i64 = tx.query_row("SELECT grant_id FROM ledger WHERE id = ?1", [entry], |r| {
+        r.get(0)
+    })?;
+    Ok(tx.query_row(
+        &format!("SELECT {GRANT_COLUMNS} FROM credit_grants WHERE id = ?1"),
+        [id],
+        grant_row,
+    )?)
+}
+
+/// Adds credit (a grant, a refund, a positive adjustment) inside `tx`: a grant row that
+/// says what is left of it, one ledger entry of `kind`, the new balance. A negative
+/// balance (a debt) is paid from it first. Returns the ledger entry's id.
+#[allow(clippy::too_many_arguments)]
+fn credit_in(
+    tx: &Connection,
+    app_id: i64,
+    kind: &str,
+    amount: i64,
+    expires_at: Option<i64>,
+    call_id: Option<i64>,
+    note: Option<&str>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let balance =
+        expire_in(tx, app_id, now)?.ok_or_else(|| StoreError::NotFound(format!("app {app_id}")))?;
+    let after = balance
+        .checked_add(amount)
+        .ok_or_else(|| StoreError::invalid("amount", "the balance would overflow"))?;
+    let debt = balance.min(0).saturating_neg();
+    let remaining = amount - debt.min(amount);
+    tx.execute(
+        "INSERT INTO credit_grants (app_id, amount, remaining, expires_at, note, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![app_id, amount, remaining, expires_at, note, now],
+    )?;
+    let grant = tx.last_insert_rowid();
+    entry(
+        tx,
+        app_id,
+        kind,
+        amount,
+        after,
+        call_id,
+        Some(grant),
+        note,
+        now,
+    )?;
+    set_balance(tx, app_id, after)?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Takes `amount` (> 0) inside `tx`, consuming grants earliest expiry first; returns
+/// the ledger entry's id. The app must exist.
+fn debit_in(
+    tx: &Connection,
+    app_id: i64,
+    kind: &str,
+    amount: i64,
+    call_id: Option<i64>,
+    note: Option<&str>,
+    now: i64,
+) -> Result<i64, StoreError> {
+    let balance =
+        expire_in(tx, app_id, now)?.ok_or_else(|| StoreError::NotFound(format!("app {app_id}")))?;
+    let after = balance
+        .checked_sub(amount)
+        .ok_or_else(|| StoreError::invalid("amount", "the balance would overflow"))?;
+    consume_grants(tx, app_id, amount)?;
+    entry(tx, app_id, kind, -amount, after, call_id, None, note, now)?;
+    let id = tx.last_insert_rowid();
+    set_balance(tx, app_id, after)?;
+    Ok(id)
+}
+
+/// Takes `amount` from the app's grants, earliest expiry first (no expiry last); what
+/// they do not cover is debt.
+fn consume_grants(c: &Connection, app_id: i64, amount: i64) -> Result<(), StoreError> {
+    let open: Vec<(i64, i64)> = c
+        .prepare_cached(
+            "SELECT id, remaining FROM credit_grants WHERE app_id = ?1 AND remaining > 0
+             ORDER BY expires_at IS NULL, expires_at, id",
+        )?
+        .query_map([app_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut left = amount;
+    for (id, remaining) in open {
+        if left == 0 {
+            break;
+        }
+        let take = left.min(remaining);
+        c.prepare_cached("UPDATE credit_grants SET remaining = remaining - ?1 WHERE id = ?2")?
+            .execute(params![take, id])?;
+        left -= take;
     }
+    Ok(())
+}
+
+fn entry_by_id(c: &Connection, id: i64) -> Result<LedgerEntry, StoreError> {
+    Ok(c.query_row(
+        &format!("SELECT {LEDGER_COLUMNS} FROM ledger WHERE id = ?1"),
+        [id],
+        ledger_row,
+    )?)
+}
+
+const LEDGER_COLUMNS: &str =
+    "id, app_id, kind, amount, balance_after, call_id, grant_id, note, created_at";
+
+fn ledger_row(r: &Row<'_>) -> rusqlite::Result<LedgerEntry> {
+    Ok(LedgerEntry {
+        id: r.get(0)?,
+        app_id: r.get(1)?,
+        kind: r.get(2)?,
+        amount: r.get(3)?,
+        balance_after: r.get(4)?,
+        call_id: r.get(5)?,
+        grant_id: r.get(6)?,
+        note: r.get(7)?,
+        created_at: r.get(8)?,
+    })
 }
 
 impl Store {
@@ -389,19 +550,7 @@ impl Store {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(&sql)?;
         let mut rows = stmt
-            .query_map(params_from_iter(args), |r| {
-                Ok(LedgerEntry {
-                    id: r.get(0)?,
-                    app_id: r.get(1)?,
-                    kind: r.get(2)?,
-                    amount: r.get(3)?,
-                    balance_after: r.get(4)?,
-                    call_id: r.get(5)?,
-                    grant_id: r.get(6)?,
-                    note: r.get(7)?,
-                    created_at: r.get(8)?,
-                })
-            })?
+            .query_map(params_from_iter(args), ledger_row)?
             .collect::<Result<Vec<_>, _>>()?;
         let next = if rows.len() > limit {
             rows.truncate(limit);
@@ -484,6 +633,43 @@ mod tests {
         s.grant_credits(app, 3, Some(now_ms() + 1), None).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
         assert_eq!(s.credit_balance(app).unwrap(), (12, Some(soon)));
+    }
+
+    #[test]
+    fn adjustments_and_refunds_keep_the_books_balanced() {
+        let (_d, s) = test_store();
+        let app = s.create_app("a").unwrap().id;
+        s.grant_credits(app, 100, None, None).unwrap();
+        {
+            let c = s.conn().unwrap();
+            charge_in(&c, app, 7, 30, now_ms()).unwrap();
+        }
+        let e = s.adjust_credits(app, -50, "correction").unwrap();
+        assert_eq!(
+            (e.kind.as_str(), e.amount, e.balance_after),
+            ("adjustment", -50, 20)
+        );
+        let e = s.adjust_credits(app, 5, "goodwill").unwrap();
+        assert_eq!((e.amount, e.balance_after), (5, 25));
+        assert!(s.adjust_credits(app, 0, "x").is_err());
+        // Refunds: at most what was charged, in parts, then nothing is left.
+        let r = s.refund_call(app, 7, Some(10), Some("bad answer")).unwrap();
+        assert_eq!(
+            (r.kind.as_str(), r.call_id, r.balance_after),
+            ("refund", Some(7), 35)
+        );
+        assert!(s.refund_call(app, 7, Some(21), None).is_err());
+        let r = s.refund_call(app, 7, None, None).unwrap();
+        assert_eq!(r.amount, 20);
+        assert!(s.refund_call(app, 7, None, None).is_err());
+        assert!(matches!(
+            s.refund_call(app, 8, None, None),
+            Err(StoreError::NotFound(_))
+        ));
+        let sum = s.credit_summary(app).unwrap();
+        assert_eq!(sum.balance, 55);
+        assert_eq!(ledger_sum(&s, app), 55);
+        assert_eq!(sum.grants.iter().map(|g| g.remaining).sum::<i64>(), 55);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The embedded SQLite store: one r2d2 pool of rusqlite connections (WAL,
 //! `synchronous=NORMAL`, foreign keys on), numbered migrations from `schema/`.
 
+pub mod alerts;
 pub mod aliases;
 pub mod apps;
+pub mod budgets;
 pub mod calls;
 pub mod credits;
 pub mod limits;
@@ -68,6 +70,8 @@ impl StoreError {
 pub struct Store {
     pool: Pool,
     path: PathBuf,
+    /// Which balance alerts charges raise (set at start).
+    pub charge_alerts: std::sync::Arc<alerts::ChargeAlerts>,
 }
 
 pub fn now_ms() -> i64 {
@@ -106,7 +110,11 @@ impl Store {
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)?;
-        Ok(Store { pool, path })
+        Ok(Store {
+            pool,
+            path,
+            charge_alerts: Default::default(),
+        })
     }
 
     pub(in crate::store) fn conn(&self) -> Result<Conn, StoreError> {

@@ -1,8 +1,10 @@
 //! The store traits served by the embedded SQLite store. Each call runs the synchronous
 //! rusqlite code on tokio's blocking pool, so no caller does its own `spawn_blocking`.
 
+use super::alerts::PendingAlert;
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
+use super::budgets::{Budget, StoredBudgets};
 use super::calls::{CallFilter, CallRow, ExportWindow};
 use super::credits::{CreditSummary, Grant, LedgerEntry, LedgerFilter};
 use super::limits::{Scope, StoredLimits};
@@ -13,8 +15,8 @@ use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::secrets::Cipher;
 use super::traits::{
-    AliasStore, AppStore, CallQueries, CreditStore, LimitStore, ProviderStore, RateStore,
-    ResponseStore, Result,
+    AlertStore, AliasStore, AppStore, BudgetStore, CallQueries, CreditStore, LimitStore,
+    ProviderStore, RateStore, ResponseStore, Result,
 };
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::{Store, StoreError};
@@ -249,6 +251,56 @@ impl CreditStore for SqliteStores {
     }
     async fn expire_credits(&self) -> Result<usize> {
         self.run(|s, _| s.expire_credits()).await
+    }
+    async fn adjust_credits(&self, app_id: i64, amount: i64, note: String) -> Result<LedgerEntry> {
+        self.run(move |s, _| s.adjust_credits(app_id, amount, &note))
+            .await
+    }
+    async fn refund_call(
+        &self,
+        app_id: i64,
+        call_id: i64,
+        amount: Option<i64>,
+        note: Option<String>,
+    ) -> Result<LedgerEntry> {
+        self.run(move |s, _| s.refund_call(app_id, call_id, amount, note.as_deref()))
+            .await
+    }
+}
+
+#[async_trait]
+impl BudgetStore for SqliteStores {
+    async fn get_budget(&self, scope: Scope) -> Result<Budget> {
+        self.run(move |s, _| s.get_budget(scope)).await
+    }
+    async fn put_budget(&self, scope: Scope, budget: Budget) -> Result<Budget> {
+        self.run(move |s, _| s.put_budget(scope, budget)).await
+    }
+    async fn all_budgets(&self) -> Result<StoredBudgets> {
+        self.run(|s, _| s.all_budgets()).await
+    }
+    async fn spent_since(&self, scope: Scope, since_ms: i64) -> Result<i64> {
+        self.run(move |s, _| s.spent_since(scope, since_ms)).await
+    }
+}
+
+#[async_trait]
+impl AlertStore for SqliteStores {
+    async fn enqueue_alert(&self, event: String, data: String) -> Result<()> {
+        self.run(move |s, _| s.enqueue_alert(&event, &data)).await
+    }
+    async fn due_alerts(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingAlert>> {
+        self.run(move |s, _| s.due_alerts(now_ms, limit)).await
+    }
+    async fn next_alert_due(&self) -> Result<Option<i64>> {
+        self.run(|s, _| s.next_alert_due()).await
+    }
+    async fn alert_delivered(&self, id: i64) -> Result<()> {
+        self.run(move |s, _| s.alert_delivered(id)).await
+    }
+    async fn alert_failed(&self, id: i64, next_at: Option<i64>, error: String) -> Result<()> {
+        self.run(move |s, _| s.alert_failed(id, next_at, &error))
+            .await
     }
 }
 

@@ -3,8 +3,10 @@
 //! Postgres store implements the same traits without any caller changing. No SQL lives
 //! outside `store/`.
 
+use super::alerts::PendingAlert;
 use super::aliases::AliasRow;
 use super::apps::{App, AppKey, KeyOwner};
+use super::budgets::{Budget, StoredBudgets};
 use super::calls::{CallFilter, CallRow, ExportWindow};
 use super::credits::{CreditSummary, Grant, LedgerEntry, LedgerFilter};
 use super::limits::{Scope, StoredLimits};
@@ -155,6 +157,36 @@ pub trait CreditStore: Send + Sync {
     async fn list_ledger(&self, filter: LedgerFilter) -> Result<(Vec<LedgerEntry>, Option<i64>)>;
     /// Expires every app's due grants; how many apps had some.
     async fn expire_credits(&self) -> Result<usize>;
+    /// A signed operator correction (`adjustment` entry).
+    async fn adjust_credits(&self, app_id: i64, amount: i64, note: String) -> Result<LedgerEntry>;
+    /// Gives back (part of) a call's charge (`refund` entry); `None`: all that is left.
+    async fn refund_call(
+        &self,
+        app_id: i64,
+        call_id: i64,
+        amount: Option<i64>,
+        note: Option<String>,
+    ) -> Result<LedgerEntry>;
+}
+
+/// Spend caps per app and per key, and the recorded spend they are checked against.
+#[async_trait]
+pub trait BudgetStore: Send + Sync {
+    async fn get_budget(&self, scope: Scope) -> Result<Budget>;
+    async fn put_budget(&self, scope: Scope, budget: Budget) -> Result<Budget>;
+    async fn all_budgets(&self) -> Result<StoredBudgets>;
+    /// Micro-USD spent since `since_ms` (the start of a UTC day).
+    async fn spent_since(&self, scope: Scope, since_ms: i64) -> Result<i64>;
+}
+
+/// The alert webhook outbox.
+#[async_trait]
+pub trait AlertStore: Send + Sync {
+    async fn enqueue_alert(&self, event: String, data: String) -> Result<()>;
+    async fn due_alerts(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingAlert>>;
+    async fn next_alert_due(&self) -> Result<Option<i64>>;
+    async fn alert_delivered(&self, id: i64) -> Result<()>;
+    async fn alert_failed(&self, id: i64, next_at: Option<i64>, error: String) -> Result<()>;
 }
 
 /// Every store concern, as the handlers hold them.
@@ -168,6 +200,8 @@ pub struct Stores {
     pub responses: Arc<dyn ResponseStore>,
     pub limits: Arc<dyn LimitStore>,
     pub credits: Arc<dyn CreditStore>,
+    pub budgets: Arc<dyn BudgetStore>,
+    pub alerts: Arc<dyn AlertStore>,
 }
 
 impl Stores {
@@ -182,6 +216,8 @@ impl Stores {
             + ResponseStore
             + LimitStore
             + CreditStore
+            + BudgetStore
+            + AlertStore
             + 'static,
     {
         Stores {
@@ -192,6 +228,8 @@ impl Stores {
             calls: store.clone(),
             responses: store.clone(),
             credits: store.clone(),
+            budgets: store.clone(),
+            alerts: store.clone(),
             limits: store,
         }
     }
