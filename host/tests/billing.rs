@@ -595,3 +595,347 @@ async fn a_paid_stripe_checkout_grants_its_credits_once() {
     assert_eq!(grants.len(), 1, "{entries:?}");
     assert_eq!(grants[0]["note"], "stripe evt_paid_1");
 }
+
+async fn budget(s: &TestServer, path: &str, body: Value) -> Value {
+    s.admin_ok(Method::PUT, path, Some(&body), 200).await
+}
+
+/// $0.003 a call (1000 input at $1/Mtok, 1000 output at $2/Mtok), far above its estimate.
+const CALL_MICROS: i64 = 3000;
+
+#[tokio::test]
+async fn budgets_per_app_and_key_refuse_with_402_in_both_modes_and_survive_a_restart() {
+    for config in ["", BILLING] {
+        let m = mock(1000, 1000).await;
+        let mut s = server(config, &m).await;
+        let (app, key) = s.create_app_with_key("capped").await;
+        if !config.is_empty() {
+            grant(&s, app, json!({"amount": 100})).await;
+        }
+        let path = format!("/api/admin/apps/{app}/budget");
+        let b = budget(&s, &path, json!({"daily_usd": "0.01", "monthly_usd": 50})).await;
+        assert_eq!(
+            (b["daily_usd"].as_str(), b["monthly_usd"].as_str()),
+            (Some("0.010000"), Some("50.000000")),
+            "{b}"
+        );
+        let client = http_client_with_key(&key);
+        // 0, 3000, 6000 and 9000 µUSD spent are under $0.01 with the estimate: admitted.
+        for i in 0..4 {
+            let resp = send(&client, &s, &chat(&format!("spend {i}"), 10)).await;
+            assert_eq!(resp.status(), 200, "call {i} ({config:?})");
+        }
+        let resp = send(&client, &s, &chat("one more", 10)).await;
+        let retry: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(retry > 0 && retry <= 86_400, "{retry}");
+        let err = expect_error(resp, 402, "insufficient_credits").await;
+        assert_eq!(err["code"], "budget_exceeded", "{err}");
+        let msg = err["message"].as_str().unwrap();
+        assert!(
+            msg.contains("daily budget of $0.010000")
+                && msg.contains("spent $0.012000")
+                && msg.contains("resets at 20"),
+            "{msg}"
+        );
+        let view = s.admin_ok(Method::GET, &path, None, 200).await;
+        assert_eq!(view["spent"]["daily_usd"], "0.012000", "{view}");
+        assert!(
+            view["resets"]["daily"]
+                .as_str()
+                .unwrap()
+                .ends_with("T00:00:00Z"),
+            "{view}"
+        );
+        assert_eq!(m.calls(), 4, "the refused call reached no upstream");
+        let metrics = s.get("/metrics").await.text().await.unwrap();
+        assert!(
+            metrics.contains("aihub_payment_required_total{reason=\"budget_exceeded\"} 1"),
+            "{metrics}"
+        );
+
+        // The spend is read back from the store after a restart.
+        app_calls(&s, app, 5).await;
+        s.restart().await;
+        let resp = send(&client, &s, &chat("after restart", 10)).await;
+        let err = expect_error(resp, 402, "insufficient_credits").await;
+        assert_eq!(err["code"], "budget_exceeded");
+        // Raising the cap admits again at once.
+        budget(&s, &path, json!({"daily_usd": 1})).await;
+        assert_eq!(send(&client, &s, &chat("raised", 10)).await.status(), 200);
+        // `{}` removes the budget.
+        let b = budget(&s, &path, json!({})).await;
+        assert!(
+            b["daily_usd"].is_null() && b["monthly_usd"].is_null(),
+            "{b}"
+        );
+
+        // A key's cap binds that key only.
+        let k2 = s
+            .admin_ok(
+                Method::POST,
+                &format!("/api/admin/apps/{app}/keys"),
+                Some(&json!({"name": "second"})),
+                201,
+            )
+            .await;
+        let (k2_id, k2_secret) = (
+            k2["info"]["id"].as_i64().unwrap(),
+            k2["key"].as_str().unwrap().to_string(),
+        );
+        budget(
+            &s,
+            &format!("/api/admin/apps/{app}/keys/{k2_id}/budget"),
+            json!({"monthly_usd": "0.005"}),
+        )
+        .await;
+        let second = http_client_with_key(&k2_secret);
+        for i in 0..2 {
+            assert_eq!(
+                send(&second, &s, &chat(&format!("key {i}"), 10))
+                    .await
+                    .status(),
+                200
+            );
+        }
+        let err = expect_error(
+            send(&second, &s, &chat("key over", 10)).await,
+            402,
+            "insufficient_credits",
+        )
+        .await;
+        let msg = err["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("key {k2_id} of app {app}")) && msg.contains("monthly budget"),
+            "{msg}"
+        );
+        assert_eq!(
+            send(&client, &s, &chat("first key still fine", 10))
+                .await
+                .status(),
+            200
+        );
+
+        // Bad budgets name their field; unknown scopes are 404.
+        for (body, field) in [
+            (json!({"daily_usd": -1}), "daily_usd"),
+            (json!({"daily_usd": "0.0000001"}), "daily_usd"),
+            (json!({"monthly_usd": "lots"}), "monthly_usd"),
+            (json!({"weekly_usd": 1}), "weekly_usd"),
+        ] {
+            let resp = s.admin(Method::PUT, &path, Some(&body)).await;
+            assert_eq!(resp.status(), 400, "{body}");
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(v["error"]["param"], field, "{body}: {v}");
+        }
+        for p in [
+            "/api/admin/apps/9999/budget".to_string(),
+            format!("/api/admin/apps/{}/keys/{k2_id}/budget", app + 1000),
+        ] {
+            let resp = s
+                .admin(Method::PUT, &p, Some(&json!({"daily_usd": 1})))
+                .await;
+            assert_eq!(resp.status(), 404, "{p}");
+        }
+        // Budgets count the recorded cost in both modes; with billing off nothing is charged.
+        if config.is_empty() {
+            assert!(ledger(&s, app).await.is_empty());
+        } else {
+            assert_books_balance(&s, app).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_parallel_burst_cannot_pass_a_budget_beyond_the_bound() {
+    let m = mock(1000, 1000).await;
+    let s = server("", &m).await;
+    let (app, key) = s.create_app_with_key("burst-cap").await;
+    // Each call's estimate covers its real cost (max_tokens above the real output), so
+    // the documented bound (real cost beyond the estimate, per call in flight) is zero:
+    // the spend may not pass the cap at all, however many calls arrive at once.
+    let body = json!({"model": "bill/gpt-x", "max_tokens": 3000, "messages": [{"role": "user", "content": "x"}]});
+    let bytes = serde_json::to_vec(&body).unwrap().len() as i64;
+    // µUSD: ~bytes/4 input tokens at $1/Mtok, 3000 output at $2/Mtok.
+    let est = (bytes + 3) / 4 + 3000 * 2;
+    let cap = 10 * est;
+    budget(
+        &s,
+        &format!("/api/admin/apps/{app}/budget"),
+        json!({"daily_usd": format!("0.{cap:06}")}),
+    )
+    .await;
+    let client = http_client_with_key(&key);
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let (client, url, body) = (client.clone(), s.url("/v1/chat/completions"), body.clone());
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            200 => ok += 1,
+            402 => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(ok >= 10 && ok < 64, "{ok} admitted");
+    let calls = app_calls(&s, app, 64).await;
+    let spent: i64 = calls
+        .iter()
+        .map(|c| c["cost_micros"].as_i64().unwrap())
+        .sum();
+    assert_eq!(spent, ok * CALL_MICROS);
+    assert!(spent <= cap, "spent {spent} > cap {cap}");
+}
+
+#[tokio::test]
+async fn ledger_exports_csv_and_takes_refunds_and_adjustments() {
+    let m = mock(1000, 1000).await;
+    let s = server(BILLING, &m).await;
+    let (app, key) = s.create_app_with_key("books").await;
+    grant(&s, app, json!({"amount": 1, "note": "=cmd|' /C calc'!A0"})).await;
+    let client = http_client_with_key(&key);
+    assert_eq!(
+        send(&client, &s, &chat("charge me", 10)).await.status(),
+        200
+    );
+    let call = app_calls(&s, app, 1).await[0]["id"].as_i64().unwrap();
+    let refunds = format!("/api/admin/apps/{app}/credits/refunds");
+    let r = s
+        .admin_ok(
+            Method::POST,
+            &refunds,
+            Some(&json!({"call_id": call, "amount": "0.001", "note": "slow"})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (
+            r["kind"].as_str(),
+            r["amount"].as_str(),
+            r["call_id"].as_i64()
+        ),
+        (Some("refund"), Some("0.001000000"), Some(call)),
+        "{r}"
+    );
+    // More than is left of the charge (0.002) is refused; the rest can be refunded once.
+    for (body, status, field) in [
+        (
+            json!({"call_id": call, "amount": "0.0021"}),
+            400,
+            Some("amount"),
+        ),
+        (json!({"call_id": 987654}), 404, None),
+        (json!({"amount": 1}), 400, Some("call_id")),
+    ] {
+        let resp = s.admin(Method::POST, &refunds, Some(&body)).await;
+        assert_eq!(resp.status(), status, "{body}");
+        if let Some(f) = field {
+            let v: Value = resp.json().await.unwrap();
+            assert_eq!(v["error"]["param"], f, "{body}: {v}");
+        }
+    }
+    let r = s
+        .admin_ok(Method::POST, &refunds, Some(&json!({"call_id": call})), 201)
+        .await;
+    assert_eq!(r["amount"], "0.002000000");
+    assert_eq!(
+        s.admin(Method::POST, &refunds, Some(&json!({"call_id": call})))
+            .await
+            .status(),
+        400
+    );
+
+    let adjust = format!("/api/admin/apps/{app}/credits/adjustments");
+    let a = s
+        .admin_ok(
+            Method::POST,
+            &adjust,
+            Some(&json!({"amount": "-0.25", "note": "manual correction"})),
+            201,
+        )
+        .await;
+    assert_eq!(
+        (a["kind"].as_str(), a["amount"].as_str()),
+        (Some("adjustment"), Some("-0.250000000")),
+        "{a}"
+    );
+    s.admin_ok(
+        Method::POST,
+        &adjust,
+        Some(&json!({"amount": 0.5, "note": "goodwill"})),
+        201,
+    )
+    .await;
+    for (body, field) in [
+        (json!({"amount": "-1"}), "note"),
+        (json!({"amount": "-1", "note": " "}), "note"),
+        (json!({"amount": 0, "note": "x"}), "amount"),
+        (json!({"amount": "1.0000000001", "note": "x"}), "amount"),
+    ] {
+        let resp = s.admin(Method::POST, &adjust, Some(&body)).await;
+        assert_eq!(resp.status(), 400, "{body}");
+        let v: Value = resp.json().await.unwrap();
+        assert_eq!(v["error"]["param"], field, "{body}: {v}");
+    }
+    let (entries, _) = assert_books_balance(&s, app).await;
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "adjustment",
+            "adjustment",
+            "refund",
+            "refund",
+            "charge",
+            "grant"
+        ]
+    );
+    assert_eq!(nanos(&credits(&s, app).await, "balance"), 1_250_000_000);
+
+    // The same entries as CSV, newest first; amounts keep their sign, notes are defused.
+    let resp = s
+        .admin_get(&format!("/api/admin/ledger?app={app}&format=csv"))
+        .await;
+    assert_eq!(resp.status(), 200);
+    assert!(content_type(&resp).starts_with("text/csv"));
+    let text = resp.text().await.unwrap();
+    let mut rows = csv::Reader::from_reader(text.as_bytes());
+    let header: Vec<String> = rows.headers().unwrap().iter().map(String::from).collect();
+    assert_eq!(header[..4], ["id", "app_id", "kind", "amount"]);
+    let records: Vec<csv::StringRecord> = rows.records().map(|r| r.unwrap()).collect();
+    assert_eq!(records.len(), 6, "{text}");
+    let sum: i64 = records.iter().map(|r| r[4].parse::<i64>().unwrap()).sum();
+    assert_eq!(sum, 1_250_000_000);
+    assert_eq!(&records[0][3], "0.500000000");
+    assert_eq!(&records[1][3], "-0.250000000");
+    assert!(records[5][9].starts_with("'="), "formula defused: {text}");
+    // Paged exports: limit caps the rows.
+    let text = s
+        .admin_get(&format!("/api/admin/ledger?app={app}&format=csv&limit=2"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    for bad in ["format=xml", "format=csv&limit=0"] {
+        let resp = s.admin_get(&format!("/api/admin/ledger?{bad}")).await;
+        assert_eq!(resp.status(), 400, "{bad}");
+    }
+}
