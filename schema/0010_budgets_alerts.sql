@@ -24,8 +24,9 @@ CREATE TABLE key_usage_daily (
 ) STRICT;
 
 -- Alert events waiting to be delivered (deleted once the receiver accepts them).
+-- AUTOINCREMENT: ids are the events' ids for receivers, never reused after a delete.
 CREATE TABLE alert_outbox (
-    id               INTEGER PRIMARY KEY,
+    id               INTEGER PRIMARY KEY AUTOINCREMENT,
     event            TEXT NOT NULL,
     data             TEXT NOT NULL,         -- JSON object
     attempts         INTEGER NOT NULL DEFAULT 0,

@@ -939,3 +939,196 @@ async fn ledger_exports_csv_and_takes_refunds_and_adjustments() {
         assert_eq!(resp.status(), 400, "{bad}");
     }
 }
+
+/// Checks `x-aihub-signature: t=..,v1=..` over `"{t}.{body}"`.
+fn signed_by(r: &common::scripted::ScriptedRequest, secret: &str) -> bool {
+    use hmac::{Hmac, Mac};
+    let Some(sig) = r.header("x-aihub-signature") else {
+        return false;
+    };
+    let mut t = "";
+    let mut v1 = "";
+    for part in sig.split(',') {
+        match part.split_once('=') {
+            Some(("t", v)) => t = v,
+            Some(("v1", v)) => v1 = v,
+            _ => {}
+        }
+    }
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{t}.").as_bytes());
+    mac.update(&r.body);
+    hex::encode(mac.finalize().into_bytes()) == v1
+}
+
+#[tokio::test]
+async fn alerts_are_signed_retried_and_delivered_at_least_once() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const SECRET: &str = "whsec-test-alerts-0123456789";
+    let seen = Arc::new(AtomicUsize::new(0));
+    let receiver = {
+        let seen = seen.clone();
+        // The first delivery fails: it must come again.
+        ScriptedUpstream::start(move |_| {
+            if seen.fetch_add(1, Ordering::SeqCst) == 0 {
+                Act::error(500, "receiver hiccup")
+            } else {
+                Act::json(200, json!({"ok": true}))
+            }
+        })
+        .await
+    };
+    let accept = Arc::new(AtomicBool::new(false));
+    let flaky = {
+        let accept = accept.clone();
+        ScriptedUpstream::start(move |_| {
+            if accept.load(Ordering::SeqCst) {
+                Act::json(200, openai_completion("gpt-x", "fine", 1, 1))
+            } else {
+                Act::error(401, "Incorrect API key provided")
+            }
+        })
+        .await
+    };
+    let m = mock(1000, 1000).await;
+    let config = format!(
+        "{BILLING}low_balance_credits = \"0.01\"\nwebhook_url = \"http://{}/hooks\"\nwebhook_secret = \"{SECRET}\"\n\
+         [resilience]\nrecheck_initial_ms = 300\nrecheck_max_ms = 1000\n",
+        receiver.addr()
+    );
+    let s = server(&config, &m).await;
+    // 0.012 credits: 0.003 a call, low after the first, exhausted after the fourth.
+    let (app, key) = s.create_app_with_key("alerted").await;
+    grant(&s, app, json!({"amount": "0.012"})).await;
+    let client = http_client_with_key(&key);
+    for i in 0..4 {
+        assert_eq!(
+            send(&client, &s, &chat(&format!("a{i}"), 10))
+                .await
+                .status(),
+            200
+        );
+    }
+    // A budget reached by a call's cost.
+    let (app2, key2) = s.create_app_with_key("budgeted").await;
+    grant(&s, app2, json!({"amount": 1})).await;
+    budget(
+        &s,
+        &format!("/api/admin/apps/{app2}/budget"),
+        json!({"daily_usd": "0.003"}),
+    )
+    .await;
+    assert_eq!(
+        send(&http_client_with_key(&key2), &s, &chat("b", 10))
+            .await
+            .status(),
+        200
+    );
+    // A key its upstream refuses, then accepts again (the background check).
+    let pid = s.stored_provider("flaky", &flaky.base_url()).await;
+    s.add_key(pid, "refused", "sk-flaky-test-key-123", None)
+        .await;
+    let resp = client
+        .post(s.url("/v1/chat/completions"))
+        .json(&json!({"model": "flaky/gpt-x", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(!resp.status().is_success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    accept.store(true, Ordering::SeqCst);
+
+    let want = [
+        "credits.low",
+        "credits.exhausted",
+        "budget.reached",
+        "credential.invalid",
+        "credential.recovered",
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let delivered = loop {
+        let reqs = receiver.requests();
+        // Accepted deliveries: every request but the first (which got the 500).
+        let ok: Vec<Value> = reqs.iter().skip(1).map(|r| r.json()).collect();
+        let first_retried = reqs
+            .first()
+            .is_some_and(|f| ok.iter().any(|e| e["id"] == f.json()["id"]));
+        if first_retried && want.iter().all(|w| ok.iter().any(|e| e["type"] == *w)) {
+            break reqs;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "alerts missing; got {:#?}",
+            reqs.iter().map(|r| r.json()).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    for r in &delivered {
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/hooks"));
+        assert!(signed_by(r, SECRET), "bad signature on {:?}", r.headers);
+        assert!(!signed_by(r, "another-secret-0123456789"));
+        let e = r.json();
+        assert_eq!(r.header("x-aihub-event"), e["type"].as_str());
+        assert_eq!(r.header("x-aihub-delivery"), e["id"].as_str());
+        let body = String::from_utf8_lossy(&r.body);
+        assert!(
+            !body.contains("sk-flaky-test-key-123") && !body.contains(SECRET),
+            "{body}"
+        );
+    }
+    // The refused first delivery came again, with the same id.
+    let first = delivered[0].json();
+    assert!(
+        delivered
+            .iter()
+            .skip(1)
+            .any(|r| r.json()["id"] == first["id"]),
+        "{first} not retried"
+    );
+    let by_type = |t: &str| {
+        delivered
+            .iter()
+            .skip(1)
+            .map(|r| r.json())
+            .find(|e| e["type"] == t)
+            .unwrap()
+    };
+    assert_eq!(by_type("credits.low")["data"]["app_id"], app);
+    assert_eq!(by_type("credits.exhausted")["data"]["balance_nanos"], 0);
+    let b = by_type("budget.reached");
+    assert_eq!(
+        (b["data"]["app_id"].as_i64(), b["data"]["period"].as_str()),
+        (Some(app2), Some("daily")),
+        "{b}"
+    );
+    let inv = by_type("credential.invalid");
+    assert_eq!(
+        (
+            inv["data"]["provider"].as_str(),
+            inv["data"]["credential"].as_str()
+        ),
+        (Some("flaky"), Some("refused")),
+        "{inv}"
+    );
+    // Each event once (besides the retried one): no duplicates from the outbox.
+    let mut ids: Vec<String> = delivered
+        .iter()
+        .skip(1)
+        .map(|r| r.json()["id"].as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    let n = ids.len();
+    ids.dedup();
+    assert_eq!(
+        ids.len(),
+        n,
+        "an accepted event was delivered twice: {:#?}",
+        delivered.iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
+    let metrics = s.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("aihub_alerts_delivered_total"),
+        "{metrics}"
+    );
+}
