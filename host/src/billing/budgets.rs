@@ -208,7 +208,7 @@ impl Budgets {
 
     /// Whether this scope's recorded spend must be read before it can be checked.
     pub fn needs_load(&self, who: Who) -> bool {
-        self.spend.lock().map_or(false, |m| !m.contains_key(&who))
+        self.spend.lock().is_ok_and(|m| !m.contains_key(&who))
     }
 
     /// Starts tracking a scope from the spend the store recorded today and this month.
