@@ -61,6 +61,15 @@ struct Cached {
     value: Option<(i64, Option<i64>)>,
 }
 
+/// Why a hold was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldRefused {
+    /// The balance changed since it was read: read it again.
+    Stale,
+    /// Not enough available credit; what is held already.
+    Short(i64),
+}
+
 /// Billing's shared in-memory state: whether it is on, its prices, holds and balances.
 pub struct Credits {
     pub enabled: bool,
@@ -79,15 +88,16 @@ impl Credits {
         }
     }
 
-    /// The cached balance, unless a grant has expired since it was read. `Err` carries
-    /// the generation to pass to [`Self::fill`] after reading the store.
-    pub fn cached(&self, app_id: i64, now_ms: i64) -> Result<i64, u64> {
+    /// The cached balance and its generation, unless a grant has expired since it was
+    /// read. `Err` carries the generation to pass to [`Self::fill`] after reading the
+    /// store.
+    pub fn cached(&self, app_id: i64, now_ms: i64) -> Result<(i64, u64), u64> {
         let Ok(mut map) = self.balances.lock() else {
             return Err(0);
         };
         let c = map.entry(app_id).or_default();
         match c.value {
-            Some((b, exp)) if exp.is_none_or(|e| e > now_ms) => Ok(b),
+            Some((b, exp)) if exp.is_none_or(|e| e > now_ms) => Ok((b, c.generation)),
             _ => Err(c.generation),
         }
     }
@@ -100,6 +110,40 @@ impl Credits {
                 c.value = Some((balance, next_expiry));
             }
         }
+    }
+
+    /// The balance's generation now: a balance read at this generation is current until
+    /// the next [`Self::invalidate`].
+    pub fn generation(&self, app_id: i64) -> u64 {
+        self.balances
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&app_id).map(|c| c.generation))
+            .unwrap_or(0)
+    }
+
+    /// Holds `amount` against `balance` only if the balance is still current (no charge
+    /// or grant invalidated it since it was read at `generation`). A charge invalidates
+    /// before its call's hold is released, so a stale balance can never meet a released
+    /// hold: `Stale` asks the caller to read the balance again.
+    pub fn hold_if_current(
+        &self,
+        app_id: i64,
+        generation: u64,
+        balance: i64,
+        amount: i64,
+    ) -> Result<(), HoldRefused> {
+        let Ok(map) = self.balances.lock() else {
+            return Err(HoldRefused::Short(0));
+        };
+        let now = map.get(&app_id).map_or(0, |c| c.generation);
+        if now != generation {
+            return Err(HoldRefused::Stale);
+        }
+        // Under the balances lock: no invalidation can slip in between check and hold.
+        self.holds
+            .try_hold(app_id, balance, amount)
+            .map_err(HoldRefused::Short)
     }
 
     /// The stored balance changed (a charge, a grant).
@@ -135,7 +179,21 @@ mod tests {
         c.fill(1, g, 50, None);
         let g = c.cached(1, 0).unwrap_err();
         c.fill(1, g, 40, Some(1000));
-        assert_eq!(c.cached(1, 999), Ok(40));
+        assert_eq!(c.cached(1, 999).map(|v| v.0), Ok(40));
         assert!(c.cached(1, 1000).is_err());
+    }
+
+    #[test]
+    fn a_balance_read_before_a_charge_cannot_take_a_hold() {
+        let c = Credits::new(&crate::config::BillingConfig::default());
+        let g = c.generation(1);
+        c.invalidate(1);
+        assert_eq!(c.hold_if_current(1, g, 100, 10), Err(HoldRefused::Stale));
+        let g = c.generation(1);
+        assert_eq!(c.hold_if_current(1, g, 100, 60), Ok(()));
+        assert_eq!(
+            c.hold_if_current(1, g, 100, 60),
+            Err(HoldRefused::Short(60))
+        );
     }
 }

@@ -14,7 +14,7 @@ pub mod stripe;
 pub mod view;
 
 pub use amount::{format_nanos, parse_credits, CreditAmount, NANOS_PER_CREDIT};
-pub use holds::{Credits, Holds, LocalHolds};
+pub use holds::{Credits, HoldRefused, Holds, LocalHolds};
 
 use crate::config::BillingConfig;
 use crate::store::rates::Rate;
@@ -78,24 +78,37 @@ impl Pricing {
 }
 
 /// The app's balance for admission: cached, else read from the store (which expires
-/// what is due first).
+/// what is due first), with the generation it was read at (see
+/// [`Credits::hold_if_current`]).
+pub async fn balance_at(
+    state: &crate::state::AppState,
+    app_id: i64,
+) -> Result<(i64, u64), crate::error::ApiError> {
+    let credits = &state.credits;
+    if !credits.enabled {
+        // No writer keeps the cache fresh when billing is off.
+        let generation = credits.generation(app_id);
+        return Ok((
+            state.stores.credits.credit_balance(app_id).await?.0,
+            generation,
+        ));
+    }
+    match credits.cached(app_id, crate::store::now_ms()) {
+        Ok(at) => Ok(at),
+        Err(generation) => {
+            let (balance, next_expiry) = state.stores.credits.credit_balance(app_id).await?;
+            credits.fill(app_id, generation, balance, next_expiry);
+            Ok((balance, generation))
+        }
+    }
+}
+
+/// The app's balance (see [`balance_at`]).
 pub async fn balance(
     state: &crate::state::AppState,
     app_id: i64,
 ) -> Result<i64, crate::error::ApiError> {
-    let credits = &state.credits;
-    if !credits.enabled {
-        // No writer keeps the cache fresh when billing is off.
-        return Ok(state.stores.credits.credit_balance(app_id).await?.0);
-    }
-    match credits.cached(app_id, crate::store::now_ms()) {
-        Ok(b) => Ok(b),
-        Err(generation) => {
-            let (balance, next_expiry) = state.stores.credits.credit_balance(app_id).await?;
-            credits.fill(app_id, generation, balance, next_expiry);
-            Ok(balance)
-        }
-    }
+    Ok(balance_at(state, app_id).await?.0)
 }
 
 /// `{"<name>": "12.500000000", "<name>_nanos": 12500000000}` entries for a JSON object.

@@ -168,8 +168,21 @@ async fn hold(
         return Ok(());
     }
     let app = ctx.app_id;
-    let balance = crate::billing::balance(state, app).await?;
-    match credits.holds.try_hold(app, balance, price) {
+    // A balance read while a charge commits is stale by the time the hold is taken;
+    // read again (a few times at most: each retry follows a charge that did commit).
+    let mut attempt = 0;
+    let (balance, result) = loop {
+        let (balance, generation) = crate::billing::balance_at(state, app).await?;
+        match credits.hold_if_current(app, generation, balance, price) {
+            Err(crate::billing::HoldRefused::Stale) if attempt < 8 => attempt += 1,
+            Err(crate::billing::HoldRefused::Stale) => {
+                break (balance, Err(credits.holds.held(app)));
+            }
+            Err(crate::billing::HoldRefused::Short(held)) => break (balance, Err(held)),
+            Ok(()) => break (balance, Ok(())),
+        }
+    };
+    match result {
         Ok(()) => {
             if let Some(rec) = ctx.rec() {
                 rec.hold_nanos = price;
