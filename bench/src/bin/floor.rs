@@ -18,7 +18,11 @@ struct Args {
     threads: Option<usize>,
 }
 
+#[global_allocator]
+static ALLOC: alloc_count::Counting = alloc_count::Counting;
+
 fn main() -> std::io::Result<()> {
+    alloc_count::enable_from_env();
     let args = Args::parse();
     if !args.upstream.starts_with("http://") {
         eprintln!("floor: --upstream must be an http:// URL");

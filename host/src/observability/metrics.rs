@@ -99,6 +99,8 @@ pub struct Metrics {
     pub call_log_queue: Gauge,
     pub call_log_dropped: Gauge,
     pub call_log_written: Gauge,
+    /// Heap allocations and bytes so far, under `COUNT_HEAP_ALLOCS=1` only.
+    heap: Option<(Gauge, Gauge)>,
 }
 
 impl Default for Metrics {
@@ -248,6 +250,20 @@ impl Metrics {
             "Call records written (since start)",
             call_log_written.clone(),
         );
+        let heap = alloc_count::enabled().then(|| {
+            let (count, bytes) = (Gauge::default(), Gauge::default());
+            registry.register(
+                "heap_allocations",
+                "Heap allocations since start (COUNT_HEAP_ALLOCS=1)",
+                count.clone(),
+            );
+            registry.register(
+                "heap_allocated_bytes",
+                "Bytes those allocations asked for",
+                bytes.clone(),
+            );
+            (count, bytes)
+        });
         Metrics {
             registry,
             calls,
@@ -272,11 +288,16 @@ impl Metrics {
             call_log_queue,
             call_log_dropped,
             call_log_written,
+            heap,
         }
     }
 
     /// The text exposition format.
     pub fn render(&self) -> String {
+        if let Some((count, bytes)) = &self.heap {
+            count.set(i64::try_from(alloc_count::allocations()).unwrap_or(i64::MAX));
+            bytes.set(i64::try_from(alloc_count::bytes()).unwrap_or(i64::MAX));
+        }
         let mut out = String::new();
         if encode(&mut out, &self.registry).is_err() {
             out.clear();

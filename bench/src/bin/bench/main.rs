@@ -65,6 +65,8 @@ pub struct Plan {
     pub warmup: Duration,
     /// How long the idle streams are held while RSS is sampled.
     pub hold: Duration,
+    /// Requests of each kind in the allocation-counting pass.
+    pub alloc_requests: u64,
 }
 
 impl Plan {
@@ -81,6 +83,7 @@ impl Plan {
                 stream: s(2, 1500),
                 warmup: Duration::from_millis(300),
                 hold: Duration::from_secs(2),
+                alloc_requests: 500,
             }
         } else {
             Plan {
@@ -90,6 +93,7 @@ impl Plan {
                 stream: s(5, 3000),
                 warmup: Duration::from_secs(1),
                 hold: Duration::from_secs(5),
+                alloc_requests: 2000,
             }
         }
     }
@@ -162,6 +166,20 @@ pub struct Results {
     pub call_log: Option<serde_json::Value>,
     /// `aihub version`.
     pub aihub_version: String,
+    /// Heap allocations per request, from the counting pass.
+    pub allocs: Option<AllocResult>,
+}
+
+/// Heap allocations per request, counted by a second floor and aihub started with
+/// `COUNT_HEAP_ALLOCS=1` (the counting costs an atomic add per allocation, so the
+/// timed scenarios run without it).
+pub struct AllocResult {
+    pub requests: u64,
+    pub floor_nonstream: f64,
+    pub aihub_nonstream: f64,
+    pub floor_stream: f64,
+    pub aihub_stream: f64,
+    pub stream_chunks: usize,
 }
 
 fn main() -> ExitCode {
@@ -255,7 +273,7 @@ async fn drive(args: Args) -> Result<bool, String> {
     progress(format!("floor on {floor_addr} (pid {})", floor.pid()));
 
     let (mut aihub, aihub_addr, app_key) =
-        start_aihub(&tmp, &aihub_bin, &openai_so, mock_addr).await?;
+        start_aihub(&tmp, "aihub", &[], &aihub_bin, &openai_so, mock_addr).await?;
     progress(format!("aihub on {aihub_addr} (pid {})", aihub.pid()));
 
     let targets = [
@@ -387,6 +405,27 @@ async fn drive(args: Args) -> Result<bool, String> {
     }
 
     let call_log = call_log_stats(&targets[2].base).await;
+    drop(aihub);
+    drop(floor);
+    let allocs = match count_allocs(
+        &tmp,
+        &aihub_bin,
+        &openai_so,
+        &floor_bin,
+        mock_addr,
+        &model_plain,
+        &model_stream,
+        chunks,
+        plan.alloc_requests,
+    )
+    .await
+    {
+        Ok(a) => Some(a),
+        Err(e) => {
+            progress(format!("allocation pass failed: {e}"));
+            None
+        }
+    };
     let results = Results {
         plan,
         args_stream_chunks: chunks,
@@ -399,6 +438,7 @@ async fn drive(args: Args) -> Result<bool, String> {
         total_secs: started.elapsed().as_secs_f64(),
         call_log,
         aihub_version: aihub_version(&aihub_bin),
+        allocs,
     };
     let rendered = report::render(&results);
     println!("{}", rendered.markdown);
@@ -417,26 +457,136 @@ async fn drive(args: Args) -> Result<bool, String> {
         json.display(),
         started.elapsed().as_secs_f64()
     ));
-    drop(aihub);
-    drop(floor);
     drop(mock);
     Ok(rendered.valid)
+}
+
+/// The allocation pass: a fresh floor and aihub counting allocations; after a warm-up,
+/// `n` non-stream and `n / 10` stream requests at concurrency 1 through each, the count
+/// read before and after (the call log flushed first).
+#[allow(clippy::too_many_arguments)]
+async fn count_allocs(
+    tmp: &TempDir,
+    aihub_bin: &Path,
+    openai_so: &Path,
+    floor_bin: &Path,
+    mock_addr: std::net::SocketAddr,
+    model_plain: &str,
+    model_stream: &str,
+    chunks: usize,
+    n: u64,
+) -> Result<AllocResult, String> {
+    let boot = Duration::from_secs(20);
+    let mut floor_cmd = Command::new(floor_bin);
+    floor_cmd
+        .arg("--upstream")
+        .arg(format!("http://{mock_addr}"))
+        .env("COUNT_HEAP_ALLOCS", "1");
+    let (floor, floor_addr) = procs::spawn_announcing("floor-count", floor_cmd, boot)?;
+    let (aihub, aihub_addr, key) = start_aihub(
+        tmp,
+        "aihub-count",
+        &[("COUNT_HEAP_ALLOCS", "1")],
+        aihub_bin,
+        openai_so,
+        mock_addr,
+    )
+    .await?;
+    progress(format!(
+        "allocation pass: floor pid {}, aihub pid {}",
+        floor.pid(),
+        aihub.pid()
+    ));
+    let client = loadgen::client(1);
+    let floor_count = format!("http://{floor_addr}/__allocs");
+    let aihub_count = format!("http://{aihub_addr}/metrics");
+    let read = |floor: bool| {
+        let (client, uri) = (
+            client.clone(),
+            if floor {
+                floor_count.clone()
+            } else {
+                aihub_count.clone()
+            },
+        );
+        async move {
+            tokio::time::sleep(Duration::from_millis(400)).await;
+            let (status, body) = get(&client, &uri).await.ok_or("no answer")?;
+            if status != 200 {
+                return Err(format!("{uri} answered {status}"));
+            }
+            let text = String::from_utf8_lossy(&body);
+            let value = if floor {
+                text.trim().to_string()
+            } else {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("aihub_heap_allocations "))
+                    .ok_or("no aihub_heap_allocations in /metrics")?
+                    .trim()
+                    .to_string()
+            };
+            value.parse::<u64>().map_err(|e| format!("{uri}: {e}"))
+        }
+    };
+    let mut per = [0f64; 4];
+    for (i, (base, floor)) in [(floor_addr, true), (aihub_addr, false)]
+        .into_iter()
+        .enumerate()
+    {
+        for (j, (model, stream, count)) in [
+            (model_plain, false, n),
+            (model_stream, true, (n / 10).max(1)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let uri = format!("http://{base}/v1/chat/completions")
+                .parse()
+                .map_err(|e| format!("bad uri: {e}"))?;
+            let mut spec =
+                RequestSpec::post_json(uri, loadgen::chat_body(model, stream), Some(&key), stream)?;
+            if stream {
+                spec.min_events = chunks as u64 + 1;
+            }
+            let spec = Arc::new(spec);
+            let warm = loadgen::run(&client, &spec, 1, Stop::Requests(count / 5 + 1)).await;
+            let before = read(floor).await?;
+            let r = loadgen::run(&client, &spec, 1, Stop::Requests(count)).await;
+            let after = read(floor).await?;
+            if warm.errors + r.errors > 0 {
+                return Err(format!("request errors: {}", r.error_samples.join("; ")));
+            }
+            per[i * 2 + j] = after.saturating_sub(before) as f64 / r.ok.max(1) as f64;
+        }
+    }
+    drop(aihub);
+    drop(floor);
+    Ok(AllocResult {
+        requests: n,
+        floor_nonstream: per[0],
+        floor_stream: per[1],
+        aihub_nonstream: per[2],
+        aihub_stream: per[3],
+        stream_chunks: chunks,
+    })
 }
 
 /// Creates aihub's data dir and app key, starts `aihub serve` and waits until it is ready.
 async fn start_aihub(
     tmp: &TempDir,
+    name: &str,
+    extra_env: &[(&str, &str)],
     bin: &Path,
     openai_so: &Path,
     mock_addr: std::net::SocketAddr,
 ) -> Result<(Proc, std::net::SocketAddr, String), String> {
-    let data_dir = tmp.join("data");
+    let data_dir = tmp.join(format!("{name}-data"));
     let plugin_dir = data_dir.join("plugins");
     std::fs::create_dir_all(&plugin_dir)
         .map_err(|e| format!("cannot create {}: {e}", plugin_dir.display()))?;
     std::fs::copy(openai_so, plugin_dir.join("libaihub_openai.so"))
         .map_err(|e| format!("cannot copy the openai plugin: {e}"))?;
-    let config = tmp.join("aihub.toml");
+    let config = tmp.join(format!("{name}.toml"));
     std::fs::write(
         &config,
         format!(
@@ -469,6 +619,7 @@ async fn start_aihub(
             )
             .env("BENCH_MOCK_KEY", "sk-bench-mock-key")
             .env("RUST_LOG", "warn")
+            .envs(extra_env.iter().copied())
             .stdin(Stdio::null());
         cmd
     };
@@ -491,20 +642,17 @@ async fn start_aihub(
         .map(|l| l.trim().to_string())
         .ok_or("aihub apps create printed no key")?;
 
-    let log = std::fs::File::create(tmp.join("aihub.stderr")).map_err(|e| e.to_string())?;
-    let out_log = std::fs::File::create(tmp.join("aihub.stdout")).map_err(|e| e.to_string())?;
+    let stderr = tmp.join(format!("{name}.stderr"));
+    let log = std::fs::File::create(&stderr).map_err(|e| e.to_string())?;
+    let out_log =
+        std::fs::File::create(tmp.join(format!("{name}.stdout"))).map_err(|e| e.to_string())?;
     let mut cmd = command(&["serve"]);
     cmd.stdout(out_log).stderr(log);
     let mut proc = procs::spawn("aihub", cmd)?;
 
     let addr_file = data_dir.join("aihub.addr");
     let deadline = Instant::now() + Duration::from_secs(30);
-    let fail = |what: String| {
-        format!(
-            "{what}\naihub log tail:\n{}",
-            procs::tail(&tmp.join("aihub.stderr"), 20)
-        )
-    };
+    let fail = |what: String| format!("{what}\naihub log tail:\n{}", procs::tail(&stderr, 20));
     let addr = loop {
         if let Ok(s) = std::fs::read_to_string(&addr_file) {
             if let Ok(a) = s.trim().parse::<std::net::SocketAddr>() {

@@ -198,6 +198,14 @@ pub fn render(r: &Results) -> Rendered {
     let n_streams = aihub_mem.map_or(0, |x| x.streams);
 
     let n = sc("nonstream_cn").map_or(64, |s| s.concurrency);
+    let cpu_of = |name: &str| {
+        path("nonstream_cn", name)
+            .and_then(|p| p.cpu_ticks.and_then(|t| cpu_per_1k(t, p.run.ok, r.clk_tck)))
+    };
+    let cpu_ratio = match (cpu_of("aihub"), cpu_of("floor")) {
+        (Some(a), Some(f)) if f > 0.0 => Some((a / f, a, f)),
+        _ => None,
+    };
     let targets = vec![
         Target {
             name: format!("aihub / floor RPS, non-stream c={n}"),
@@ -211,23 +219,23 @@ pub fn render(r: &Results) -> Rendered {
                 }
                 _ => "n/a".into(),
             },
-            limit: "≥ 0.80",
+            limit: "≥ 0.85",
             value: ratio,
-            pass: ratio.map(|q| q >= 0.80),
+            pass: ratio.map(|q| q >= 0.85),
         },
         Target {
             name: "added p50 latency (aihub − floor), c=1".into(),
             measured: added_p50.map_or("n/a".into(), fmt_diff_us),
-            limit: "< 100 µs",
+            limit: "< 50 µs",
             value: added_p50,
-            pass: added_p50.map(|v| v < 100.0),
+            pass: added_p50.map(|v| v < 50.0),
         },
         Target {
             name: "added p99 latency (aihub − floor), c=1".into(),
             measured: added_p99.map_or("n/a".into(), fmt_diff_us),
-            limit: "< 500 µs",
+            limit: "< 300 µs",
             value: added_p99,
-            pass: added_p99.map(|v| v < 500.0),
+            pass: added_p99.map(|v| v < 300.0),
         },
         Target {
             name: "aihub RSS idle (after load)".into(),
@@ -243,16 +251,34 @@ pub fn render(r: &Results) -> Rendered {
         Target {
             name: format!("aihub RSS holding {} streams", thousands(n_streams as f64)),
             measured: aihub_mem.map_or("n/a".into(), |x| fmt_mb(x.held_kb)),
-            limit: "< 150 MB",
+            limit: "< 100 MB",
             value: aihub_mem.map(|x| mb(x.held_kb)),
-            pass: aihub_mem.map(|x| x.held_kb > 0 && mb(x.held_kb) < 150.0 && x.failed == 0),
+            pass: aihub_mem.map(|x| x.held_kb > 0 && mb(x.held_kb) < 100.0 && x.failed == 0),
         },
         Target {
             name: format!("TTFT aihub − floor (p50, stream c={n})"),
             measured: ttft_p50.map_or("n/a".into(), fmt_diff_us),
-            limit: "≤ 1 ms",
+            limit: "≤ 0.5 ms",
             value: ttft_p50,
-            pass: ttft_p50.map(|v| v <= 1000.0),
+            pass: ttft_p50.map(|v| v <= 500.0),
+        },
+        Target {
+            name: format!("CPU per request aihub / floor, non-stream c={n}"),
+            measured: cpu_ratio.map_or("n/a".into(), |(q, a, f)| {
+                format!("{q:.2} ({a:.3} / {f:.3} s per 1,000)")
+            }),
+            limit: "≤ 1.3",
+            value: cpu_ratio.map(|v| v.0),
+            pass: cpu_ratio.map(|v| v.0 <= 1.3),
+        },
+        Target {
+            name: "heap allocations per non-stream request, aihub".into(),
+            measured: r.allocs.as_ref().map_or("n/a".into(), |a| {
+                format!("{:.1} (floor {:.1})", a.aihub_nonstream, a.floor_nonstream)
+            }),
+            limit: "≤ 40",
+            value: r.allocs.as_ref().map(|a| a.aihub_nonstream),
+            pass: r.allocs.as_ref().map(|a| a.aihub_nonstream <= 40.0),
         },
     ];
 
@@ -300,7 +326,7 @@ pub fn render(r: &Results) -> Rendered {
         m.nproc
     );
 
-    let _ = writeln!(md, "## Targets (issue 6)\n");
+    let _ = writeln!(md, "## Targets (issue 12)\n");
     let _ = writeln!(
         md,
         "| target | measured | limit | status |\n|---|---|---|---|"
@@ -318,6 +344,19 @@ pub fn render(r: &Results) -> Rendered {
         );
     }
 
+    if let Some(a) = &r.allocs {
+        let _ = writeln!(
+            md,
+            "\nHeap allocations per request (a separate pass, `COUNT_HEAP_ALLOCS=1`, {} non-stream and {} stream requests at c=1): non-stream floor {:.1}, aihub {:.1}; stream of {} chunks floor {:.1}, aihub {:.1}.",
+            a.requests,
+            (a.requests / 10).max(1),
+            a.floor_nonstream,
+            a.aihub_nonstream,
+            a.stream_chunks,
+            a.floor_stream,
+            a.aihub_stream
+        );
+    }
     let _ = writeln!(md, "\n## Other ratios\n");
     let log_num = |k: &str| {
         r.call_log
@@ -601,6 +640,11 @@ pub fn render(r: &Results) -> Rendered {
         },
         "floor_rss": {"idle_fresh_kb": r.floor_idle_fresh_kb},
         "aihub_call_log": r.call_log.clone().unwrap_or(Value::Null),
+        "allocations_per_request": r.allocs.as_ref().map(|a| json!({
+            "requests": a.requests,
+            "nonstream": {"floor": round1(a.floor_nonstream), "aihub": round1(a.aihub_nonstream)},
+            "stream": {"chunks": a.stream_chunks, "floor": round1(a.floor_stream), "aihub": round1(a.aihub_stream)},
+        })),
         "targets": targets.iter().map(|t| json!({
             "target": t.name, "measured": t.measured, "limit": t.limit,
             "value": t.value.map(round3), "pass": t.pass,
