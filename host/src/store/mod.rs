@@ -2,12 +2,14 @@
 //! `synchronous=NORMAL`, foreign keys on), numbered migrations from `schema/`.
 
 pub mod aliases;
+pub mod app_prices;
 pub mod apps;
 pub mod calls;
 pub mod credits;
 pub mod limits;
 pub mod migrations;
 pub mod providers;
+pub mod rate_history;
 pub mod rates;
 pub mod responses;
 pub mod secrets;
