@@ -74,6 +74,7 @@ struct Stored {
     providers: Vec<crate::store::providers::ProviderRow>,
     credentials: Vec<crate::store::providers::LiveCredential>,
     rates: Vec<crate::store::rates::Rate>,
+    app_prices: Vec<crate::store::app_prices::AppPrice>,
     aliases: Vec<crate::store::aliases::AliasRow>,
 }
 
@@ -83,6 +84,7 @@ async fn read_stored(stores: &Stores) -> Stored {
             providers: stores.providers.list_providers().await?,
             credentials: stores.providers.live_credentials().await?,
             rates: stores.rates.list_rates().await?,
+            app_prices: stores.rates.list_app_prices(None).await?,
             aliases: stores.aliases.list_aliases().await?,
         })
     };
@@ -109,6 +111,7 @@ fn build_table(
         stored: &stored.providers,
         credentials: &stored.credentials,
         rates: &stored.rates,
+        app_prices: &stored.app_prices,
         aliases: &config.routes,
         stored_aliases: &stored.aliases,
         health,
@@ -209,12 +212,19 @@ impl AppState {
 
     /// Rescans the plugin directory, and rebuilds the routing table if anything changed.
     pub async fn rescan(self: &Arc<Self>) {
-        self.rebuild(true).await
+        self.rebuild(true, false).await
+    }
+
+    /// Rescans the plugin directory and rebuilds the routing table whatever changed, so
+    /// what another process wrote to the store (`aihub rates import`) is read too
+    /// (SIGHUP, `POST /api/admin/plugins/reload`).
+    pub async fn refresh(self: &Arc<Self>) {
+        self.rebuild(true, true).await
     }
 
     /// Rebuilds the routing table from the registry and the store (after admin changes).
     pub async fn reload_routes(self: &Arc<Self>) {
-        self.rebuild(false).await
+        self.rebuild(false, true).await
     }
 
     /// Applies a change to the in-memory state before the admin call answers, so it holds
@@ -237,7 +247,9 @@ impl AppState {
         let _ = self.changes.send(change);
     }
 
-    async fn rebuild(self: &Arc<Self>, rescan: bool) {
+    /// `rescan`: look at the plugin directory first; `always`: rebuild even when no
+    /// plugin changed.
+    async fn rebuild(self: &Arc<Self>, rescan: bool, always: bool) {
         let _guard = self.rebuild_lock.lock().await;
         let stored = read_stored(&self.stores).await;
         let state = self.clone();
@@ -246,7 +258,7 @@ impl AppState {
                 tracing::error!("plugin registry lock poisoned; rebuild skipped");
                 return;
             };
-            if rescan && !registry.rescan() {
+            if rescan && !registry.rescan() && !always {
                 return;
             }
             let table = build_table(

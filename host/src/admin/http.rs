@@ -52,6 +52,9 @@ enum R {
     Usage,
     Rates,
     Rate,
+    RateHistory,
+    AppPrices,
+    AppPrice,
     Aliases,
     Alias,
     Credits,
@@ -88,6 +91,10 @@ fn router() -> &'static matchit::Router<R> {
             ("/api/admin/usage", R::Usage),
             ("/api/admin/rates", R::Rates),
             ("/api/admin/rates/{*model}", R::Rate),
+            // Static, so it wins over the catch-all (a model name always has a '/').
+            ("/api/admin/rates/history", R::RateHistory),
+            ("/api/admin/apps/{id}/prices", R::AppPrices),
+            ("/api/admin/apps/{id}/prices/{*model}", R::AppPrice),
             ("/api/admin/aliases", R::Aliases),
             ("/api/admin/aliases/{*model}", R::Alias),
             ("/api/admin/apps/{id}/credits", R::Credits),
@@ -223,7 +230,7 @@ pub async fn dispatch(
     match (*matched.value, m) {
         (R::Plugins, Method::GET) => Ok(plugins(state)),
         (R::PluginsReload, Method::POST) => {
-            state.rescan().await;
+            state.refresh().await;
             Ok(plugins(state))
         }
         (R::Providers, Method::GET) => providers(state).await,
@@ -373,53 +380,31 @@ pub async fn dispatch(
             Ok(http::json(200, &json!({"object": "list", "data": rows})))
         }
         (R::Rate, Method::PUT) => {
-            let model = p.get("model").unwrap_or("").to_string();
+            let model = model_param(&p)?;
             let body: RateBody = json_body(req).await?;
-            if model.len() > MAX_MODEL_NAME || !model.contains('/') {
-                return Err(validation(
-                    "model",
-                    &format!("must be '<prefix>/<model>', at most {MAX_MODEL_NAME} bytes"),
-                ));
-            }
-            let usd = |v: f64, field: &str| -> Result<i64, ApiError> {
-                usd_per_mtok_to_micros(v).ok_or_else(|| {
-                    validation(
-                        field,
-                        &format!(
-                            "must be a number of USD per million tokens between 0 and {MAX_USD_PER_MTOK}"
-                        ),
-                    )
-                })
-            };
-            let input = usd(body.input_per_mtok, "input_per_mtok")?;
-            let output = usd(body.output_per_mtok, "output_per_mtok")?;
-            let cached = body
-                .cached_per_mtok
-                .map(|c| usd(c, "cached_per_mtok"))
-                .transpose()?;
-            // Per second and per million characters: the same bounds as per million tokens.
-            let per = |v: Option<f64>, field: &str| -> Result<Option<i64>, ApiError> {
-                v.map(|v| {
-                    usd_per_mtok_to_micros(v).ok_or_else(|| {
-                        validation(
-                            field,
-                            &format!("must be a number of USD between 0 and {MAX_USD_PER_MTOK}"),
-                        )
-                    })
-                })
-                .transpose()
-            };
-            let rate = crate::store::rates::Rate {
-                model,
-                input_per_mtok_micros: input,
-                output_per_mtok_micros: output,
-                cached_per_mtok_micros: cached,
-                per_second_micros: per(body.per_second, "per_second")?,
-                per_mchar_micros: per(body.per_million_characters, "per_million_characters")?,
-                updated_at: 0,
-            };
-            let row = admin.put_rate(rate).await?;
+            let row = admin.put_rate(body.into_rate(model, "USD")?).await?;
             Ok(http::json(200, &row))
+        }
+        (R::RateHistory, Method::GET) => rate_history(state, &req).await,
+        (R::AppPrices, Method::GET) => {
+            let id = id_param(&p, "id")?;
+            let rows = stores.rates.list_app_prices(Some(id)).await?;
+            Ok(http::json(200, &json!({"object": "list", "data": rows})))
+        }
+        (R::AppPrice, Method::PUT) => {
+            let id = id_param(&p, "id")?;
+            let model = model_param(&p)?;
+            let body: RateBody = json_body(req).await?;
+            let row = admin
+                .put_app_price(id, body.into_rate(model, "credits")?)
+                .await?;
+            Ok(http::json(200, &row))
+        }
+        (R::AppPrice, Method::DELETE) => {
+            let id = id_param(&p, "id")?;
+            let model = p.get("model").unwrap_or("").to_string();
+            admin.delete_app_price(id, model).await?;
+            Ok(no_content())
         }
         (R::Rate, Method::DELETE) => {
             let model = p.get("model").unwrap_or("").to_string();
@@ -663,16 +648,103 @@ struct TestBody {
     model: Option<String>,
 }
 
+/// A model's rate (USD) or an app's explicit price (credits): amounts per million tokens,
+/// per image, per second of audio, per million characters spoken.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RateBody {
     input_per_mtok: f64,
     output_per_mtok: f64,
     cached_per_mtok: Option<f64>,
-    /// Audio transcription: USD per second of audio.
+    /// Tokens written to the provider's prompt cache; unset: as input.
+    cache_write_per_mtok: Option<f64>,
+    /// Image generation: per image returned.
+    per_image: Option<f64>,
+    /// Audio transcription: per second of audio.
     per_second: Option<f64>,
-    /// Speech: USD per million characters.
+    /// Speech: per million characters.
     per_million_characters: Option<f64>,
+}
+
+impl RateBody {
+    /// The prices as integer micros of `unit` ("USD" or "credits"); 400 naming the first
+    /// field out of range.
+    fn into_rate(self, model: String, unit: &str) -> Result<crate::store::rates::Rate, ApiError> {
+        let micros = |v: f64, field: &str, per: &str| -> Result<i64, ApiError> {
+            usd_per_mtok_to_micros(v).ok_or_else(|| {
+                validation(
+                    field,
+                    &format!("must be a number of {unit}{per} between 0 and {MAX_USD_PER_MTOK}"),
+                )
+            })
+        };
+        let mtok = " per million tokens";
+        let opt =
+            |v: Option<f64>, field: &str, per: &str| v.map(|v| micros(v, field, per)).transpose();
+        Ok(crate::store::rates::Rate {
+            model,
+            input_per_mtok_micros: micros(self.input_per_mtok, "input_per_mtok", mtok)?,
+            output_per_mtok_micros: micros(self.output_per_mtok, "output_per_mtok", mtok)?,
+            cached_per_mtok_micros: opt(self.cached_per_mtok, "cached_per_mtok", mtok)?,
+            cache_write_per_mtok_micros: opt(
+                self.cache_write_per_mtok,
+                "cache_write_per_mtok",
+                mtok,
+            )?,
+            per_image_micros: opt(self.per_image, "per_image", " per image")?,
+            per_second_micros: opt(self.per_second, "per_second", " per second")?,
+            per_mchar_micros: opt(
+                self.per_million_characters,
+                "per_million_characters",
+                " per million characters",
+            )?,
+            updated_at: 0,
+        })
+    }
+}
+
+/// The `{*model}` of a path: `prefix/model`, bounded.
+fn model_param(p: &matchit::Params<'_, '_>) -> Result<String, ApiError> {
+    let model = p.get("model").unwrap_or("");
+    if model.len() > MAX_MODEL_NAME || !model.contains('/') {
+        return Err(validation(
+            "model",
+            &format!("must be '<prefix>/<model>', at most {MAX_MODEL_NAME} bytes"),
+        ));
+    }
+    Ok(model.to_string())
+}
+
+/// `GET /api/admin/rates/history?model=&app=&cursor=&limit=`: newest first.
+async fn rate_history(
+    state: &Arc<AppState>,
+    req: &Request<Incoming>,
+) -> Result<Response<Body>, ApiError> {
+    let q = query(req);
+    let limit = int_param(&q, "limit")?.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(validation("limit", "must be between 1 and 1000"));
+    }
+    let model = q.get("model").filter(|m| !m.is_empty()).cloned();
+    if model.as_ref().is_some_and(|m| m.len() > MAX_MODEL_NAME) {
+        return Err(validation(
+            "model",
+            &format!("must be at most {MAX_MODEL_NAME} bytes"),
+        ));
+    }
+    let filter = crate::store::rate_history::HistoryFilter {
+        model,
+        app_id: int_param(&q, "app")?,
+        cursor: int_param(&q, "cursor")?,
+        limit: limit as usize,
+    };
+    let (rows, next) = state.stores.rates.rate_history(filter).await?;
+    let data: Vec<_> = rows.iter().map(|e| e.to_json()).collect();
+    let mut body = json!({"object": "list", "data": data, "has_more": next.is_some()});
+    if let Some(n) = next {
+        body["next_cursor"] = n.into();
+    }
+    Ok(http::json(200, &body))
 }
 
 fn plugins(state: &AppState) -> Response<Body> {
@@ -904,6 +976,24 @@ mod tests {
         ));
         let m = r.at("/api/admin/rates/openai/gpt-4o").unwrap();
         assert_eq!(m.params.get("model"), Some("openai/gpt-4o"));
+        assert!(matches!(
+            r.at("/api/admin/rates/history").map(|m| *m.value),
+            Ok(R::RateHistory)
+        ));
+        // A model named like the route still has its prefix.
+        assert!(matches!(
+            r.at("/api/admin/rates/history/x").map(|m| *m.value),
+            Ok(R::Rate)
+        ));
+        let m = r
+            .at("/api/admin/apps/4/prices/bedrock/anthropic.claude-3")
+            .unwrap();
+        assert!(matches!(*m.value, R::AppPrice));
+        assert_eq!(m.params.get("model"), Some("bedrock/anthropic.claude-3"));
+        assert!(matches!(
+            r.at("/api/admin/apps/4/prices").map(|m| *m.value),
+            Ok(R::AppPrices)
+        ));
         assert!(r.at("/api/admin/nope").is_err());
     }
 

@@ -6,6 +6,7 @@
 use crate::error::ApiError;
 use crate::state::{AppState, Change};
 use crate::store::aliases::AliasRow;
+use crate::store::app_prices::AppPrice;
 use crate::store::apps::{App, AppKey};
 use crate::store::providers::{CredentialChange, CredentialRow, ProviderChange, ProviderRow};
 use crate::store::rates::Rate;
@@ -108,6 +109,21 @@ impl<'a> AdminService<'a> {
 
     pub async fn delete_rate(&self, model: String) -> Result<()> {
         self.state.stores.rates.delete_rate(model).await?;
+        self.done((), Change::Routing).await
+    }
+
+    /// An app's explicit price (credits); charged from the next call on.
+    pub async fn put_app_price(&self, app_id: i64, price: Rate) -> Result<AppPrice> {
+        let row = self.state.stores.rates.put_app_price(app_id, price).await?;
+        self.done(row, Change::Routing).await
+    }
+
+    pub async fn delete_app_price(&self, app_id: i64, model: String) -> Result<()> {
+        self.state
+            .stores
+            .rates
+            .delete_app_price(app_id, model)
+            .await?;
         self.done((), Change::Routing).await
     }
 

@@ -10,6 +10,7 @@ pub mod alerts;
 pub mod amount;
 pub mod budgets;
 pub mod holds;
+pub mod import;
 pub mod stripe;
 pub mod view;
 
@@ -17,7 +18,7 @@ pub use amount::{format_nanos, parse_credits, CreditAmount, NANOS_PER_CREDIT};
 pub use holds::{Credits, HoldRefused, Holds, LocalHolds};
 
 use crate::config::BillingConfig;
-use crate::store::rates::Rate;
+use crate::store::rates::{Rate, Tokens};
 
 /// Most one call is charged (a billion credits): usage too large to price saturates here
 /// rather than wrapping.
@@ -32,6 +33,22 @@ pub struct Pricing {
     pub usd_per_credit_micros: i128,
 }
 
+/// What a call is charged by: the app's explicit price (micro-credits, charged as it is)
+/// or the model's cost rate (micro-USD, with the margin and the credit's value applied).
+#[derive(Debug, Clone, Copy)]
+pub enum ChargeRate<'a> {
+    App(&'a Rate),
+    Cost(&'a Rate),
+}
+
+impl<'a> ChargeRate<'a> {
+    pub fn rate(&self) -> &'a Rate {
+        match self {
+            ChargeRate::App(r) | ChargeRate::Cost(r) => r,
+        }
+    }
+}
+
 impl Pricing {
     pub fn from_config(c: &BillingConfig) -> Pricing {
         Pricing {
@@ -40,29 +57,18 @@ impl Pricing {
         }
     }
 
-    /// The price in nano-credits of a call that used these tokens at `rate`, rounded up
-    /// to the next nano-credit; `None` when it does not fit (checked, never wrapped).
-    ///
-    /// cost_usd = Σ tokens × rate_µUSD_per_Mtok / 1e12; credits = cost × (1 + bp/1e4) /
-    /// (upc_µUSD / 1e6); nanos = credits × 1e9 = Σ × (1e4 + bp) / (10 × upc_µUSD).
-    pub fn price_nanos(&self, rate: &Rate, input: u64, output: u64, cached: u64) -> Option<i64> {
-        let cached = i128::from(cached.min(input));
-        let fresh = i128::from(input) - cached;
-        let cached_rate = i128::from(
-            rate.cached_per_mtok_micros
-                .unwrap_or(rate.input_per_mtok_micros),
-        );
-        let raw = fresh
-            .checked_mul(i128::from(rate.input_per_mtok_micros))?
-            .checked_add(cached.checked_mul(cached_rate)?)?
-            .checked_add(
-                i128::from(output).checked_mul(i128::from(rate.output_per_mtok_micros))?,
-            )?;
-        self.raw_nanos(raw)
+    /// The price in nano-credits of a call that used these tokens at `rate` (a cost
+    /// rate), rounded up to the next nano-credit; `None` when it does not fit (checked,
+    /// never wrapped).
+    pub fn price_nanos(&self, rate: &Rate, t: &Tokens) -> Option<i64> {
+        self.raw_nanos(rate.tokens_raw(t)?)
     }
 
-    /// A cost in the raw units of [`Rate::audio_raw`] (1e-12 USD) as nano-credits,
+    /// A cost in the raw units of [`Rate::tokens_raw`] (1e-12 USD) as nano-credits,
     /// rounded up; `None` when it does not fit.
+    ///
+    /// cost_usd = raw / 1e12; credits = cost × (1 + bp/1e4) / (upc_µUSD / 1e6);
+    /// nanos = credits × 1e9 = raw × (1e4 + bp) / (10 × upc_µUSD).
     pub fn raw_nanos(&self, raw: i128) -> Option<i64> {
         let num = raw.checked_mul(10_000i128.checked_add(self.margin_bp)?)?;
         let den = self.usd_per_credit_micros.checked_mul(10)?;
@@ -70,9 +76,23 @@ impl Pricing {
         i64::try_from(nanos).ok().filter(|n| *n <= MAX_CALL_NANOS)
     }
 
-    /// [`Self::price_nanos`], saturated at [`MAX_CALL_NANOS`].
-    pub fn price_or_max(&self, rate: &Rate, input: u64, output: u64, cached: u64) -> i64 {
-        self.price_nanos(rate, input, output, cached)
+    /// Raw units of `by` (1e-12 USD for a cost rate, 1e-12 credit for an app's price) as
+    /// nano-credits, rounded up; `None` when it does not fit.
+    pub fn nanos_by(&self, by: ChargeRate<'_>, raw: i128) -> Option<i64> {
+        match by {
+            ChargeRate::Cost(_) => self.raw_nanos(raw),
+            ChargeRate::App(_) => {
+                let nanos = raw.checked_add(999)? / 1000;
+                i64::try_from(nanos).ok().filter(|n| *n <= MAX_CALL_NANOS)
+            }
+        }
+    }
+
+    /// The charge in nano-credits for these tokens, saturated at [`MAX_CALL_NANOS`].
+    pub fn charge_or_max(&self, by: ChargeRate<'_>, t: &Tokens) -> i64 {
+        by.rate()
+            .tokens_raw(t)
+            .and_then(|raw| self.nanos_by(by, raw))
             .unwrap_or(MAX_CALL_NANOS)
     }
 }
@@ -164,14 +184,20 @@ mod tests {
     fn a_tiny_call_never_prices_at_zero() {
         let p = pricing(0.0, 1.0);
         // 10 tokens at $0.15/Mtok: $1.5e-6 = 1500 nano-credits at $1/credit.
-        assert_eq!(p.price_nanos(&rate(0.15, 0.0), 10, 0, 0), Some(1500));
+        assert_eq!(
+            p.price_nanos(&rate(0.15, 0.0), &Tokens::new(10, 0, 0)),
+            Some(1500)
+        );
         // One token at $0.000001/Mtok is 1e-12 USD: still one nano-credit.
         let r = Rate {
             input_per_mtok_micros: 1,
             ..rate(0.0, 0.0)
         };
-        assert_eq!(p.price_nanos(&r, 1, 0, 0), Some(1));
-        assert_eq!(p.price_nanos(&rate(0.0, 0.0), 1000, 1000, 0), Some(0));
+        assert_eq!(p.price_nanos(&r, &Tokens::new(1, 0, 0)), Some(1));
+        assert_eq!(
+            p.price_nanos(&rate(0.0, 0.0), &Tokens::new(1000, 1000, 0)),
+            Some(0)
+        );
     }
 
     #[test]
@@ -179,13 +205,13 @@ mod tests {
         // 1M input tokens at $2/Mtok = $2; +25% = $2.5; at $0.5/credit = 5 credits.
         let p = pricing(25.0, 0.5);
         assert_eq!(
-            p.price_nanos(&rate(2.0, 0.0), 1_000_000, 0, 0),
+            p.price_nanos(&rate(2.0, 0.0), &Tokens::new(1_000_000, 0, 0)),
             Some(5 * NANOS_PER_CREDIT)
         );
         // $1 at $3/credit: 0.333333333.. credits, rounded up.
         let p = pricing(0.0, 3.0);
         assert_eq!(
-            p.price_nanos(&rate(1.0, 0.0), 1_000_000, 0, 0),
+            p.price_nanos(&rate(1.0, 0.0), &Tokens::new(1_000_000, 0, 0)),
             Some(333_333_334)
         );
     }
@@ -194,7 +220,54 @@ mod tests {
     fn absurd_usage_saturates() {
         let p = pricing(0.0, 0.000001);
         let r = rate(1_000_000.0, 1_000_000.0);
-        assert_eq!(p.price_nanos(&r, u64::MAX, u64::MAX, 0), None);
-        assert_eq!(p.price_or_max(&r, u64::MAX, u64::MAX, 0), MAX_CALL_NANOS);
+        let t = Tokens::new(u64::MAX, u64::MAX, 0);
+        assert_eq!(p.price_nanos(&r, &t), None);
+        assert_eq!(p.charge_or_max(ChargeRate::Cost(&r), &t), MAX_CALL_NANOS);
+        assert_eq!(p.charge_or_max(ChargeRate::App(&r), &t), MAX_CALL_NANOS);
+        assert_eq!(p.nanos_by(ChargeRate::App(&r), i128::MAX), None);
+    }
+
+    #[test]
+    fn an_app_price_is_charged_in_credits_without_margin() {
+        // 40% margin and $2 a credit apply to the cost rate, not to an app's own price.
+        let p = pricing(40.0, 2.0);
+        // 3 credits per Mtok of input, 6 of output; 1000 in and 500 out:
+        // 1000 × 3 + 500 × 6 = 6000 µcredit = 6,000,000 nano-credits.
+        let own = Rate {
+            input_per_mtok_micros: 3_000_000,
+            output_per_mtok_micros: 6_000_000,
+            ..rate(0.0, 0.0)
+        };
+        let t = Tokens::new(1000, 500, 0);
+        assert_eq!(p.charge_or_max(ChargeRate::App(&own), &t), 6_000_000);
+        // The same numbers as a USD cost rate: $0.006 × 1.4 ÷ 2 = 0.0042 credits.
+        assert_eq!(p.charge_or_max(ChargeRate::Cost(&own), &t), 4_200_000);
+        // One token at one micro-credit per Mtok is 1e-12 credit: rounds up to 1 nano.
+        let tiny = Rate {
+            input_per_mtok_micros: 1,
+            ..rate(0.0, 0.0)
+        };
+        assert_eq!(
+            p.charge_or_max(ChargeRate::App(&tiny), &Tokens::new(1, 0, 0)),
+            1
+        );
+    }
+
+    #[test]
+    fn cache_writes_are_charged_at_their_rate() {
+        let p = pricing(0.0, 1.0);
+        let r = Rate {
+            cache_write_per_mtok_micros: Some(3_750_000),
+            ..rate(3.0, 15.0)
+        };
+        // 1000 input of which 800 written to the cache: 200 × 3 + 800 × 3.75 = 3600 µ$
+        // = 3,600,000 nano-credits at $1 a credit.
+        let t = Tokens {
+            input: 1000,
+            output: 0,
+            cached: 0,
+            cache_write: 800,
+        };
+        assert_eq!(p.price_nanos(&r, &t), Some(3_600_000));
     }
 }

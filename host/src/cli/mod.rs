@@ -1,10 +1,11 @@
 //! The command line: parsing and dispatch to each command.
 
 //!
-//! `serve` runs the gateway; `store_cmds` the commands on the data dir; `plugins_cmd` the
-//! plugin inspection commands.
+//! `serve` runs the gateway; `store_cmds` the commands on the data dir; `rates_cmd` the
+//! rate import; `plugins_cmd` the plugin inspection commands.
 
 pub mod plugins_cmd;
+pub mod rates_cmd;
 pub mod serve;
 pub mod store_cmds;
 
@@ -45,6 +46,11 @@ enum Command {
         #[command(subcommand)]
         command: AdminTokenCommand,
     },
+    /// Manage model rates.
+    Rates {
+        #[command(subcommand)]
+        command: RatesCommand,
+    },
     /// Inspect plugin libraries.
     Plugins {
         #[command(subcommand)]
@@ -64,6 +70,27 @@ enum AppsCommand {
 enum AdminTokenCommand {
     /// Replace the admin token with a new random one, printed once.
     Reset,
+}
+
+#[derive(Subcommand)]
+enum RatesCommand {
+    /// Set rates from LiteLLM's price list (model_prices_and_context_window.json): prints
+    /// what changes and writes it in one transaction, with history.
+    Import {
+        file: PathBuf,
+        /// Raise every imported price by PCT percent before storing it (the stored rate,
+        /// and so the recorded cost, includes this markup; billing.margin_percent still
+        /// applies on top).
+        #[arg(long, value_name = "PCT")]
+        margin: Option<String>,
+        /// Print the changes; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Import every entry of a provider we serve, not only the models a loaded
+        /// plugin's catalog lists or that have a rate already.
+        #[arg(long)]
+        all: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +145,23 @@ pub fn main() -> ExitCode {
             command: AppsCommand::Create { name },
         } => store_cmds::create_app(&config, &name),
         Command::RotateMasterKey => store_cmds::rotate_master_key(&config),
+        Command::Rates {
+            command:
+                RatesCommand::Import {
+                    file,
+                    margin,
+                    dry_run,
+                    all,
+                },
+        } => rates_cmd::import(
+            &config,
+            &rates_cmd::ImportArgs {
+                file: &file,
+                margin: margin.as_deref(),
+                dry_run,
+                all,
+            },
+        ),
         Command::AdminToken {
             command: AdminTokenCommand::Reset,
         } => store_cmds::reset_admin_token(&config),

@@ -114,8 +114,8 @@ async fn run_async(config: Config) -> Result<(), String> {
     let hup_state = state.clone();
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: rescanning plugins");
-            hup_state.rescan().await;
+            tracing::info!("SIGHUP: rescanning plugins and reloading the routing table");
+            hup_state.refresh().await;
         }
     });
 

@@ -115,7 +115,17 @@ async fn budget(
             .map_or(0, |rate| {
                 let (input, output) = tokens_of(call, tokens);
                 let output = output.unwrap_or(state.config.billing.default_max_output_tokens);
-                rate.cost_micros(input, output, 0).unwrap_or(i64::MAX)
+                let tokens = crate::store::rates::Tokens::new(input, output, 0);
+                let images = crate::store::rates::MediaUnits {
+                    images: images_asked(call),
+                    ..Default::default()
+                };
+                let media = rate.media_raw(images).map_or(i64::MAX, |raw| {
+                    i64::try_from(raw / 1_000_000).unwrap_or(i64::MAX)
+                });
+                rate.cost_micros(&tokens)
+                    .unwrap_or(i64::MAX)
+                    .saturating_add(media)
             })
     });
     match budgets.try_reserve(&caps, estimate, now) {
@@ -157,12 +167,27 @@ async fn hold(
     let credits = &state.credits;
     let price = {
         let routes = state.routing.load();
-        let Some(rate) = routes.price(&format!("{}/{model}", route.prefix)) else {
+        // The app's explicit price when it has one, else the model's rate.
+        let Some(by) = routes.charge_rate(ctx.app_id, &format!("{}/{model}", route.prefix)) else {
             return Ok(());
         };
         let (input, output) = tokens_of(call, tokens);
         let output = output.unwrap_or(state.config.billing.default_max_output_tokens);
-        credits.pricing.price_or_max(rate, input, output, 0)
+        let tokens = crate::store::rates::Tokens::new(input, output, 0);
+        let media = crate::store::rates::MediaUnits {
+            images: images_asked(call),
+            ..Default::default()
+        };
+        let media = by
+            .rate()
+            .media_raw(media)
+            .and_then(|raw| credits.pricing.nanos_by(by, raw))
+            .unwrap_or(crate::billing::MAX_CALL_NANOS);
+        credits
+            .pricing
+            .charge_or_max(by, &tokens)
+            .saturating_add(media)
+            .min(crate::billing::MAX_CALL_NANOS)
     };
     if price == 0 {
         return Ok(());
@@ -212,6 +237,26 @@ async fn hold(
             Err(ApiError::InsufficientCredits(message))
         }
     }
+}
+
+/// The images an image call asks for (`n`, default 1), for the hold at a per-image price;
+/// 0 for other calls.
+fn images_asked(call: &CanonicalCall) -> u64 {
+    #[derive(Deserialize)]
+    struct Asked {
+        n: Option<u64>,
+    }
+    if call.endpoint != plugin_api::Endpoint::Images {
+        return 0;
+    }
+    let n = call
+        .body
+        .as_ref()
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Asked>(b).ok())
+        .and_then(|a| a.n);
+    // Bounded: no image API returns more than a few per call.
+    n.unwrap_or(1).clamp(1, 100)
 }
 
 /// Tokens a call is admitted on before its usage is known: about four bytes of request

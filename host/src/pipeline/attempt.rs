@@ -249,7 +249,10 @@ async fn parse(
         call.endpoint,
         plugin_api::Endpoint::AudioTranscriptions | plugin_api::Endpoint::AudioTranslations
     ) {
-        ctx.audio.millis = transcribed_millis(&body);
+        ctx.media.millis = transcribed_millis(&body);
+    }
+    if call.endpoint == plugin_api::Endpoint::Images {
+        ctx.media.images = images_returned(&body);
     }
     let translated = call.format != ctx.format;
     let (body, content_type) = if translated {
@@ -273,6 +276,15 @@ async fn parse(
         out.headers_mut().insert(hyper::header::CONTENT_TYPE, ct);
     }
     Ok(Served::Whole(out, reply.usage))
+}
+
+/// How many images an image reply carries (its `data` entries), for per-image prices.
+fn images_returned(body: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Reply {
+        data: Vec<serde::de::IgnoredAny>,
+    }
+    serde_json::from_slice::<Reply>(body).map_or(0, |r| r.data.len() as u64)
 }
 
 /// The audio length a transcription reply reports: `usage.seconds` (`"type":

@@ -13,6 +13,7 @@ use crate::observability::metrics::{
 use crate::state::AppState;
 use crate::store::calls::{CallRecord, CallStatus};
 use crate::store::now_ms;
+use crate::store::rates::Tokens;
 use plugin_api::{Endpoint, Usage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -54,8 +55,9 @@ pub struct CallContext {
     pub cache: Option<crate::cache::Slot>,
     /// `x-aihub-cache` for the response: `hit` or `miss`, when the call was cacheable.
     pub cache_status: Option<&'static str>,
-    /// Seconds transcribed or characters spoken, for rates priced by them.
-    pub audio: crate::store::rates::AudioUnits,
+    /// Seconds transcribed, characters spoken or images generated, for rates priced by
+    /// them.
+    pub media: crate::store::rates::MediaUnits,
     /// What admission reserved under spend caps; settled when the call is recorded.
     pub budget: Option<crate::billing::budgets::Reservation>,
 }
@@ -98,7 +100,7 @@ impl CallContext {
             rate_headers: None,
             cache: None,
             cache_status: None,
-            audio: Default::default(),
+            media: Default::default(),
             budget: None,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
@@ -161,7 +163,7 @@ impl CallContext {
             rate_headers: None,
             cache: self.cache.take(),
             cache_status: None,
-            audio: self.audio,
+            media: self.media,
             budget: self.budget.take(),
         }
     }
@@ -184,66 +186,64 @@ impl CallContext {
         }
     }
 
+    /// Tokens, cost (at the model's cost rate) and, with billing on, the charge (at the
+    /// app's explicit price when it has one, else the cost rate with the margin).
     pub fn usage(&mut self, usage: Option<Usage>) {
         let Some(u) = usage else { return };
         let routes = self.state.routing.load();
+        let tokens = Tokens::from(&u);
         if let Some(rec) = self.rec.as_mut() {
             rec.input_tokens = u.input_tokens;
             rec.output_tokens = u.output_tokens;
             rec.cached_tokens = u.cached_input_tokens;
-            let rate = routes.price(&rec.model);
             if self.state.credits.enabled {
                 // From the tokens and the rate, not the rounded micro-USD cost: a tiny
                 // call still costs at least a nano-credit.
-                rec.charge_nanos = rate.map_or(0, |r| {
-                    self.state.credits.pricing.price_or_max(
-                        r,
-                        u.input_tokens,
-                        u.output_tokens,
-                        u.cached_input_tokens,
-                    )
+                rec.charge_nanos = routes.charge_rate(self.app_id, &rec.model).map_or(0, |by| {
+                    self.state.credits.pricing.charge_or_max(by, &tokens)
                 });
             }
-            rec.cost_micros = match rate {
+            rec.cost_micros = match routes.price(&rec.model) {
                 None => 0,
-                Some(r) => r
-                    .cost_micros(u.input_tokens, u.output_tokens, u.cached_input_tokens)
-                    .unwrap_or_else(|| {
-                        tracing::warn!(
-                            model = %rec.model,
-                            input_tokens = u.input_tokens,
-                            output_tokens = u.output_tokens,
-                            "reported usage is too large to price; cost recorded as 0"
-                        );
-                        0
-                    }),
+                Some(r) => r.cost_micros(&tokens).unwrap_or_else(|| {
+                    tracing::warn!(
+                        model = %rec.model,
+                        input_tokens = u.input_tokens,
+                        output_tokens = u.output_tokens,
+                        "reported usage is too large to price; cost recorded as 0"
+                    );
+                    0
+                }),
             };
         }
     }
 
-    /// Adds an audio call's per-second or per-character price to its cost and charge.
-    fn price_audio(&self, rec: &mut CallRecord) {
+    /// Adds an audio call's per-second or per-character price, or an image call's
+    /// per-image price, to its cost and charge.
+    fn price_media(&self, rec: &mut CallRecord) {
         let routes = self.state.routing.load();
-        let Some(rate) = routes.price(&rec.model) else {
+        if let Some(rate) = routes.price(&rec.model) {
+            match rate.media_raw(self.media) {
+                Some(raw) => {
+                    let micros = i64::try_from(raw / 1_000_000).unwrap_or(i64::MAX);
+                    rec.cost_micros = rec.cost_micros.saturating_add(micros);
+                }
+                None => {
+                    tracing::warn!(model = %rec.model, "media usage too large to price; cost recorded as 0")
+                }
+            }
+        }
+        if !self.state.credits.enabled {
             return;
-        };
-        let Some(raw) = rate.audio_raw(self.audio) else {
-            tracing::warn!(model = %rec.model, "audio usage too large to price; cost recorded as 0");
-            return;
-        };
-        let micros = i64::try_from(raw / 1_000_000).unwrap_or(i64::MAX);
-        rec.cost_micros = rec.cost_micros.saturating_add(micros);
-        if self.state.credits.enabled {
-            let nanos = self
-                .state
-                .credits
-                .pricing
-                .raw_nanos(raw)
-                .unwrap_or(crate::billing::MAX_CALL_NANOS);
-            rec.charge_nanos = rec
-                .charge_nanos
-                .saturating_add(nanos)
-                .min(crate::billing::MAX_CALL_NANOS);
+        }
+        if let Some(by) = routes.charge_rate(self.app_id, &rec.model) {
+            let max = crate::billing::MAX_CALL_NANOS;
+            let nanos = by
+                .rate()
+                .media_raw(self.media)
+                .and_then(|raw| self.state.credits.pricing.nanos_by(by, raw))
+                .unwrap_or(max);
+            rec.charge_nanos = rec.charge_nanos.saturating_add(nanos).min(max);
         }
     }
 
@@ -255,15 +255,11 @@ impl CallContext {
             return 0;
         }
         let routes = self.state.routing.load();
-        let Some(rate) = routes.price(&rec.model) else {
+        let Some(by) = routes.charge_rate(self.app_id, &rec.model) else {
             return 0;
         };
-        let full = self.state.credits.pricing.price_or_max(
-            rate,
-            rec.input_tokens,
-            rec.output_tokens,
-            rec.cached_tokens,
-        );
+        let tokens = Tokens::new(rec.input_tokens, rec.output_tokens, rec.cached_tokens);
+        let full = self.state.credits.pricing.charge_or_max(by, &tokens);
         // `full` is bounded (`MAX_CALL_NANOS`) and `percent` by 100: no overflow.
         (full.saturating_mul(percent) + 99) / 100
     }
@@ -308,8 +304,8 @@ impl CallContext {
             // its usage event) is charged what it was held for, not nothing.
             rec.charge_nanos = rec.hold_nanos;
         }
-        if status == CallStatus::Ok && !self.audio.is_empty() {
-            self.price_audio(&mut rec);
+        if status == CallStatus::Ok && !self.media.is_empty() {
+            self.price_media(&mut rec);
         }
         if let Some(r) = self.budget.take() {
             // A stream cut before its usage counts its estimate, as its credit charge

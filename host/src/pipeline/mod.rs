@@ -149,7 +149,7 @@ async fn serve(
         rec.stream = call.stream;
     }
     if endpoint == Endpoint::AudioSpeech {
-        ctx.audio.characters = spoken_characters(&call);
+        ctx.media.characters = spoken_characters(&call);
     }
     if matches!(
         endpoint,

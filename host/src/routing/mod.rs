@@ -3,6 +3,7 @@
 //! change and swapped in atomically; requests in flight keep the `Arc<Route>` (and so the
 //! adapter) they started with.
 
+use crate::billing::ChargeRate;
 use crate::config::{AliasEntry, ProviderEntry, UpstreamConfig};
 use crate::plugin_host::Registry;
 use crate::resilience::balance::Rotation;
@@ -108,6 +109,8 @@ pub struct Sources<'a> {
     pub stored: &'a [ProviderRow],
     pub credentials: &'a [LiveCredential],
     pub rates: &'a [Rate],
+    /// Apps' explicit prices (micro-credits).
+    pub app_prices: &'a [crate::store::app_prices::AppPrice],
     pub aliases: &'a [AliasEntry],
     pub stored_aliases: &'a [AliasRow],
     pub health: &'a HealthRegistry,
@@ -150,6 +153,8 @@ pub struct RoutingTable {
     catalog_next: AtomicU64,
     /// `prefix/model` -> price; operator rates override plugin list prices.
     prices: HashMap<String, Rate>,
+    /// app id -> `prefix/model` -> the app's explicit price (micro-credits).
+    app_prices: HashMap<i64, HashMap<String, Rate>>,
     /// Providers that could not be built, and why (shown to operators).
     pub problems: Vec<String>,
 }
@@ -209,8 +214,18 @@ impl RoutingTable {
         self.aliases.values()
     }
 
+    /// The model's cost rate (USD): the operator's rate, else the plugin's list price.
     pub fn price(&self, model: &str) -> Option<&Rate> {
         self.prices.get(model)
+    }
+
+    /// What `app_id` is charged for `model` by: its explicit price when the operator set
+    /// one, else the model's cost rate.
+    pub fn charge_rate(&self, app_id: i64, model: &str) -> Option<ChargeRate<'_>> {
+        match self.app_prices.get(&app_id).and_then(|m| m.get(model)) {
+            Some(own) => Some(ChargeRate::App(own)),
+            None => self.price(model).map(ChargeRate::Cost),
+        }
     }
 
     /// Prefixes in sorted order.
@@ -340,6 +355,13 @@ impl RoutingTable {
         }
         for r in src.rates {
             table.prices.insert(r.model.clone(), r.clone());
+        }
+        for p in src.app_prices {
+            table
+                .app_prices
+                .entry(p.app_id)
+                .or_default()
+                .insert(p.price.model.clone(), p.price.clone());
         }
         let from_config = src.aliases.iter().map(|a| {
             (

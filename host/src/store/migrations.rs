@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/0006_billing.sql"),
     include_str!("../../../schema/0007_audio_rates.sql"),
     include_str!("../../../schema/0008_payments.sql"),
+    include_str!("../../../schema/0009_rates.sql"),
     include_str!("../../../schema/0010_budgets_alerts.sql"),
 ];
 

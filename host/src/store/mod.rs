@@ -3,6 +3,7 @@
 
 pub mod alerts;
 pub mod aliases;
+pub mod app_prices;
 pub mod apps;
 pub mod budgets;
 pub mod calls;
@@ -10,6 +11,7 @@ pub mod credits;
 pub mod limits;
 pub mod migrations;
 pub mod providers;
+pub mod rate_history;
 pub mod rates;
 pub mod responses;
 pub mod secrets;

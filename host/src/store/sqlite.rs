@@ -3,6 +3,7 @@
 
 use super::alerts::PendingAlert;
 use super::aliases::AliasRow;
+use super::app_prices::AppPrice;
 use super::apps::{App, AppKey, KeyOwner};
 use super::budgets::{Budget, StoredBudgets};
 use super::calls::{CallFilter, CallRow, ExportWindow};
@@ -11,6 +12,7 @@ use super::limits::{Scope, StoredLimits};
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
+use super::rate_history::{HistoryEntry, HistoryFilter};
 use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::secrets::Cipher;
@@ -169,6 +171,22 @@ impl RateStore for SqliteStores {
     }
     async fn delete_rate(&self, model: String) -> Result<()> {
         self.run(move |s, _| s.delete_rate(&model)).await
+    }
+    async fn list_app_prices(&self, app_id: Option<i64>) -> Result<Vec<AppPrice>> {
+        self.run(move |s, _| s.list_app_prices(app_id)).await
+    }
+    async fn put_app_price(&self, app_id: i64, price: Rate) -> Result<AppPrice> {
+        self.run(move |s, _| s.put_app_price(app_id, &price)).await
+    }
+    async fn delete_app_price(&self, app_id: i64, model: String) -> Result<()> {
+        self.run(move |s, _| s.delete_app_price(app_id, &model))
+            .await
+    }
+    async fn rate_history(
+        &self,
+        filter: HistoryFilter,
+    ) -> Result<(Vec<HistoryEntry>, Option<i64>)> {
+        self.run(move |s, _| s.rate_history(&filter)).await
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::alerts::PendingAlert;
 use super::aliases::AliasRow;
+use super::app_prices::AppPrice;
 use super::apps::{App, AppKey, KeyOwner};
 use super::budgets::{Budget, StoredBudgets};
 use super::calls::{CallFilter, CallRow, ExportWindow};
@@ -13,6 +14,7 @@ use super::limits::{Scope, StoredLimits};
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
 };
+use super::rate_history::{HistoryEntry, HistoryFilter};
 use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::usage::{GroupBy, UsageFilter, UsageRow};
@@ -80,13 +82,22 @@ pub trait ProviderStore: Send + Sync {
     ) -> Result<()>;
 }
 
-/// Operator-set prices per model.
+/// Operator-set prices per model and per app, and their history (every change writes
+/// its history row in its own transaction).
 #[async_trait]
 pub trait RateStore: Send + Sync {
     async fn list_rates(&self) -> Result<Vec<Rate>>;
     /// Sets (or replaces) the rate of `rate.model`.
     async fn put_rate(&self, rate: Rate) -> Result<Rate>;
     async fn delete_rate(&self, model: String) -> Result<()>;
+    /// One app's explicit prices (`NotFound` for an unknown app), or every app's.
+    async fn list_app_prices(&self, app_id: Option<i64>) -> Result<Vec<AppPrice>>;
+    /// Sets (or replaces) an app's price for `price.model` (micro-credits).
+    async fn put_app_price(&self, app_id: i64, price: Rate) -> Result<AppPrice>;
+    async fn delete_app_price(&self, app_id: i64, model: String) -> Result<()>;
+    /// Newest first, and the next page's cursor.
+    async fn rate_history(&self, filter: HistoryFilter)
+        -> Result<(Vec<HistoryEntry>, Option<i64>)>;
 }
 
 /// Model aliases set through the admin API.
