@@ -9,35 +9,38 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 
+// Per-call label sets: fixed names are `&'static str` and the rest `Arc<str>`, made once
+// per call and shared by every set, so looking a metric up allocates nothing more.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CallLabels {
-    pub endpoint: String,
-    pub provider: String,
-    pub model: String,
-    pub status: String,
+    pub endpoint: &'static str,
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct LatencyLabels {
-    pub endpoint: String,
-    pub provider: String,
-    pub status: String,
+    pub endpoint: &'static str,
+    pub provider: Arc<str>,
+    pub status: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TokenLabels {
-    pub app: String,
-    pub provider: String,
-    pub model: String,
-    pub direction: String,
+    pub app: Arc<str>,
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
+    pub direction: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CostLabels {
-    pub app: String,
-    pub provider: String,
-    pub model: String,
+    pub app: Arc<str>,
+    pub provider: Arc<str>,
+    pub model: Arc<str>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -331,10 +334,10 @@ mod tests {
         let m = Metrics::new();
         m.calls
             .get_or_create(&CallLabels {
-                endpoint: "chat".into(),
+                endpoint: "chat",
                 provider: "echo".into(),
                 model: "echo/echo-1".into(),
-                status: "ok".into(),
+                status: "ok",
             })
             .inc();
         let text = m.render();

@@ -343,32 +343,34 @@ impl CallContext {
     /// Metrics, span attributes and the access-log line.
     fn account(&self, rec: &CallRecord, elapsed: Duration, error: Option<&ApiError>) {
         let m = &self.state.metrics;
-        let provider = if rec.provider.is_empty() {
-            "none".to_string()
+        let provider: Arc<str> = Arc::from(if rec.provider.is_empty() {
+            "none"
         } else {
-            rec.provider.clone()
-        };
-        let model = if self.known_model {
-            rec.model.clone()
+            rec.provider.as_str()
+        });
+        let model: Arc<str> = Arc::from(if self.known_model {
+            rec.model.as_str()
         } else {
-            "other".to_string()
-        };
-        let status = rec.status.as_str().to_string();
+            "other"
+        });
+        let status = rec.status.as_str();
         m.calls
             .get_or_create(&CallLabels {
-                endpoint: rec.endpoint.to_string(),
+                endpoint: rec.endpoint,
                 provider: provider.clone(),
                 model: model.clone(),
-                status: status.clone(),
+                status,
             })
             .inc();
         m.call_duration
             .get_or_create(&LatencyLabels {
-                endpoint: rec.endpoint.to_string(),
+                endpoint: rec.endpoint,
                 provider: provider.clone(),
-                status: status.clone(),
+                status,
             })
             .observe(elapsed.as_secs_f64());
+        let used = rec.input_tokens > 0 || rec.output_tokens > 0 || rec.cost_micros > 0;
+        let app: Arc<str> = Arc::from(if used { self.app.as_str() } else { "" });
         for (direction, n) in [
             ("input", rec.input_tokens),
             ("output", rec.output_tokens),
@@ -377,10 +379,10 @@ impl CallContext {
             if n > 0 {
                 m.tokens
                     .get_or_create(&TokenLabels {
-                        app: self.app.clone(),
+                        app: app.clone(),
                         provider: provider.clone(),
                         model: model.clone(),
-                        direction: direction.into(),
+                        direction,
                     })
                     .inc_by(n);
             }
@@ -388,16 +390,16 @@ impl CallContext {
         if rec.cost_micros > 0 {
             m.cost
                 .get_or_create(&CostLabels {
-                    app: self.app.clone(),
+                    app,
                     provider: provider.clone(),
-                    model: model.clone(),
+                    model,
                 })
                 .inc_by(rec.cost_micros as f64 / 1e6);
         }
         if rec.attempts > 1 {
             m.retries
                 .get_or_create(&ProviderLabels {
-                    provider: provider.clone(),
+                    provider: provider.to_string(),
                 })
                 .inc_by(u64::from(rec.attempts - 1));
         }

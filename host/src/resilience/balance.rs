@@ -61,26 +61,75 @@ impl Rotation {
     }
 
     /// Members in the order to try for one call: the scheduled one first, then the rest of
-    /// the cycle, each once.
-    pub fn order(&self, members: usize) -> Vec<usize> {
+    /// the cycle, each once. Lazy, and without allocating for up to 64 members.
+    pub fn order(&self, members: usize) -> Order<'_> {
         let len = self.schedule.len();
-        if len == 0 {
-            return Vec::new();
+        let start = if len == 0 {
+            0
+        } else {
+            (self.next.fetch_add(1, Ordering::Relaxed) % len as u64) as usize
+        };
+        Order {
+            schedule: &self.schedule,
+            start,
+            k: 0,
+            members,
+            left: members,
+            seen: if members <= 64 {
+                Seen::Bits(0)
+            } else {
+                Seen::Many(vec![false; members])
+            },
         }
-        let start = (self.next.fetch_add(1, Ordering::Relaxed) % len as u64) as usize;
-        let mut seen = vec![false; members];
-        let mut out = Vec::with_capacity(members);
-        for k in 0..len {
-            let i = self.schedule[(start + k) % len];
-            if i < members && !seen[i] {
-                seen[i] = true;
-                out.push(i);
-                if out.len() == members {
-                    break;
-                }
+    }
+}
+
+/// The members one call tries, in order (see [`Rotation::order`]).
+#[derive(Clone)]
+pub struct Order<'a> {
+    schedule: &'a [usize],
+    start: usize,
+    k: usize,
+    members: usize,
+    left: usize,
+    seen: Seen,
+}
+
+#[derive(Clone)]
+enum Seen {
+    Bits(u64),
+    Many(Vec<bool>),
+}
+
+impl Seen {
+    /// Marks `i` seen; false when it was already.
+    fn mark(&mut self, i: usize) -> bool {
+        match self {
+            Seen::Bits(b) => {
+                let bit = 1u64 << i;
+                let fresh = *b & bit == 0;
+                *b |= bit;
+                fresh
+            }
+            Seen::Many(v) => !std::mem::replace(&mut v[i], true),
+        }
+    }
+}
+
+impl Iterator for Order<'_> {
+    type Item = usize;
+
+    fn next(&mut self) -> Option<usize> {
+        let len = self.schedule.len();
+        while self.left > 0 && self.k < len {
+            let i = self.schedule[(self.start + self.k) % len];
+            self.k += 1;
+            if i < self.members && self.seen.mark(i) {
+                self.left -= 1;
+                return Some(i);
             }
         }
-        out
+        None
     }
 }
 
@@ -105,9 +154,13 @@ mod tests {
         let r = Rotation::new(&[3, 1]);
         let mut counts = [0; 2];
         for _ in 0..400 {
-            counts[r.order(2)[0]] += 1;
+            counts[r.order(2).next().unwrap()] += 1;
         }
         assert_eq!(counts, [300, 100]);
-        assert_eq!(r.order(2).len(), 2, "every member is offered once");
+        assert_eq!(r.order(2).count(), 2, "every member is offered once");
+        let wide = Rotation::new(&[1; 70]);
+        let mut all: Vec<usize> = wide.order(70).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..70).collect::<Vec<_>>(), "more than 64 members");
     }
 }

@@ -93,11 +93,10 @@ impl Route {
         let order = self.rotation.order(self.credentials.len());
         let take = |i: &usize| self.credentials[*i].health.try_take(now);
         order
-            .iter()
-            .copied()
+            .clone()
             .filter(|i| !tried.contains(i))
             .find(take)
-            .or_else(|| order.iter().copied().find(take))
+            .or_else(|| order.clone().find(take))
             .map(|i| (i, &self.credentials[i]))
     }
 }
@@ -135,7 +134,7 @@ impl Alias {
         if let Some(first) = self
             .rotation
             .as_ref()
-            .and_then(|r| r.order(self.targets.len()).first().copied())
+            .and_then(|r| r.order(self.targets.len()).next())
         {
             order.retain(|i| *i != first);
             order.insert(0, first);
