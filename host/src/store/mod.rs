@@ -10,6 +10,7 @@ pub mod migrations;
 pub mod providers;
 pub mod rates;
 pub mod responses;
+pub mod overview;
 pub mod secrets;
 pub mod sqlite;
 pub mod traits;
