@@ -126,7 +126,10 @@ async fn console_sessions_cookie_csrf_logout_and_bearer() {
         .unwrap();
     assert_eq!(bad.status(), 401);
     assert!(bad.headers().get("set-cookie").is_none());
-    assert!(!s.logs().contains("\"wrong\""), "the token must not be logged");
+    assert!(
+        !s.logs().contains("\"wrong\""),
+        "the token must not be logged"
+    );
 
     let anon: Value = c
         .get(s.url("/api/console/session"))

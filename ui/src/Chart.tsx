@@ -3,7 +3,7 @@ import { useEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 
-export function Chart(p: { xs: number[]; ys: (number | null)[]; label: string }) {
+export function Chart(p: { xs: number[]; ys: (number | null)[]; label: string; points: number }) {
   const ref = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const el = ref.current;
@@ -11,7 +11,7 @@ export function Chart(p: { xs: number[]; ys: (number | null)[]; label: string })
     const width = Math.max(280, el.clientWidth || 600);
     const plot = new uPlot({
       width, height: 260,
-      series: [{}, { label: p.label, stroke: '#2563eb', width: 2, fill: 'rgba(37,99,235,0.08)', points: { show: true, size: 6 } }],
+      series: [{}, { label: p.label, stroke: '#2563eb', width: 2, fill: 'rgba(37,99,235,0.08)', points: { show: true, size: 5 }, spanGaps: false }],
       axes: [{}, { size: 70 }],
       scales: { x: { time: true } },
       legend: { show: true },
@@ -20,5 +20,5 @@ export function Chart(p: { xs: number[]; ys: (number | null)[]; label: string })
     ro.observe(el);
     return () => { ro.disconnect(); plot.destroy(); };
   }, [p.xs, p.ys, p.label]);
-  return <div class="chart" ref={ref} role="img" aria-label={`${p.label} over time`} data-points={p.xs.length} />;
+  return <div class="chart" ref={ref} role="img" aria-label={`${p.label} over time`} data-points={p.points} />;
 }

@@ -11,6 +11,7 @@ import { Plugins } from './pages/Plugins';
 import { Playground } from './pages/Playground';
 import { Models } from './pages/Models';
 import { Pricing } from './pages/Pricing';
+import { navigate } from './nav';
 
 const PAGES: [string, string, () => preact.JSX.Element][] = [
   ['/', 'Overview', Overview],
@@ -22,10 +23,6 @@ const PAGES: [string, string, () => preact.JSX.Element][] = [
   ['/playground', 'Playground', Playground],
 ];
 
-export function navigate(path: string) {
-  history.pushState(null, '', path);
-  window.dispatchEvent(new Event('popstate'));
-}
 
 function usePath() {
   const [path, setPath] = useState(location.pathname);

@@ -31,8 +31,8 @@ pub fn admin<B>(state: &AppState, req: &Request<B>) -> Result<Access, ApiError> 
             Err(ApiError::Unauthorized("invalid admin token".into()))
         };
     }
-    let cookie = session::cookie(req.headers(), session::COOKIE)
-        .filter(|_| state.config.console.enabled);
+    let cookie =
+        session::cookie(req.headers(), session::COOKIE).filter(|_| state.config.console.enabled);
     let Some(id) = cookie else {
         return Err(ApiError::Unauthorized(
             "the admin API needs the admin token: send 'Authorization: Bearer <admin token>'"

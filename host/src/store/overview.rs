@@ -137,8 +137,9 @@ impl Store {
         if n == 0 {
             return Ok((None, None));
         }
-        let mut stmt =
-            conn.prepare(&format!("SELECT {column} {filter} ORDER BY {column} LIMIT 1 OFFSET ?4"))?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {column} {filter} ORDER BY {column} LIMIT 1 OFFSET ?4"
+        ))?;
         let mut at = |p: i64| -> Result<Option<i64>, StoreError> {
             // Nearest rank: ceil(p/100 * n), 1-based.
             let rank = (p * n + 99) / 100;
@@ -201,7 +202,11 @@ impl Store {
         let conn = self.conn()?;
         let (h0, h1) = hours(q.since, q.until);
         let (key, name, join) = if apps {
-            ("u.app_id", "max(a.name)", "LEFT JOIN apps a ON a.id = u.app_id")
+            (
+                "u.app_id",
+                "max(a.name)",
+                "LEFT JOIN apps a ON a.id = u.app_id",
+            )
         } else {
             ("u.model", "NULL", "")
         };
@@ -248,7 +253,7 @@ mod tests {
         let mut batch = Vec::new();
         for i in 0..20 {
             let mut r = sample(1, "echo/echo-1", i % 10 != 0, base + i * 1000);
-            r.latency_ms = (i + 1) * 10;
+            r.latency_ms = (i as u64 + 1) * 10;
             batch.push(r);
         }
         batch.push(sample(1, "echo/other", true, base - hour)); // previous period

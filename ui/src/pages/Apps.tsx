@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, get } from '../api';
 import { fmtInt, fmtTime, fmtUsd } from '../format';
+import { navigate } from '../nav';
 import { errText, Msg, State, useData } from '../ui';
 
 export function Apps() {
@@ -80,6 +81,7 @@ function AppDetail(p: { app: any; onChange: () => void }) {
       <div class="row"><h2>{p.app.name}</h2>
         <button type="button" onClick={() => act(() => api('PATCH', `/api/admin/apps/${id}`, { enabled: !p.app.enabled }), 'Saved.')}>
           {p.app.enabled ? 'Disable app' : 'Enable app'}</button></div>
+      <p><a href={`/calls?app=${id}`} onClick={(e) => { e.preventDefault(); navigate(`/calls?app=${id}`); }}>This app's calls</a></p>
       <Msg text={msg[0]} kind={msg[1]} />
       {newKey && <div class="newkey" role="status">
         <p><strong>New key — shown once.</strong> Store it now; aihub keeps only its hash.</p>

@@ -16,8 +16,10 @@ function query(f: Filters, extra: Record<string, string> = {}) {
 }
 
 export function Calls() {
-  const [draft, setDraft] = useState<Filters>(EMPTY);
-  const [f, setF] = useState<Filters>(EMPTY);
+  // `/calls?app=3` (linked from an app's page) opens filtered.
+  const initial = { ...EMPTY, app: new URLSearchParams(location.search).get('app') ?? '' };
+  const [draft, setDraft] = useState<Filters>(initial);
+  const [f, setF] = useState<Filters>(initial);
   const [auto, setAuto] = useState(false);
   const [open, setOpen] = useState<any>(null);
   const list = useData(() => get(`/api/admin/calls?${query(f, { limit: '100' })}`), [f]);

@@ -43,8 +43,19 @@ export function Overview() {
   const { data, error, loading } = useData(
     () => get(`/api/admin/overview?since=${range[0]}&until=${range[1]}`), [range[0], range[1]]);
   const t = data?.totals, pv = data?.previous;
-  const xs = useMemo(() => (data?.series ?? []).map((p: any) => p.t), [data]);
-  const ys = useMemo(() => (data?.series ?? []).map((p: any) => p[metric] ?? null), [data, metric]);
+  // Every bucket of the period, so empty hours/days draw as zero (counts) or gaps (latency).
+  const [xs, ys] = useMemo(() => {
+    if (!data?.series?.length) return [[], []];
+    const step = data.bucket === 'day' ? 86400 : 3600;
+    const by = new Map<number, any>(data.series.map((p: any) => [p.t, p]));
+    const counts = !metric.endsWith('_ms');
+    const x: number[] = [], y: (number | null)[] = [];
+    for (let t = Math.floor(data.since / 1000 / step) * step; t < data.until / 1000; t += step) {
+      x.push(t);
+      y.push(by.get(t)?.[metric] ?? (counts ? 0 : null));
+    }
+    return [x, y];
+  }, [data, metric]);
   return (
     <>
       <div class="toolbar" role="group" aria-label="Period">
@@ -73,8 +84,8 @@ export function Overview() {
                 {METRICS.map(([k, l]) => <option value={k}>{l}</option>)}
               </select></label>
             </div>
-            {xs.length === 0 ? <p class="muted">No calls in this period.</p>
-              : <Chart xs={xs} ys={ys} label={METRICS.find(([k]) => k === metric)![1]} />}
+            {!data.series.length ? <p class="muted">No calls in this period.</p>
+              : <Chart xs={xs} ys={ys} points={data.series.length} label={METRICS.find(([k]) => k === metric)![1]} />}
           </section>
           <div class="grid2">
             <section class="card"><h2>Top models</h2><TopTable rows={data.top_models} name={(r) => r.key} /></section>

@@ -77,7 +77,7 @@ function ProviderCard(p: { p: any; detail?: any; onChange: () => void }) {
         <h2>{r.prefix} <span class="muted">· {r.plugin}{r.plugin_version ? ` ${r.plugin_version}` : ''} · {r.source}</span></h2>
         <span class={r.routable ? 'badge ok' : 'badge'}>{r.routable ? 'routable' : 'not routable'}</span>
       </div>
-      <p class="muted">{r.base_url ?? 'default base URL'}{r.models != null ? ` · ${r.models} models` : ''}{r.api_key_env ? ` · key from $${r.api_key_env}` : ''}</p>
+      <p class="muted">{r.base_url || 'default base URL'}{r.models != null ? ` · ${r.models} models` : ''}{r.api_key_env ? ` · key from $${r.api_key_env}` : ''}</p>
       {r.id != null && <button type="button" onClick={() => act(() => api('PATCH', `/api/admin/providers/${r.id}`, { enabled: !enabled }), enabled ? 'Disabled.' : 'Enabled.')}>
         {enabled ? 'Disable provider' : 'Enable provider'}</button>}
       {creds.length > 0 ? (
