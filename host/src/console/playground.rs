@@ -39,7 +39,19 @@ impl PlaygroundKey {
             .find(|a| a.name == APP_NAME)
         {
             Some(a) => a,
-            None => apps.create_app(APP_NAME.into(), None).await?,
+            None => {
+                let app = apps.create_app(APP_NAME.into(), None).await?;
+                // Like an app made through the admin API: the configured new-app grant.
+                let c = &state.config.billing;
+                if let Some((amount, expires)) =
+                    crate::billing::new_app_grant(c, crate::store::now_ms())
+                {
+                    let note = Some("new app grant".to_string());
+                    let credits = &state.stores.credits;
+                    credits.grant_credits(app.id, amount, expires, note).await?;
+                }
+                app
+            }
         };
         // Keys an earlier run minted are unknown now: revoke them rather than leave them.
         let admin = AdminService::new(state);
