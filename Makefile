@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PLUGIN_DIR ?= $(DATA_DIR)/plugins
 DEBUG_DIR := target/debug
 
-.PHONY: run build plugins test lint test-fixtures abi1-fixture unit bench bench-quick clean fuzz fuzz-tool
+.PHONY: run build plugins test lint test-fixtures abi1-fixture unit bench bench-quick clean fuzz fuzz-tool ui ui-deps ui-check
 
 ## Build host and plugins (release), install the plugins, start the gateway.
 run: plugins
@@ -27,9 +27,37 @@ plugins: build
 		echo "installed $(PLUGIN_DIR)/libaihub_$$p.so"; \
 	done
 
-## Everything CI checks: formatting, lints, then every test.
-test: lint test-fixtures
+## Everything CI checks: formatting, lints, then every test (the console's browser test
+## among them, host/tests/console.rs, which needs ui/node_modules and Chromium).
+test: lint test-fixtures ui-deps
 	$(CARGO) test --workspace
+
+## The web console (issue 16). `ui-dist/` is committed and embedded in the binary, so
+## `make run` needs no Node; `make ui` rebuilds it from ui/ (deterministic output).
+ui: ui-deps
+	cd ui && npm run build
+
+## The console's npm packages (Vite, TypeScript, Preact, uPlot; playwright-core and
+## axe-core for the browser test), installed from the lock file when it changed.
+ui-deps:
+	@if command -v npm >/dev/null 2>&1; then \
+		$(MAKE) --no-print-directory ui/node_modules/.package-lock.json; \
+	else \
+		echo "!!! npm is missing: the console's browser test will be skipped"; \
+	fi
+
+ui/node_modules/.package-lock.json: ui/package.json ui/package-lock.json
+	cd ui && npm ci --no-audit --no-fund
+	@touch $@
+
+## Fails when the committed ui-dist/ is not what the sources build.
+ui-check: ui
+	@if [ -n "$$(git status --porcelain ui-dist)" ]; then \
+		git status --porcelain ui-dist; \
+		echo "ui-dist/ differs from a fresh build of ui/: run 'make ui' and commit ui-dist/"; \
+		exit 1; \
+	fi
+	@echo "ui-dist/ matches ui/"
 
 lint:
 	$(CARGO) fmt --all -- --check

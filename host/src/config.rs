@@ -28,6 +28,9 @@ pub struct Config {
     /// Every app's rate limits where its own (admin API) say nothing.
     #[serde(default)]
     pub limits: crate::traffic::Limits,
+    /// The web console at `/` and its login sessions.
+    #[serde(default)]
+    pub console: ConsoleConfig,
     /// Opens the admin API. Generated and printed once, on first start, when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
@@ -164,6 +167,29 @@ impl Default for BillingConfig {
             low_balance_credits: crate::billing::CreditAmount(0),
             webhook_url: None,
             webhook_secret: None,
+        }
+    }
+}
+
+/// The web console (`console`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleConfig {
+    /// Serve the console and its login; off: `/` is a 404 and only the bearer token opens
+    /// the admin API.
+    pub enabled: bool,
+    /// Hours a console session lasts after login.
+    pub session_hours: u32,
+    /// Mark the session cookie `Secure` (set it when a TLS proxy fronts aihub).
+    pub secure_cookie: bool,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            enabled: true,
+            session_hours: 12,
+            secure_cookie: false,
         }
     }
 }
@@ -377,6 +403,7 @@ impl Default for Config {
             responses: ResponsesConfig { retention_days: 30 },
             limits: crate::traffic::Limits::default(),
             billing: BillingConfig::default(),
+            console: ConsoleConfig::default(),
             cache: CacheConfig {
                 enabled: false,
                 default_ttl_seconds: 300,
@@ -511,6 +538,11 @@ impl Config {
                     "billing.webhook_secret (at least 16 characters) is required with billing.webhook_url: receivers verify alerts with it".into(),
                 ));
             }
+        }
+        if !(1..=24 * 30).contains(&self.console.session_hours) {
+            return Err(ConfigError::Invalid(
+                "console.session_hours must be between 1 and 720".into(),
+            ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(format!(

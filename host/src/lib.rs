@@ -12,6 +12,7 @@ pub mod bounds;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod error;
 pub mod inbound;
 pub mod observability;

@@ -45,6 +45,8 @@ pub struct AppState {
     pub cache: crate::cache::Cache,
     /// Trace export is on: spans carry OpenTelemetry context.
     pub telemetry_enabled: bool,
+    /// The web console's sessions and playground key (this instance's memory).
+    pub console: crate::console::Console,
     admin_token_hash: [u8; 32],
     id_prefix: String,
     next_id: AtomicU64,
@@ -182,6 +184,7 @@ impl AppState {
             policy,
             metrics: crate::observability::metrics::Metrics::new(),
             telemetry_enabled: p.telemetry_enabled,
+            console: crate::console::Console::new(&p.config.console),
             stores: p.stores,
             calls: p.calls,
             credits: p.credits,

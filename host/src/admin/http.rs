@@ -21,15 +21,9 @@ use serde_json::json;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+/// The bearer admin token, or a console session (with its CSRF rule for mutations).
 fn authorize(state: &AppState, req: &Request<Incoming>) -> Result<(), ApiError> {
-    match crate::auth::bearer(req.headers()) {
-        None => Err(ApiError::Unauthorized(
-            "the admin API needs the admin token: send 'Authorization: Bearer <admin token>'"
-                .into(),
-        )),
-        Some(t) if state.is_admin_token(t) => Ok(()),
-        Some(_) => Err(ApiError::Unauthorized("invalid admin token".into())),
-    }
+    crate::console::auth::admin(state, req).map(|_| ())
 }
 
 #[derive(Clone, Copy)]
@@ -63,6 +57,7 @@ enum R {
     AppBudget,
     KeyBudget,
     Ledger,
+    Overview,
 }
 
 fn router() -> &'static matchit::Router<R> {
@@ -106,6 +101,7 @@ fn router() -> &'static matchit::Router<R> {
             ("/api/admin/apps/{id}/budget", R::AppBudget),
             ("/api/admin/apps/{id}/keys/{kid}/budget", R::KeyBudget),
             ("/api/admin/ledger", R::Ledger),
+            ("/api/admin/overview", R::Overview),
         ];
         for (path, route) in routes {
             // The table is static and tested; a clash would be a programming error.
@@ -469,6 +465,7 @@ pub async fn dispatch(
         (R::CreditRefunds, Method::POST) => {
             super::billing::refund(state, id_param(&p, "id")?, req).await
         }
+        (R::Overview, Method::GET) => crate::console::overview::get(state, &query(&req)).await,
         (R::Aliases, Method::GET) => aliases(state).await,
         (R::Alias, Method::PUT) => {
             let model = p.get("model").unwrap_or("").to_string();

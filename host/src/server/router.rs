@@ -160,10 +160,14 @@ pub async fn dispatch(
         (_, p) if p.starts_with("/api/admin/") => {
             crate::admin::dispatch(state, req, &method, p).await
         }
-        _ => Err(ApiError::NotFound {
-            method: method.to_string(),
-            path: path.to_string(),
-        }),
+        // The console: its API, the public pricing list, and the SPA for any other path.
+        _ => match crate::console::dispatch(state, req, path, request_id).await {
+            Some(r) => r,
+            None => Err(ApiError::NotFound {
+                method: method.to_string(),
+                path: path.to_string(),
+            }),
+        },
     }
 }
 

@@ -10,6 +10,7 @@ pub mod calls;
 pub mod credits;
 pub mod limits;
 pub mod migrations;
+pub mod overview;
 pub mod providers;
 pub mod rate_history;
 pub mod rates;

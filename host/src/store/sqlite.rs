@@ -221,6 +221,12 @@ impl CallQueries for SqliteStores {
     async fn usage(&self, group: GroupBy, filter: UsageFilter) -> Result<Vec<UsageRow>> {
         self.run(move |s, _| s.usage(group, &filter)).await
     }
+    async fn overview(
+        &self,
+        q: super::overview::OverviewQuery,
+    ) -> Result<super::overview::Overview> {
+        self.run(move |s, _| s.overview(&q)).await
+    }
 }
 
 #[async_trait]

@@ -139,6 +139,11 @@ pub trait CallQueries: Send + Sync {
     async fn list_calls(&self, filter: CallFilter) -> Result<(Vec<CallRow>, Option<i64>)>;
     async fn call_export_window(&self, filter: CallFilter) -> Result<ExportWindow>;
     async fn usage(&self, group: GroupBy, filter: UsageFilter) -> Result<Vec<UsageRow>>;
+    /// The console's overview of one period (and the one before it).
+    async fn overview(
+        &self,
+        q: super::overview::OverviewQuery,
+    ) -> Result<super::overview::Overview>;
 }
 
 /// Credit grants, balances and the ledger. (Charges are written with the call records,
