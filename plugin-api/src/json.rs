@@ -30,6 +30,7 @@
 use crate::ProviderError;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 
 /// A value of a [`RawObject`] field: the original text, or one we wrote.
@@ -53,7 +54,8 @@ impl Val<'_> {
 /// `serde_json::to_string`); they are written as given.
 #[derive(Debug)]
 pub struct RawObject<'a> {
-    fields: Vec<(String, Val<'a>)>,
+    /// Keys borrow from the parsed bytes unless they had escapes to decode.
+    fields: Vec<(Cow<'a, str>, Val<'a>)>,
 }
 
 impl<'a> RawObject<'a> {
@@ -89,7 +91,8 @@ impl<'a> RawObject<'a> {
             true
         });
         if let Some(j) = json {
-            self.fields.push((key.to_string(), Val::Owned(j)));
+            self.fields
+                .push((Cow::Owned(key.to_string()), Val::Owned(j)));
         }
     }
 
@@ -165,6 +168,38 @@ pub fn replace_field(body: &[u8], key: &str, json: &str) -> Result<Vec<u8>, Prov
     obj.to_vec()
 }
 
+/// An object key, borrowed from the input when it can be (no escapes): most bodies'
+/// keys then cost no allocation.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string key")
+            }
+
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+
+            fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
 impl<'de> Deserialize<'de> for RawObject<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct ObjectVisitor;
@@ -178,7 +213,7 @@ impl<'de> Deserialize<'de> for RawObject<'de> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     let value: &'de RawValue = map.next_value()?;
                     fields.push((key, Val::Raw(value)));
                 }
@@ -207,6 +242,16 @@ pub fn looks_like_object(text: &[u8]) -> bool {
 mod tests {
     use super::*;
     use crate::ErrorClass;
+
+    #[test]
+    fn escaped_keys_are_decoded_and_plain_ones_borrowed() {
+        let body = br#"{"mo\u0064el": "x", "plain": 1}"#;
+        let obj = RawObject::parse(body).unwrap();
+        assert_eq!(obj.get("model"), Some(r#""x""#));
+        assert!(matches!(obj.fields[0].0, Cow::Owned(_)));
+        assert!(matches!(obj.fields[1].0, Cow::Borrowed("plain")));
+        assert_eq!(obj.to_vec().unwrap(), br#"{"model":"x","plain":1}"#);
+    }
 
     #[test]
     fn untouched_fields_keep_their_bytes_and_order() {

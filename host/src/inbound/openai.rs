@@ -233,6 +233,11 @@ pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {
 /// Reads the fields `T` declares from a JSON object body; a wrong type is a 400 naming
 /// its path, anything that is not one JSON object a 400 saying so.
 pub fn parse_json_head<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    // The common case first: a plain parse records no path (serde_path_to_error keeps
+    // every key it passes as a `String`). Only a failed parse runs again for its path.
+    if let Ok(head) = serde_json::from_slice::<T>(body) {
+        return Ok(head);
+    }
     let mut de = serde_json::Deserializer::from_slice(body);
     let head = serde_path_to_error::deserialize::<_, T>(&mut de).map_err(|e| {
         let path = e.path().to_string();
