@@ -152,7 +152,8 @@ async fn default_limit_accepts_a_large_body() {
 #[tokio::test(flavor = "multi_thread")]
 async fn unknown_path_is_404_and_wrong_method_is_405() {
     let server = echo_server().await;
-    for path in ["/v1/nope", "/", "/v1/chat/completions/extra"] {
+    // (`/` and other non-API paths are the web console: see tests/console.rs.)
+    for path in ["/v1/nope", "/api/nope", "/v1/chat/completions/extra"] {
         let resp = server.get(path).await;
         let got = resp.status().as_u16();
         let text = resp.text().await.unwrap();

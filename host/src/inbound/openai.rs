@@ -97,17 +97,35 @@ pub async fn read_body_of(
     // request (and its connection) forever.
     let within = crate::server::conn_watch::body_read_timeout();
     let read = async {
-        let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+        // A body that arrives as one frame (most do) is kept as hyper handed it over, a
+        // view of its read buffer: no copy. Only a second frame starts a buffer.
+        let mut first: Option<Bytes> = None;
+        let mut buf: Option<bytes::BytesMut> = None;
+        let mut total = 0usize;
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ApiError::BodyRead(e.to_string()))?;
             if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
+                total += data.len();
+                if total > limit {
                     return Err(ApiError::BodyTooLarge { limit });
                 }
-                buf.extend_from_slice(&data);
+                if let Some(b) = buf.as_mut() {
+                    b.extend_from_slice(&data);
+                } else if let Some(f) = first.take() {
+                    let size = (declared.unwrap_or(0) as usize).clamp(total, limit);
+                    let mut b = bytes::BytesMut::with_capacity(size);
+                    b.extend_from_slice(&f);
+                    b.extend_from_slice(&data);
+                    buf = Some(b);
+                } else {
+                    first = Some(data);
+                }
             }
         }
-        Ok(buf.freeze())
+        Ok(match buf {
+            Some(b) => b.freeze(),
+            None => first.unwrap_or_default(),
+        })
     };
     match tokio::time::timeout(within, read).await {
         Ok(Err(ApiError::BodyTooLarge { limit })) => Err(too_large(body, None, h2, limit).await),
