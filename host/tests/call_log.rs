@@ -127,6 +127,12 @@ async fn two_thousand_concurrent_calls_have_exactly_their_rows_and_rollup() {
         rids.iter().all(|r| row_ids.contains(r.as_str())),
         "every reply's request id has its row"
     );
+    // One call found by the request id a client was given.
+    let rid = rids.iter().next().unwrap();
+    let found = server.all_calls(&format!("request_id={rid}")).await;
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["request_id"], rid.as_str());
+    assert!(server.all_calls("request_id=req-none-0").await.is_empty());
 
     // Per app: the rows are its calls, their sums are what the replies said, and the
     // rollup equals the rows.

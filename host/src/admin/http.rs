@@ -835,6 +835,7 @@ async fn calls(state: &Arc<AppState>, req: &Request<Incoming>) -> Result<Respons
         provider: q.get("provider").cloned(),
         model: q.get("model").cloned(),
         status,
+        request_id: q.get("request_id").filter(|r| !r.is_empty()).cloned(),
         since: time_param(&q, "since")?,
         until: time_param(&q, "until")?,
         cursor: int_param(&q, "cursor")?,

@@ -531,6 +531,8 @@ pub struct CallFilter {
     pub provider: Option<String>,
     pub model: Option<String>,
     pub status: Option<String>,
+    /// One request's record (the `x-request-id` a client was given).
+    pub request_id: Option<String>,
     /// Unix ms, inclusive.
     pub since: Option<i64>,
     /// Unix ms, exclusive.
@@ -573,6 +575,9 @@ impl Store {
         }
         if let Some(s) = &f.status {
             cond("status =", s.clone().into());
+        }
+        if let Some(r) = &f.request_id {
+            cond("request_id =", r.clone().into());
         }
         if let Some(s) = f.since {
             cond("created_at >=", s.into());

@@ -16,6 +16,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../../schema/0008_payments.sql"),
     include_str!("../../../schema/0009_rates.sql"),
     include_str!("../../../schema/0010_budgets_alerts.sql"),
+    include_str!("../../../schema/0011_call_request_index.sql"),
 ];
 
 fn migrations() -> Migrations<'static> {

@@ -9,6 +9,7 @@ const EMPTY: Filters = { app: '', provider: '', model: '', status: '', since: ''
 function query(f: Filters, extra: Record<string, string> = {}) {
   const q = new URLSearchParams();
   for (const k of ['app', 'provider', 'model', 'status'] as const) if (f[k]) q.set(k, f[k]);
+  if (f.request_id) q.set('request_id', f.request_id.trim());
   if (f.since) q.set('since', String(new Date(f.since).getTime()));
   if (f.until) q.set('until', String(new Date(f.until).getTime()));
   for (const [k, v] of Object.entries(extra)) q.set(k, v);
@@ -28,7 +29,7 @@ export function Calls() {
     const t = setInterval(list.reload, 5000);
     return () => clearInterval(t);
   }, [auto, list.reload]);
-  const rows: any[] = (list.data?.data ?? []).filter((r: any) => !f.request_id || r.request_id.includes(f.request_id));
+  const rows: any[] = list.data?.data ?? [];
   const field = (k: keyof Filters, label: string, type = 'text') => (
     <label>{label} <input name={k} type={type} value={draft[k]} onInput={(e) => setDraft({ ...draft, [k]: (e.target as HTMLInputElement).value })} /></label>
   );
