@@ -83,6 +83,23 @@ fn limits(
     }
 }
 
+/// What a call is admitted on before its usage is known: its estimated tokens (output
+/// capped by what it asked for, else `billing.default_max_output_tokens`) and the images
+/// it asked for. Shared by the spend-cap reservation and the credit hold.
+fn estimated_use(
+    state: &AppState,
+    call: &CanonicalCall,
+    tokens: &mut Option<(u64, Option<u64>)>,
+) -> (crate::store::rates::Tokens, crate::store::rates::MediaUnits) {
+    let (input, output) = tokens_of(call, tokens);
+    let output = output.unwrap_or(state.config.billing.default_max_output_tokens);
+    let media = crate::store::rates::MediaUnits {
+        images: images_asked(call),
+        ..Default::default()
+    };
+    (crate::store::rates::Tokens::new(input, output, 0), media)
+}
+
 /// Reserves the call's estimated cost (USD, at the served model's rate) under the app's
 /// and the key's spend caps, in both billing modes; refuses with 402 `budget_exceeded`
 /// when one would be passed.
@@ -113,13 +130,7 @@ async fn budget(
         routes
             .price(&format!("{}/{model}", route.prefix))
             .map_or(0, |rate| {
-                let (input, output) = tokens_of(call, tokens);
-                let output = output.unwrap_or(state.config.billing.default_max_output_tokens);
-                let tokens = crate::store::rates::Tokens::new(input, output, 0);
-                let images = crate::store::rates::MediaUnits {
-                    images: images_asked(call),
-                    ..Default::default()
-                };
+                let (tokens, images) = estimated_use(state, call, tokens);
                 let media = rate.media_raw(images).map_or(i64::MAX, |raw| {
                     i64::try_from(raw / 1_000_000).unwrap_or(i64::MAX)
                 });
@@ -171,13 +182,7 @@ async fn hold(
         let Some(by) = routes.charge_rate(ctx.app_id, &format!("{}/{model}", route.prefix)) else {
             return Ok(());
         };
-        let (input, output) = tokens_of(call, tokens);
-        let output = output.unwrap_or(state.config.billing.default_max_output_tokens);
-        let tokens = crate::store::rates::Tokens::new(input, output, 0);
-        let media = crate::store::rates::MediaUnits {
-            images: images_asked(call),
-            ..Default::default()
-        };
+        let (tokens, media) = estimated_use(state, call, tokens);
         let media = by
             .rate()
             .media_raw(media)
