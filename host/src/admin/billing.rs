@@ -1,7 +1,7 @@
 //! The admin API's budget, ledger-export, adjustment and refund endpoints.
 
 use super::http::{created, csv_cell, json_body, validation};
-use crate::billing::budgets::{day_start, month_bounds, rfc3339, usd, Who};
+use crate::billing::budgets::{day_start, month_bounds, rfc3339, stored_spend, usd, Who};
 use crate::billing::{parse_credits, CreditAmount};
 use crate::error::ApiError;
 use crate::server::http::{self, Body};
@@ -68,23 +68,16 @@ pub async fn budget(
     } else {
         state.stores.budgets.get_budget(scope).await?
     };
-    let who = match scope {
-        Scope::App(a) => Who::App(a),
-        Scope::Key(app, key) => Who::Key { app, key },
-    };
+    let who = Who::from(scope);
     let now = crate::store::now_ms();
-    let (day, month) = match state.budgets.view(who, now) {
-        Some((d, m, _)) => (d, m),
+    let (day, month, held) = match state.budgets.view(who, now) {
+        Some(tracked) => tracked,
         // Not tracked yet (no capped call since start): what the store recorded.
         None => {
-            let spent = &state.stores.budgets;
-            (
-                spent.spent_since(scope, day_start(now)).await?,
-                spent.spent_since(scope, month_bounds(now).0).await?,
-            )
+            let (day, month) = stored_spend(&state.stores, who, now).await?;
+            (day, month, 0)
         }
     };
-    let held = state.budgets.view(who, now).map_or(0, |v| v.2);
     let dollars = |m: Option<i64>| m.map(|m| usd(m).trim_start_matches('$').to_string());
     Ok(http::json(
         200,

@@ -31,6 +31,29 @@ impl Who {
     }
 }
 
+impl From<crate::store::limits::Scope> for Who {
+    fn from(s: crate::store::limits::Scope) -> Who {
+        match s {
+            crate::store::limits::Scope::App(a) => Who::App(a),
+            crate::store::limits::Scope::Key(app, key) => Who::Key { app, key },
+        }
+    }
+}
+
+/// What the store recorded for a scope today and this month (micro-USD): where a
+/// scope's tracking starts, and what the admin view shows of one not tracked yet.
+pub async fn stored_spend(
+    stores: &crate::store::traits::Stores,
+    who: Who,
+    now: i64,
+) -> Result<(i64, i64), crate::store::StoreError> {
+    let spent = &stores.budgets;
+    Ok((
+        spent.spent_since(who.scope(), day_start(now)).await?,
+        spent.spent_since(who.scope(), month_bounds(now).0).await?,
+    ))
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Period {
     Daily,

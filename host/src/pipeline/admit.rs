@@ -110,7 +110,6 @@ async fn budget(
     first: Option<&(Arc<Route>, String)>,
     tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
-    use crate::billing::budgets::{day_start, month_bounds};
     let budgets = &state.budgets;
     let caps = budgets.caps(ctx.app_id, ctx.key_id);
     if caps.is_empty() {
@@ -119,9 +118,8 @@ async fn budget(
     let now = crate::store::now_ms();
     for (who, _) in &caps {
         if budgets.needs_load(*who) {
-            let spent = &state.stores.budgets;
-            let day = spent.spent_since(who.scope(), day_start(now)).await?;
-            let month = spent.spent_since(who.scope(), month_bounds(now).0).await?;
+            let (day, month) =
+                crate::billing::budgets::stored_spend(&state.stores, *who, now).await?;
             budgets.load(*who, day, month, now);
         }
     }

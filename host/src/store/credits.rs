@@ -380,8 +380,9 @@ fn credit_in(
         note,
         now,
     )?;
+    let id = tx.last_insert_rowid();
     set_balance(tx, app_id, after)?;
-    Ok(tx.last_insert_rowid())
+    Ok(id)
 }
 
 /// Takes `amount` (> 0) inside `tx`, consuming grants earliest expiry first; returns
