@@ -31,6 +31,9 @@ pub struct Config {
     /// The web console at `/` and its login sessions.
     #[serde(default)]
     pub console: ConsoleConfig,
+    /// State several instances share (Redis); unset: each instance keeps its own.
+    #[serde(default)]
+    pub shared: SharedConfig,
     /// Opens the admin API. Generated and printed once, on first start, when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<Secret>,
@@ -304,12 +307,79 @@ pub struct CallLogConfig {
     pub queue_capacity: usize,
 }
 
+/// Rate-limit counters and the response cache shared by several instances through Redis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharedConfig {
+    /// `redis://[user:password@]host:port[/db]` (`rediss://` for TLS is refused: this
+    /// build has no TLS for Redis). May hold a password: never logged.
+    pub redis_url: Option<Secret>,
+    /// Put in front of every key, so several deployments can share one Redis.
+    pub key_prefix: String,
+    /// A call in flight holds its concurrency slot at most this long: an instance that
+    /// dies cannot hold slots for ever.
+    pub slot_lease_seconds: u64,
+    /// Each Redis command's deadline; past it the instance falls back to its own
+    /// counters for that call (and the cache answers a miss).
+    pub timeout_ms: u64,
+}
+
+impl SharedConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.redis_url {
+            let url = url.expose();
+            if url.starts_with("rediss://") {
+                return Err(ConfigError::Invalid(
+                    "shared.redis_url: rediss:// (TLS) is not supported by this build; reach Redis over a private network or a TLS tunnel and use redis://".into(),
+                ));
+            }
+            if !url.starts_with("redis://") || redis::Client::open(url).is_err() {
+                return Err(ConfigError::Invalid(
+                    "shared.redis_url must be a URL like redis://[user:password@]host:port[/db]"
+                        .into(),
+                ));
+            }
+        }
+        if self.key_prefix.len() > 64 {
+            return Err(ConfigError::Invalid(
+                "shared.key_prefix must be at most 64 bytes".into(),
+            ));
+        }
+        if !(1..=86_400).contains(&self.slot_lease_seconds) {
+            return Err(ConfigError::Invalid(
+                "shared.slot_lease_seconds must be between 1 and 86400".into(),
+            ));
+        }
+        if !(1..=60_000).contains(&self.timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "shared.timeout_ms must be between 1 and 60000".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for SharedConfig {
+    fn default() -> Self {
+        SharedConfig {
+            redis_url: None,
+            key_prefix: "aihub:".into(),
+            slot_lease_seconds: 900,
+            timeout_ms: 250,
+        }
+    }
+}
+
 /// A configured secret: never printed by `Debug`.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -404,6 +474,7 @@ impl Default for Config {
             limits: crate::traffic::Limits::default(),
             billing: BillingConfig::default(),
             console: ConsoleConfig::default(),
+            shared: SharedConfig::default(),
             cache: CacheConfig {
                 enabled: false,
                 default_ttl_seconds: 300,
@@ -539,6 +610,7 @@ impl Config {
                 ));
             }
         }
+        self.shared.validate()?;
         if !(1..=24 * 30).contains(&self.console.session_hours) {
             return Err(ConfigError::Invalid(
                 "console.session_hours must be between 1 and 720".into(),

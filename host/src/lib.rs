@@ -22,6 +22,7 @@ pub mod redact;
 pub mod resilience;
 pub mod routing;
 pub mod server;
+pub mod shared;
 pub mod state;
 pub mod store;
 pub mod traffic;

@@ -43,6 +43,8 @@ pub struct AppState {
     pub counters: Arc<dyn crate::traffic::counters::Counters>,
     /// The response cache and when it applies.
     pub cache: crate::cache::Cache,
+    /// Redis, when `shared.redis_url` is set.
+    pub shared: Option<Arc<crate::shared::Shared>>,
     /// Trace export is on: spans carry OpenTelemetry context.
     pub telemetry_enabled: bool,
     /// The web console's sessions and playground key (this instance's memory).
@@ -171,18 +173,35 @@ impl AppState {
         );
         let mut rnd = [0u8; 4];
         let _ = getrandom::fill(&mut rnd);
+        let metrics = crate::observability::metrics::Metrics::new();
+        let shared = crate::shared::Shared::start(
+            &p.config.shared,
+            metrics.redis_errors.clone(),
+            metrics.redis_up.clone(),
+        )
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "Redis not used");
+            None
+        });
+        let counters: Arc<dyn crate::traffic::counters::Counters> = match &shared {
+            Some(s) => Arc::new(crate::traffic::shared_counters::SharedCounters::new(
+                s.clone(),
+            )),
+            None => Arc::new(crate::traffic::counters::LocalCounters::default()),
+        };
         AppState {
             routing: ArcSwap::from_pointee(table),
             limits: ArcSwap::from_pointee(limits),
-            counters: Arc::new(crate::traffic::counters::LocalCounters::default()),
-            cache: crate::cache::Cache::new(&p.config),
+            counters,
+            cache: crate::cache::Cache::new(&p.config, shared.clone()),
+            shared,
             registry: Mutex::new(p.registry),
             rebuild_lock: tokio::sync::Mutex::new(()),
             upstream: p.upstream,
             auth: AuthCache::new(p.stores.apps.clone()),
             health,
             policy,
-            metrics: crate::observability::metrics::Metrics::new(),
+            metrics,
             telemetry_enabled: p.telemetry_enabled,
             console: crate::console::Console::new(&p.config.console),
             stores: p.stores,

@@ -38,8 +38,9 @@ impl MemoryCache {
     }
 }
 
+#[async_trait::async_trait]
 impl CacheStore for MemoryCache {
-    fn get(&self, key: &Key) -> Option<Arc<Cached>> {
+    async fn get(&self, key: &Key) -> Option<Arc<Cached>> {
         self.entries.get(key)
     }
 
@@ -47,9 +48,9 @@ impl CacheStore for MemoryCache {
         self.entries.insert(key, Arc::new(value));
     }
 
-    fn size(&self) -> (u64, u64) {
+    fn size(&self) -> Option<(u64, u64)> {
         self.entries.run_pending_tasks();
-        (self.entries.weighted_size(), self.entries.entry_count())
+        Some((self.entries.weighted_size(), self.entries.entry_count()))
     }
 }
 
@@ -75,19 +76,19 @@ mod tests {
             k[..4].copy_from_slice(&i.to_le_bytes());
             c.put(k, entry(1_000));
         }
-        let (bytes, entries) = c.size();
+        let (bytes, entries) = c.size().unwrap();
         assert!(bytes <= 100_000, "{bytes} bytes in {entries} entries");
         assert!(entries > 0);
     }
 
-    #[test]
-    fn an_entry_expires_after_its_ttl() {
+    #[tokio::test]
+    async fn an_entry_expires_after_its_ttl() {
         let c = MemoryCache::new(1_000_000);
         let mut e = entry(10);
         e.ttl = Duration::from_millis(50);
         c.put([1; 32], e);
-        assert!(c.get(&[1; 32]).is_some());
-        std::thread::sleep(Duration::from_millis(120));
-        assert!(c.get(&[1; 32]).is_none());
+        assert!(c.get(&[1; 32]).await.is_some());
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(c.get(&[1; 32]).await.is_none());
     }
 }

@@ -8,6 +8,7 @@
 //! shared store can take its place.
 
 pub mod memory;
+pub mod redis;
 
 use crate::config::{CacheConfig, CacheScope, Config};
 use crate::error::ApiError;
@@ -34,12 +35,14 @@ pub struct Cached {
     pub ttl: Duration,
 }
 
-/// Where answers are kept.
+/// Where answers are kept. Keeping one is not awaited: it happens after the client
+/// has its answer, and a shared store writes it in the background.
+#[async_trait::async_trait]
 pub trait CacheStore: Send + Sync {
-    fn get(&self, key: &Key) -> Option<Arc<Cached>>;
+    async fn get(&self, key: &Key) -> Option<Arc<Cached>>;
     fn put(&self, key: Key, value: Cached);
-    /// Bytes held now, and entries.
-    fn size(&self) -> (u64, u64);
+    /// Bytes held now, and entries; `None` when another process holds them (Redis).
+    fn size(&self) -> Option<(u64, u64)>;
 }
 
 /// Whether and for how long a call is cached: from config, per provider and alias.
@@ -60,10 +63,15 @@ pub struct Slot {
 }
 
 impl Cache {
-    pub fn new(config: &Config) -> Cache {
+    /// Answers are kept in Redis when `shared` is given, else in this instance's memory.
+    pub fn new(config: &Config, shared: Option<Arc<crate::shared::Shared>>) -> Cache {
         let secs = |s: Option<u64>| s.filter(|s| *s > 0).map(Duration::from_secs);
+        let store: Arc<dyn CacheStore> = match shared {
+            Some(s) => Arc::new(redis::RedisCache::new(s)),
+            None => Arc::new(memory::MemoryCache::new(config.cache.max_bytes)),
+        };
         Cache {
-            store: Arc::new(memory::MemoryCache::new(config.cache.max_bytes)),
+            store,
             providers: config
                 .providers
                 .iter()
@@ -256,7 +264,7 @@ mod tests {
     #[test]
     fn the_request_header_turns_caching_on_off_or_is_refused() {
         let cfg = Config::default();
-        let cache = Cache::new(&cfg);
+        let cache = Cache::new(&cfg, None);
         let body = br#"{"messages":[]}"#;
         let mut h = hyper::HeaderMap::new();
         assert!(

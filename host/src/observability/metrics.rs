@@ -92,6 +92,10 @@ pub struct Metrics {
     pub payment_required: Family<ReasonLabels, Counter>,
     pub alerts_delivered: Counter,
     pub alerts_given_up: Counter,
+    /// Redis commands that failed or timed out (the call then used local state).
+    pub redis_errors: Counter,
+    /// 1 while Redis answers, 0 while this instance runs on its own state.
+    pub redis_up: Gauge,
     pub cache_lookups: Family<ResultLabels, Counter>,
     pub cache_bytes: Gauge,
     pub cache_entries: Gauge,
@@ -193,6 +197,18 @@ impl Metrics {
             "Alert webhook events given up after 24 hours of failed deliveries",
             alerts_given_up.clone(),
         );
+        let redis_errors = Counter::default();
+        registry.register(
+            "redis_errors",
+            "Redis commands that failed or timed out; those calls used this instance's own counters or missed the cache",
+            redis_errors.clone(),
+        );
+        let redis_up = Gauge::default();
+        registry.register(
+            "redis_up",
+            "1 while Redis (shared.redis_url) answers, 0 otherwise",
+            redis_up.clone(),
+        );
         let cache_lookups = Family::<ResultLabels, Counter>::default();
         registry.register(
             "cache_lookups",
@@ -281,6 +297,8 @@ impl Metrics {
             payment_required,
             alerts_delivered,
             alerts_given_up,
+            redis_errors,
+            redis_up,
             cache_lookups,
             cache_bytes,
             cache_entries,

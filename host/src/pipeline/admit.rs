@@ -23,7 +23,7 @@ pub async fn admit(
 ) -> Result<(), ApiError> {
     // Read from the body at most once, and only if a limit or a hold needs it.
     let mut tokens = None;
-    limits(state, ctx, call, first, &mut tokens)?;
+    limits(state, ctx, call, first, &mut tokens).await?;
     budget(state, ctx, call, first, &mut tokens).await?;
     if state.credits.enabled {
         hold(state, ctx, call, first, &mut tokens).await?;
@@ -36,17 +36,17 @@ fn tokens_of(call: &CanonicalCall, cache: &mut Option<(u64, Option<u64>)>) -> (u
     *cache.get_or_insert_with(|| estimate(call))
 }
 
-fn limits(
+async fn limits(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
     first: Option<&(Arc<Route>, String)>,
     tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
-    let table = state.limits.load();
-    if table.is_empty() {
+    if state.limits.load().is_empty() {
         return Ok(());
     }
+    let table = state.limits.load_full();
     let served = first.map(|(r, m)| format!("{}/{m}", r.prefix));
     let ask = crate::traffic::Ask {
         app_id: ctx.app_id,
@@ -59,7 +59,7 @@ fn limits(
             input.saturating_add(output.unwrap_or(0))
         },
     };
-    match crate::traffic::admit(&table, &state.counters, &ask) {
+    match crate::traffic::admit(&table, &state.counters, &ask).await {
         Ok(admission) => {
             if let Some(a) = &admission {
                 ctx.rate_headers = Some(a.headers.clone());

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 /// A cached answer for `call`, if one may be served; else, when the call is cacheable,
 /// a slot for its answer in `ctx`.
-pub fn lookup(
+pub async fn lookup(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
@@ -46,7 +46,7 @@ pub fn lookup(
         return Ok(None);
     };
     let m = &state.metrics;
-    let Some(hit) = state.cache.store.get(&slot.key) else {
+    let Some(hit) = state.cache.store.get(&slot.key).await else {
         m.cache_lookups.get_or_create(&result("miss")).inc();
         ctx.cache_status = Some("miss");
         ctx.cache = Some(slot);

@@ -163,7 +163,7 @@ async fn serve(
     describe(state, ctx, &call);
     let targets = resolve::resolve(state, ctx, &call.model)?;
     admit::admit(state, ctx, &call, targets.first()).await?;
-    if let Some(served) = cache::lookup(state, ctx, &call, targets.first())? {
+    if let Some(served) = cache::lookup(state, ctx, &call, targets.first()).await? {
         return Ok(served);
     }
     attempts::run(state, ctx, &call, targets, trace).await

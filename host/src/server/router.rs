@@ -211,10 +211,11 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, 
     m.call_log_queue.set(state.calls.depth());
     m.call_log_dropped.set(state.calls.dropped() as i64);
     m.call_log_written.set(state.calls.written() as i64);
-    let (bytes, entries) = state.cache.store.size();
-    m.cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
-    m.cache_entries
-        .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    if let Some((bytes, entries)) = state.cache.store.size() {
+        m.cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        m.cache_entries
+            .set(i64::try_from(entries).unwrap_or(i64::MAX));
+    }
     state.sync_plugin_metrics();
     let mut resp = Response::new(crate::server::http::full(m.render()));
     resp.headers_mut().insert(

@@ -1,7 +1,7 @@
 //! Admission of one call against every limit that applies to it: the app's and the key's,
 //! app-wide and for the model. All or nothing: a refusal gives back what was taken.
 
-use super::counters::{Counters, Take};
+use super::counters::{Counters, Slot, Take};
 use super::limits::{LimitTable, Limits, Rates};
 use crate::error::ApiError;
 use std::sync::Arc;
@@ -85,7 +85,7 @@ pub struct Admission {
     /// (bucket key, capacity) of each token limit, and the estimate taken from each.
     tokens: Vec<(String, u64)>,
     estimate: u64,
-    slots: Vec<String>,
+    slots: Vec<(String, Slot)>,
     pub headers: RateHeaders,
     settled: bool,
 }
@@ -120,8 +120,8 @@ impl Admission {
 
 impl Drop for Admission {
     fn drop(&mut self) {
-        for key in &self.slots {
-            self.counters.leave(key);
+        for (key, slot) in &self.slots {
+            self.counters.leave(key, *slot);
         }
     }
 }
@@ -186,7 +186,7 @@ pub struct Refused {
 
 /// Admits the call against every limit in `table`, or refuses it with a 429 naming the
 /// limit. `None` when no limit applies.
-pub fn admit(
+pub async fn admit(
     table: &LimitTable,
     counters: &Arc<dyn Counters>,
     ask: &Ask<'_>,
@@ -223,8 +223,8 @@ pub fn admit(
     for l in &limits {
         let cost = match l.kind {
             Kind::Concurrency => {
-                if counters.enter(&l.key, l.limit) {
-                    adm.slots.push(l.key.clone());
+                if let Some(slot) = counters.enter(&l.key, l.limit).await {
+                    adm.slots.push((l.key.clone(), slot));
                     continue;
                 }
                 refusal = Some(ApiError::RateLimited {
@@ -240,7 +240,7 @@ pub fn admit(
             Kind::Requests => 1,
             Kind::Tokens => ask.estimate,
         };
-        match counters.take(&l.key, l.limit, cost, now) {
+        match counters.take(&l.key, l.limit, cost, now).await {
             Take::Admitted {
                 remaining,
                 reset_ms,
@@ -324,17 +324,17 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_tightest_limit_refuses_and_what_was_taken_is_given_back() {
+    #[tokio::test]
+    async fn the_tightest_limit_refuses_and_what_was_taken_is_given_back() {
         let counters: Arc<dyn Counters> = Arc::new(LocalCounters::default());
         let mut t = LimitTable::default();
         t.defaults.all.rpm = Some(100);
         let key: Limits = serde_json::from_value(serde_json::json!({"rpm": 2})).unwrap();
         t.keys.insert(7, key);
-        let a = admit(&t, &counters, &ask(10)).unwrap().unwrap();
+        let a = admit(&t, &counters, &ask(10)).await.unwrap().unwrap();
         assert_eq!(a.headers.requests, Some((2, 1, 30_000)));
-        let _b = admit(&t, &counters, &ask(10)).unwrap().unwrap();
-        let e = admit(&t, &counters, &ask(10)).unwrap_err().error;
+        let _b = admit(&t, &counters, &ask(10)).await.unwrap().unwrap();
+        let e = admit(&t, &counters, &ask(10)).await.unwrap_err().error;
         let msg = e.to_string();
         assert!(
             msg.contains("key 7 of app 'crm' allows 2 requests per minute"),
@@ -344,12 +344,12 @@ mod tests {
         assert_eq!(e.retry_after_secs(), Some(30));
         // The app's bucket got its request back: 98 left, not 97.
         t.keys.clear();
-        let c = admit(&t, &counters, &ask(10)).unwrap().unwrap();
+        let c = admit(&t, &counters, &ask(10)).await.unwrap().unwrap();
         assert_eq!(c.headers.requests.unwrap().1, 97);
     }
 
-    #[test]
-    fn model_limits_apply_by_requested_and_served_name_and_slots_are_freed() {
+    #[tokio::test]
+    async fn model_limits_apply_by_requested_and_served_name_and_slots_are_freed() {
         let counters: Arc<dyn Counters> = Arc::new(LocalCounters::default());
         let mut t = LimitTable::default();
         t.apps.insert(
@@ -359,17 +359,17 @@ mod tests {
             }))
             .unwrap(),
         );
-        let a = admit(&t, &counters, &ask(60)).unwrap().unwrap();
-        let e = admit(&t, &counters, &ask(1)).unwrap_err().error;
+        let a = admit(&t, &counters, &ask(60)).await.unwrap().unwrap();
+        let e = admit(&t, &counters, &ask(1)).await.unwrap_err().error;
         assert!(e.to_string().contains("for model 'openai/gpt-4o'"), "{e}");
         drop(a);
-        let mut b = admit(&t, &counters, &ask(30)).unwrap().unwrap();
+        let mut b = admit(&t, &counters, &ask(30)).await.unwrap().unwrap();
         assert_eq!(b.headers.tokens.unwrap().1, 10);
         b.settle(5); // used 5 of its 30: 25 come back
         drop(b);
-        let c = admit(&t, &counters, &ask(30)).unwrap().unwrap();
+        let c = admit(&t, &counters, &ask(30)).await.unwrap().unwrap();
         assert_eq!(c.headers.tokens.unwrap().1, 5);
-        let big = admit(&t, &counters, &ask(1000));
+        let big = admit(&t, &counters, &ask(1000)).await;
         let msg = big.unwrap_err().error.to_string();
         assert!(msg.contains("estimated at 1000 tokens"), "{msg}");
     }

@@ -23,15 +23,26 @@ pub enum Take {
     },
 }
 
-/// Shared limiter state. Keys name one bucket or one in-flight count each.
+/// Limiter state, this instance's or shared. Keys name one bucket or one in-flight
+/// count each. Taking is awaited (admission needs the answer); giving back is not (it
+/// runs where nothing can wait, a `Drop` among them), so a shared store applies it in
+/// the background.
+#[async_trait::async_trait]
 pub trait Counters: Send + Sync {
     /// Takes `cost` from a bucket holding `capacity` per minute.
-    fn take(&self, key: &str, capacity: u64, cost: u64, now_ns: u128) -> Take;
+    async fn take(&self, key: &str, capacity: u64, cost: u64, now_ns: u128) -> Take;
     /// Adds `delta` to what was taken (negative gives back), once the real cost is known.
     fn adjust(&self, key: &str, capacity: u64, delta: i64, now_ns: u128);
-    /// Counts one more call in flight unless `max` already are.
-    fn enter(&self, key: &str, max: u64) -> bool;
-    fn leave(&self, key: &str);
+    /// Counts one more call in flight unless `max` already are: the slot to give back.
+    async fn enter(&self, key: &str, max: u64) -> Option<Slot>;
+    fn leave(&self, key: &str, slot: Slot);
+}
+
+/// One call's place among the calls in flight (which store holds it, and under what).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    Local,
+    Shared(u64),
 }
 
 /// One instance's counters.
@@ -49,8 +60,27 @@ fn ms(ns: u128) -> u64 {
     u64::try_from(ns.div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
+#[async_trait::async_trait]
 impl Counters for LocalCounters {
-    fn take(&self, key: &str, capacity: u64, cost: u64, now_ns: u128) -> Take {
+    async fn take(&self, key: &str, capacity: u64, cost: u64, now_ns: u128) -> Take {
+        self.take_now(key, capacity, cost, now_ns)
+    }
+
+    fn adjust(&self, key: &str, capacity: u64, delta: i64, now_ns: u128) {
+        self.adjust_now(key, capacity, delta, now_ns)
+    }
+
+    async fn enter(&self, key: &str, max: u64) -> Option<Slot> {
+        self.enter_now(key, max).then_some(Slot::Local)
+    }
+
+    fn leave(&self, key: &str, _slot: Slot) {
+        self.leave_now(key)
+    }
+}
+
+impl LocalCounters {
+    pub fn take_now(&self, key: &str, capacity: u64, cost: u64, now_ns: u128) -> Take {
         let t = interval(capacity);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let tat = buckets.get(key).copied().unwrap_or(now_ns).max(now_ns);
@@ -76,7 +106,7 @@ impl Counters for LocalCounters {
         }
     }
 
-    fn adjust(&self, key: &str, capacity: u64, delta: i64, now_ns: u128) {
+    pub fn adjust_now(&self, key: &str, capacity: u64, delta: i64, now_ns: u128) {
         let t = interval(capacity);
         let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
         let tat = buckets.get(key).copied().unwrap_or(now_ns).max(now_ns);
@@ -90,7 +120,7 @@ impl Counters for LocalCounters {
         buckets.insert(key.to_string(), new_tat);
     }
 
-    fn enter(&self, key: &str, max: u64) -> bool {
+    pub fn enter_now(&self, key: &str, max: u64) -> bool {
         let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         let n = m.entry(key.to_string()).or_insert(0);
         if *n >= max {
@@ -100,7 +130,7 @@ impl Counters for LocalCounters {
         true
     }
 
-    fn leave(&self, key: &str) {
+    pub fn leave_now(&self, key: &str) {
         let mut m = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = m.get_mut(key) {
             *n = n.saturating_sub(1);
@@ -122,12 +152,12 @@ mod tests {
         let c = LocalCounters::default();
         let now = 1_000 * S;
         for i in 0..30 {
-            match c.take("k", 30, 1, now) {
+            match c.take_now("k", 30, 1, now) {
                 Take::Admitted { remaining, .. } => assert_eq!(remaining, 29 - i),
                 other => panic!("request {i}: {other:?}"),
             }
         }
-        match c.take("k", 30, 1, now) {
+        match c.take_now("k", 30, 1, now) {
             Take::Refused {
                 retry_after_ms: Some(ms),
                 reset_ms,
@@ -138,11 +168,14 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(matches!(
-            c.take("k", 30, 1, now + 2 * S),
+            c.take_now("k", 30, 1, now + 2 * S),
             Take::Admitted { remaining: 0, .. }
         ));
         // Another key is another bucket.
-        assert!(matches!(c.take("other", 30, 1, now), Take::Admitted { .. }));
+        assert!(matches!(
+            c.take_now("other", 30, 1, now),
+            Take::Admitted { .. }
+        ));
     }
 
     #[test]
@@ -150,21 +183,24 @@ mod tests {
         let c = LocalCounters::default();
         let now = 5 * S;
         assert!(matches!(
-            c.take("t", 1000, 2000, now),
+            c.take_now("t", 1000, 2000, now),
             Take::Refused {
                 retry_after_ms: None,
                 ..
             }
         ));
         assert!(matches!(
-            c.take("t", 1000, 800, now),
+            c.take_now("t", 1000, 800, now),
             Take::Admitted { remaining: 200, .. }
         ));
-        assert!(matches!(c.take("t", 1000, 300, now), Take::Refused { .. }));
-        // The call used 100 of its 800: 700 come back.
-        c.adjust("t", 1000, -700, now);
         assert!(matches!(
-            c.take("t", 1000, 300, now),
+            c.take_now("t", 1000, 300, now),
+            Take::Refused { .. }
+        ));
+        // The call used 100 of its 800: 700 come back.
+        c.adjust_now("t", 1000, -700, now);
+        assert!(matches!(
+            c.take_now("t", 1000, 300, now),
             Take::Admitted { remaining: 600, .. }
         ));
     }
@@ -172,10 +208,10 @@ mod tests {
     #[test]
     fn in_flight_counts_cap_and_release() {
         let c = LocalCounters::default();
-        assert!(c.enter("c", 2));
-        assert!(c.enter("c", 2));
-        assert!(!c.enter("c", 2));
-        c.leave("c");
-        assert!(c.enter("c", 2));
+        assert!(c.enter_now("c", 2));
+        assert!(c.enter_now("c", 2));
+        assert!(!c.enter_now("c", 2));
+        c.leave_now("c");
+        assert!(c.enter_now("c", 2));
     }
 }

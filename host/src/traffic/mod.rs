@@ -3,11 +3,13 @@
 //! OpenAI's `x-ratelimit-*` headers.
 //!
 //! Limiter state sits behind [`counters::Counters`] so several instances can share it
-//! (Redis) without the pipeline changing; the in-memory implementation serves one.
+//! (Redis, `shared_counters`) without the pipeline changing; the in-memory implementation
+//! serves one.
 
 pub mod admission;
 pub mod counters;
 pub mod limits;
+pub mod shared_counters;
 
 pub use admission::{admit, Admission, Ask, RateHeaders, Refused};
 pub use limits::{LimitTable, Limits};
