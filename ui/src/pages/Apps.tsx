@@ -203,13 +203,16 @@ function RecentCalls(p: { id: number }) {
 
 type Act = (f: () => Promise<unknown>, ok: string) => void;
 
+/** "5.000000" -> "5", "0.120000" -> "0.12": the server's exact decimal, shorter. */
+const dec = (v: string | null | undefined) => (v == null ? '' : v.includes('.') ? v.replace(/0+$/, '').replace(/\.$/, '') : v);
+
 /** Daily and monthly spend caps (USD); an empty field is no cap. */
 function Budget(p: { id: number; act: Act }) {
   const b = useData(() => get(`/api/admin/apps/${p.id}/budget`), [p.id]);
   const [daily, setDaily] = useState<string | null>(null);
   const [monthly, setMonthly] = useState<string | null>(null);
-  const dv = daily ?? b.data?.daily_usd ?? '';
-  const mv = monthly ?? b.data?.monthly_usd ?? '';
+  const dv = daily ?? dec(b.data?.daily_usd);
+  const mv = monthly ?? dec(b.data?.monthly_usd);
   const save = (e: Event) => {
     e.preventDefault();
     p.act(async () => {
@@ -222,12 +225,12 @@ function Budget(p: { id: number; act: Act }) {
     <>
       <h3>Budget</h3>
       <State loading={b.loading} error={b.error} empty={!b.data}>
-        {s && <p>Spent today <strong>${s.daily_usd}</strong> of {b.data.daily_usd ? `$${b.data.daily_usd}` : 'no cap'} ·
-          this month <strong>${s.monthly_usd}</strong> of {b.data.monthly_usd ? `$${b.data.monthly_usd}` : 'no cap'}
-          {s.in_flight_usd && s.in_flight_usd !== '0' ? ` · $${s.in_flight_usd} in flight` : ''}</p>}
+        {s && <p>Spent today <strong>${dec(s.daily_usd)}</strong> of {b.data.daily_usd ? `$${dec(b.data.daily_usd)}` : 'no cap'} ·
+          this month <strong>${dec(s.monthly_usd)}</strong> of {b.data.monthly_usd ? `$${dec(b.data.monthly_usd)}` : 'no cap'}
+          {Number(s.in_flight_usd) > 0 ? ` · $${dec(s.in_flight_usd)} in flight` : ''}</p>}
         <form class="form inline" aria-label="Budget" onSubmit={save}>
-          <label>Daily cap (USD) <input name="daily_usd" inputMode="decimal" class="narrow" value={dv} placeholder="none" onInput={(e) => setDaily((e.target as HTMLInputElement).value)} /></label>
-          <label>Monthly cap (USD) <input name="monthly_usd" inputMode="decimal" class="narrow" value={mv} placeholder="none" onInput={(e) => setMonthly((e.target as HTMLInputElement).value)} /></label>
+          <label>Daily cap (USD) <input name="daily_usd" inputMode="decimal" value={dv} placeholder="none" onInput={(e) => setDaily((e.target as HTMLInputElement).value)} /></label>
+          <label>Monthly cap (USD) <input name="monthly_usd" inputMode="decimal" value={mv} placeholder="none" onInput={(e) => setMonthly((e.target as HTMLInputElement).value)} /></label>
           <button type="submit">Save budget</button>
         </form>
       </State>
