@@ -574,7 +574,7 @@ async fn rates_import_previews_applies_rebuilds_routing_and_refuses_bad_entries(
     let (st, _) = import(&s, "dry_run=maybe", litellm(json!(1e-06))).await;
     assert_eq!(st, 400);
 
-    // Bodies: LiteLLM's ~1.5 MB list fits (here 3 MB of unmapped entries), 16 MiB+ does not.
+    // Bodies: a list the size of LiteLLM's (1-2 MB) fits (here 3 MB of unmapped entries), 16 MiB+ does not.
     let mut big = serde_json::Map::new();
     for i in 0..30_000 {
         big.insert(

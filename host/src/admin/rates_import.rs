@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-/// The largest file accepted. LiteLLM's list is ~1.5 MB today; the other admin routes
+/// The largest file accepted. LiteLLM's list is 1-2 MB today; the other admin routes
 /// take at most 1 MiB, this one room for the list to grow.
 pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
 
