@@ -14,6 +14,7 @@ mkdirSync(shots, { recursive: true });
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 const started = Date.now();
+let expectRefusedImport = false;
 const problems = [];
 const step = (s) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)}s] ${s}`);
 function check(cond, what) { if (!cond) throw new Error(`check failed: ${what}`); }
@@ -30,6 +31,8 @@ page.on('console', (m) => {
   if (m.type() !== 'error') return;
   // Billing is off in this test, so the public pricing list is (correctly) a 404.
   if (m.location()?.url?.endsWith('/api/public/pricing')) return;
+  // The bad price file is refused on purpose (the page shows the 400's message).
+  if (expectRefusedImport && m.location()?.url?.includes('/api/admin/rates/import?')) return;
   problems.push(`console error: ${m.text()} (${m.location()?.url ?? ''})`);
 });
 page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
@@ -79,6 +82,13 @@ try {
   await card.getByText('Key added.').waitFor();
   await card.getByRole('cell', { name: 'browser-key' }).waitFor();
   check(!(await page.content()).includes('sk-browser-secret-987654'), 'the secret is not shown after saving');
+  // Edit it: its model list.
+  await card.getByText('Edit provider').click();
+  const editProv = card.getByRole('form', { name: 'Edit provider echo2' });
+  await editProv.getByLabel(/^Models/).fill('echo-1, echo-big');
+  await editProv.getByRole('button', { name: 'Save provider' }).click();
+  await card.getByText('Provider echo2 saved.').waitFor();
+  await card.getByText(/· 2 models/).waitFor();
   await shot('providers');
 
   // Apps: create one; its key is shown once.
@@ -104,6 +114,34 @@ try {
   await page.getByTestId('stats').filter({ hasText: /first token \d+ ms/ }).waitFor();
   await page.getByTestId('stats').filter({ hasText: /cost \$/ }).waitFor();
   await shot('playground');
+
+  // Apps again: the playground app's usage chart, recent calls, budget and prices.
+  await nav('Apps');
+  await page.getByRole('row').filter({ hasText: 'playground' }).getByRole('button', { name: 'Manage' }).click();
+  const pg = page.getByRole('region', { name: 'App playground' });
+  await pg.getByRole('region', { name: 'Usage, last 30 days' }).locator('.chart canvas').waitFor();
+  await pg.getByTestId('app-usage-totals').filter({ hasText: /^1 calls/ }).waitFor();
+  await pg.getByLabel('Usage metric').selectOption('tokens');
+  await pg.getByRole('region', { name: 'Recent calls' }).getByRole('cell', { name: 'echo/echo-1' }).waitFor();
+  const budget = pg.getByRole('form', { name: 'Budget' });
+  await budget.getByLabel('Daily cap (USD)').fill('5');
+  await budget.getByRole('button', { name: 'Save budget' }).click();
+  await pg.getByText('Budget saved.').waitFor();
+  await pg.getByText(/of \$5(\.0+)? · this month/).waitFor();
+  const price = pg.getByRole('form', { name: 'Add a price' });
+  await price.getByLabel('Price model').fill('echo/echo-1');
+  await price.getByLabel('Input / 1M').fill('1.5');
+  await price.getByLabel('Output / 1M').fill('3');
+  await price.getByRole('button', { name: 'Save price' }).click();
+  await pg.getByText('Price for echo/echo-1 saved.').waitFor();
+  await pg.getByRole('cell', { name: '1.5', exact: true }).waitFor();
+  await shot('app-detail');
+  await pg.getByRole('button', { name: 'Remove the price for echo/echo-1' }).click();
+  await pg.getByText('No explicit prices').waitFor();
+  await pg.getByRole('link', { name: "All of this app's calls" }).click();
+  await page.getByRole('heading', { name: 'Calls', level: 1 }).waitFor();
+  check(new URL(page.url()).searchParams.get('app') !== null, 'the link opens Calls filtered to the app');
+  step('app detail: usage, calls, budget, prices');
 
   // Calls: the playground call is there, its details open, CSV downloads.
   await nav('Calls');
@@ -136,9 +174,48 @@ try {
   await chart.locator('canvas').waitFor();
   await shot('overview');
 
-  // Models and prices, plugins.
+  // Models and prices: set a rate, see its history, import LiteLLM's list (preview, apply).
   await nav('Models & prices');
   await page.getByRole('cell', { name: 'echo/echo-1', exact: true }).waitFor();
+  await page.getByRole('button', { name: 'Edit rate of echo/echo-1' }).click();
+  const rateForm = page.getByRole('form', { name: 'Set a model rate' });
+  await rateForm.getByLabel('Input USD / 1M').fill('0.5');
+  await rateForm.getByLabel('Output USD / 1M').fill('1');
+  await rateForm.getByRole('button', { name: 'Save rate' }).click();
+  await page.getByText('Rate for echo/echo-1 saved.').waitFor();
+  await page.getByRole('button', { name: 'Rate history of echo/echo-1' }).click();
+  const hist = page.getByRole('dialog', { name: 'Rate history of echo/echo-1' });
+  await hist.getByRole('cell', { name: 'put' }).first().waitFor();
+  await hist.getByRole('cell', { name: '0.5 / 1 / —' }).waitFor();
+  await shot('rate-history');
+  await page.keyboard.press('Escape');
+  await hist.waitFor({ state: 'detached' });
+  await page.getByText('Import prices from LiteLLM').click();
+  const imp = page.getByRole('form', { name: 'Import a price file' });
+  const litellm = {
+    sample_spec: { litellm_provider: 'one of …' },
+    'gpt-4o': { litellm_provider: 'openai', input_cost_per_token: 2.5e-6, output_cost_per_token: 1e-5 },
+    'gpt-bad-neighbour': { litellm_provider: 'mystery', input_cost_per_token: 'not checked' },
+  };
+  await imp.getByLabel('Price file (JSON)').setInputFiles({ name: 'model_prices_and_context_window.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(litellm)) });
+  await imp.getByLabel('Margin %').fill('10');
+  await imp.getByLabel('Every mappable model, served or not').check();
+  await imp.getByRole('button', { name: 'Preview import' }).click();
+  const preview = page.getByRole('region', { name: 'Import preview' });
+  await preview.getByText('1 new, 0 changed').waitFor();
+  await preview.getByRole('cell', { name: 'input 2.75, output 11' }).waitFor();
+  await shot('models-import');
+  check((await page.getByRole('button', { name: 'Rate history of openai/gpt-4o' }).count()) === 0, 'the dry run wrote nothing');
+  await preview.getByRole('button', { name: /Apply import/ }).click();
+  await page.getByText(/Imported 1 rates/).waitFor();
+  await page.getByRole('button', { name: 'Rate history of openai/gpt-4o' }).waitFor();
+  // A bad entry is refused, naming entry and field.
+  litellm['gpt-4o'].output_cost_per_token = 'cheap';
+  expectRefusedImport = true;
+  await imp.getByLabel('Price file (JSON)').setInputFiles({ name: 'bad.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(litellm)) });
+  await imp.getByRole('button', { name: 'Preview import' }).click();
+  await page.getByRole('alert').filter({ hasText: /'gpt-4o'.*output_cost_per_token/ }).waitFor();
+  expectRefusedImport = false;
   await shot('models');
   await nav('Plugins');
   await page.getByRole('cell', { name: 'libaihub_echo.so' }).waitFor();

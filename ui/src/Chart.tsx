@@ -22,3 +22,18 @@ export function Chart(p: { xs: number[]; ys: (number | null)[]; label: string; p
   }, [p.xs, p.ys, p.label]);
   return <div class="chart" ref={ref} role="img" aria-label={`${p.label} over time`} data-points={p.points} />;
 }
+
+/** An overview answer's series over every bucket of its period, so empty hours/days draw
+ * as zero (counts) or gaps (latencies). */
+export function fillSeries(data: any, metric: string): [number[], (number | null)[]] {
+  if (!data?.series?.length) return [[], []];
+  const step = data.bucket === 'day' ? 86400 : 3600;
+  const by = new Map<number, any>(data.series.map((p: any) => [p.t, p]));
+  const counts = !metric.endsWith('_ms');
+  const x: number[] = [], y: (number | null)[] = [];
+  for (let t = Math.floor(data.since / 1000 / step) * step; t < data.until / 1000; t += step) {
+    x.push(t);
+    y.push(by.get(t)?.[metric] ?? (counts ? 0 : null));
+  }
+  return [x, y];
+}

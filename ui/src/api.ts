@@ -20,13 +20,16 @@ async function errorOf(r: Response): Promise<ApiError> {
   return new ApiError(r.status, msg);
 }
 
+/** A body sent as it is (a file's text), not JSON-encoded. */
+export class Raw { constructor(public text: string) {} }
+
 export async function request(method: string, path: string, body?: unknown): Promise<Response> {
   const headers: Record<string, string> = {};
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET') headers['x-aihub-csrf'] = csrf;
   const r = await fetch(path, {
     method, headers, credentials: 'same-origin',
-    body: body === undefined ? undefined : JSON.stringify(body),
+    body: body === undefined ? undefined : body instanceof Raw ? body.text : JSON.stringify(body),
   });
   if (!r.ok) {
     const e = await errorOf(r);

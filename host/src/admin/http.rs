@@ -47,6 +47,7 @@ enum R {
     Rates,
     Rate,
     RateHistory,
+    RatesImport,
     AppPrices,
     AppPrice,
     Aliases,
@@ -88,6 +89,7 @@ fn router() -> &'static matchit::Router<R> {
             ("/api/admin/rates/{*model}", R::Rate),
             // Static, so it wins over the catch-all (a model name always has a '/').
             ("/api/admin/rates/history", R::RateHistory),
+            ("/api/admin/rates/import", R::RatesImport),
             ("/api/admin/apps/{id}/prices", R::AppPrices),
             ("/api/admin/apps/{id}/prices/{*model}", R::AppPrice),
             ("/api/admin/aliases", R::Aliases),
@@ -382,6 +384,7 @@ pub async fn dispatch(
             Ok(http::json(200, &row))
         }
         (R::RateHistory, Method::GET) => rate_history(state, &req).await,
+        (R::RatesImport, Method::POST) => super::rates_import::run(state, req).await,
         (R::AppPrices, Method::GET) => {
             let id = id_param(&p, "id")?;
             let rows = stores.rates.list_app_prices(Some(id)).await?;
@@ -977,6 +980,10 @@ mod tests {
         assert!(matches!(
             r.at("/api/admin/rates/history").map(|m| *m.value),
             Ok(R::RateHistory)
+        ));
+        assert!(matches!(
+            r.at("/api/admin/rates/import").map(|m| *m.value),
+            Ok(R::RatesImport)
         ));
         // A model named like the route still has its prefix.
         assert!(matches!(

@@ -107,6 +107,32 @@ impl<'a> AdminService<'a> {
         self.done(row, Change::Routing).await
     }
 
+    /// Sets every rate of an import, then rebuilds the routing table once (not per rate).
+    /// The store has no batch write behind its trait, so each rate is its own transaction
+    /// (with its history row): a store error midway leaves the earlier ones written, says
+    /// how many, and the table is rebuilt either way; importing again finishes the job.
+    pub async fn import_rates(&self, rates: Vec<Rate>) -> Result<usize> {
+        let mut written = 0;
+        let mut failed = None;
+        for rate in rates {
+            let model = rate.model.clone();
+            match self.state.stores.rates.put_rate(rate).await {
+                Ok(_) => written += 1,
+                Err(e) => {
+                    failed = Some((model, e));
+                    break;
+                }
+            }
+        }
+        self.state.changed(Change::Routing).await;
+        match failed {
+            None => Ok(written),
+            Some((model, e)) => Err(ApiError::Internal(format!(
+                "the import stopped at {model} after writing {written} rates: {e}"
+            ))),
+        }
+    }
+
     pub async fn delete_rate(&self, model: String) -> Result<()> {
         self.state.stores.rates.delete_rate(model).await?;
         self.done((), Change::Routing).await

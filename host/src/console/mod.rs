@@ -107,11 +107,19 @@ struct LoginBody {
 }
 
 /// `POST /api/console/login {"token"}`: the admin token opens a session. A wrong token
-/// costs the caller a delay, and after too many in a minute logins are refused for a while.
+/// costs the caller a delay, and after too many in a minute that client's logins (by peer
+/// address; others' are not affected) are refused for a while.
 async fn login(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response<Body>, ApiError> {
     auth::same_origin(&req)?;
     let sessions = &state.console.sessions;
-    if let Some(wait) = sessions.locked_for() {
+    // The server always sets it; a request without one (none today) counts as one client.
+    let client: session::Client = req
+        .extensions()
+        .get::<http::Peer>()
+        .map(|p| p.0)
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+        .into();
+    if let Some(wait) = sessions.locked_for(client) {
         return Err(too_many(wait));
     }
     let bytes = read_body(req, 64 * 1024).await?;
@@ -120,7 +128,7 @@ async fn login(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
         message: format!("send {{\"token\": \"<admin token>\"}}: {e}"),
     })?;
     if !state.is_admin_token(body.token.trim()) {
-        let allowed = sessions.note_failure();
+        let allowed = sessions.note_failure(client);
         tokio::time::sleep(Duration::from_millis(400)).await;
         tracing::warn!("console login with a wrong admin token");
         if !allowed {
@@ -146,7 +154,7 @@ async fn login(state: &Arc<AppState>, req: Request<Incoming>) -> Result<Response
 fn too_many(wait: Duration) -> ApiError {
     ApiError::RateLimited {
         kind: "console_login",
-        message: "too many failed console logins; wait a minute".into(),
+        message: "too many failed console logins from this address; wait a minute".into(),
         retry_after_ms: u64::try_from(wait.as_millis()).unwrap_or(60_000).max(1000),
     }
 }

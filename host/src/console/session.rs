@@ -4,6 +4,7 @@
 
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,30 @@ use std::time::{Duration, Instant};
 pub const COOKIE: &str = "aihub_session";
 /// Most sessions kept; past it the one closest to expiry goes.
 const MAX_SESSIONS: usize = 1000;
-/// Failed logins allowed per window before logins are refused for the rest of it.
+/// Failed logins allowed per client per window before that client's logins are refused
+/// for the rest of it. Per client, so someone guessing tokens cannot lock the operator out.
 const MAX_FAILURES: usize = 10;
 const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Most clients whose failures are remembered; past it the one whose last failure is
+/// oldest is forgotten (it gets a fresh allowance, at the 400 ms a failure costs).
+const MAX_TRACKED_CLIENTS: usize = 4096;
+
+/// Who a failure is counted against: an IPv4 address, or an IPv6 /64 (one host usually
+/// holds a whole /64, so counting single IPv6 addresses would be no limit at all).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Client(u128);
+
+impl From<IpAddr> for Client {
+    fn from(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V4(v4) => Client(u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => Client(u128::from(u32::from(v4))),
+                None => Client((u128::from(v6) & (u128::MAX << 64)) | 1 << 32),
+            },
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Session {
@@ -26,7 +48,8 @@ pub struct Session {
 pub struct Sessions {
     ttl: Duration,
     by_hash: Mutex<HashMap<[u8; 32], Session>>,
-    failures: Mutex<Vec<Instant>>,
+    /// Recent failed logins per client (each list at most `MAX_FAILURES + 1` long).
+    failures: Mutex<HashMap<Client, Vec<Instant>>>,
 }
 
 fn random_hex(n: usize) -> Option<String> {
@@ -44,7 +67,7 @@ impl Sessions {
         Sessions {
             ttl,
             by_hash: Mutex::new(HashMap::new()),
-            failures: Mutex::new(Vec::new()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -93,31 +116,59 @@ impl Sessions {
         }
     }
 
-    /// Records a failed login; false when too many failed in the last window.
-    pub fn note_failure(&self) -> bool {
-        let Ok(mut f) = self.failures.lock() else {
+    /// Records a failed login from `client`; false when it failed too often in the last
+    /// window.
+    pub fn note_failure(&self, client: Client) -> bool {
+        let Ok(mut all) = self.failures.lock() else {
             return false;
         };
         let now = Instant::now();
+        if !all.contains_key(&client) && all.len() >= MAX_TRACKED_CLIENTS {
+            all.retain(|_, f| {
+                f.last()
+                    .is_some_and(|t| now.duration_since(*t) < FAILURE_WINDOW)
+            });
+            if all.len() >= MAX_TRACKED_CLIENTS {
+                let oldest = all
+                    .iter()
+                    .min_by_key(|(_, f)| f.last().copied())
+                    .map(|(c, _)| *c);
+                if let Some(c) = oldest {
+                    all.remove(&c);
+                }
+            }
+        }
+        let f = all.entry(client).or_default();
         f.retain(|t| now.duration_since(*t) < FAILURE_WINDOW);
         f.push(now);
+        if f.len() > MAX_FAILURES + 1 {
+            f.remove(0);
+        }
         f.len() <= MAX_FAILURES
     }
 
-    /// Whether logins are refused right now (too many recent failures), and for how long.
-    pub fn locked_for(&self) -> Option<Duration> {
-        let f = self.failures.lock().ok()?;
+    /// Whether `client`'s logins are refused right now (too many recent failures), and
+    /// for how long.
+    pub fn locked_for(&self, client: Client) -> Option<Duration> {
+        let all = self.failures.lock().ok()?;
         let now = Instant::now();
-        let recent: Vec<_> = f
+        let recent: Vec<_> = all
+            .get(&client)?
             .iter()
             .filter(|t| now.duration_since(**t) < FAILURE_WINDOW)
             .collect();
         if recent.len() < MAX_FAILURES {
             return None;
         }
+        // Refused until the oldest of the last MAX_FAILURES leaves the window.
         recent
-            .first()
+            .get(recent.len() - MAX_FAILURES)
             .map(|t| FAILURE_WINDOW.saturating_sub(now.duration_since(**t)))
+    }
+
+    /// How many clients have failures remembered (bounded by `MAX_TRACKED_CLIENTS`).
+    pub fn tracked_clients(&self) -> usize {
+        self.failures.lock().map(|m| m.len()).unwrap_or(0)
     }
 }
 
@@ -155,14 +206,55 @@ mod tests {
         assert!(short.get(&id).is_none());
     }
 
+    fn v4(last: u8) -> Client {
+        IpAddr::from([192, 0, 2, last]).into()
+    }
+
     #[test]
-    fn failures_lock_after_the_limit() {
+    fn failures_lock_only_the_client_that_failed() {
         let s = Sessions::new(Duration::from_secs(60));
         for _ in 0..MAX_FAILURES {
-            assert!(s.note_failure());
+            assert!(s.note_failure(v4(1)));
         }
-        assert!(s.locked_for().is_some());
-        assert!(!s.note_failure());
+        let wait = s.locked_for(v4(1)).expect("locked");
+        assert!(wait <= FAILURE_WINDOW && wait > Duration::from_secs(50));
+        assert!(!s.note_failure(v4(1)));
+        assert!(
+            s.locked_for(v4(2)).is_none(),
+            "another client is not locked"
+        );
+        assert!(s.note_failure(v4(2)));
+    }
+
+    #[test]
+    fn ipv6_counts_by_64_and_mapped_v4_as_v4() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Client::from(a), Client::from(b));
+        assert_ne!(Client::from(a), Client::from(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(Client::from(mapped), v4(1));
+        assert_ne!(
+            Client::from("::".parse::<IpAddr>().unwrap()),
+            Client::from(IpAddr::from([0, 0, 0, 0]))
+        );
+    }
+
+    #[test]
+    fn memory_is_bounded_and_the_stalest_client_goes() {
+        let s = Sessions::new(Duration::from_secs(60));
+        for i in 0..(MAX_TRACKED_CLIENTS as u32 + 50) {
+            s.note_failure(IpAddr::from((0x0a00_0000u32 + i).to_be_bytes()).into());
+        }
+        assert_eq!(s.tracked_clients(), MAX_TRACKED_CLIENTS);
+        // Per client, at most one more failure than the limit is kept.
+        for _ in 0..(MAX_FAILURES * 3) {
+            s.note_failure(v4(7));
+        }
+        let kept = s.failures.lock().unwrap().get(&v4(7)).unwrap().len();
+        assert_eq!(kept, MAX_FAILURES + 1);
+        assert!(s.locked_for(v4(7)).is_some());
     }
 
     #[test]

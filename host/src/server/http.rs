@@ -26,6 +26,12 @@ impl std::fmt::Display for StreamCut {
 
 impl std::error::Error for StreamCut {}
 
+/// Request extension: the client's address as the socket saw it (no `X-Forwarded-For`:
+/// aihub has no notion of a trusted proxy), for per-client decisions such as the console's
+/// login lockout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Peer(pub std::net::IpAddr);
+
 /// Response extension: the handler already wrote the access-log line.
 #[derive(Clone, Copy, Debug)]
 pub struct Logged;

@@ -78,8 +78,10 @@ async fn handle(
     state: Arc<AppState>,
     env: Arc<Envelope>,
     conn: Arc<ConnState>,
-    req: Request<Incoming>,
+    peer: std::net::IpAddr,
+    mut req: Request<Incoming>,
 ) -> Result<Response<TrackedBody>, Infallible> {
+    req.extensions_mut().insert(http::Peer(peer));
     let inflight = InFlight::new(conn);
     let start = Instant::now();
     let _inflight = crate::observability::metrics::GaugeGuard::new(&state.metrics.inflight);
@@ -338,7 +340,7 @@ pub async fn serve(
                 let service = {
                     let (state, env, conn_state) = (state.clone(), env.clone(), conn_state.clone());
                     hyper::service::service_fn(move |req| {
-                        handle(state.clone(), env.clone(), conn_state.clone(), req)
+                        handle(state.clone(), env.clone(), conn_state.clone(), peer.ip(), req)
                     })
                 };
                 let conn = builder.serve_connection(TokioIo::new(io), service).into_owned();

@@ -1,6 +1,7 @@
-import { useState } from 'preact/hooks';
+import { useMemo, useState } from 'preact/hooks';
 import { api, get } from '../api';
-import { fmtInt, fmtTime, fmtUsd } from '../format';
+import { Chart, fillSeries } from '../Chart';
+import { fmtInt, fmtMs, fmtTime, fmtUsd } from '../format';
 import { navigate } from '../nav';
 import { errText, Msg, State, useData } from '../ui';
 
@@ -81,8 +82,9 @@ function AppDetail(p: { app: any; onChange: () => void }) {
       <div class="row"><h2>{p.app.name}</h2>
         <button type="button" onClick={() => act(() => api('PATCH', `/api/admin/apps/${id}`, { enabled: !p.app.enabled }), 'Saved.')}>
           {p.app.enabled ? 'Disable app' : 'Enable app'}</button></div>
-      <p><a href={`/calls?app=${id}`} onClick={(e) => { e.preventDefault(); navigate(`/calls?app=${id}`); }}>This app's calls</a></p>
       <Msg text={msg[0]} kind={msg[1]} />
+      <Usage id={id} />
+      <RecentCalls id={id} />
       {newKey && <div class="newkey" role="status">
         <p><strong>New key — shown once.</strong> Store it now; aihub keeps only its hash.</p>
         <code class="secret" data-testid="new-key">{newKey}</code>
@@ -103,6 +105,8 @@ function AppDetail(p: { app: any; onChange: () => void }) {
               <td>{k.revoked_at ? `revoked ${fmtTime(k.revoked_at)}` :
                 <button type="button" onClick={() => act(() => api('POST', `/api/admin/apps/${id}/keys/${k.id}/revoke`), 'Key revoked.')}>Revoke</button>}</td>
             </tr>)}</tbody></table></div>}
+          <Budget id={id} act={act} />
+          <Prices id={id} act={act} />
           <Limits id={id} limits={d.data.limits} act={act} />
           <Credits id={id} credits={d.data.credits} ledger={d.data.ledger} act={act} />
         </>}
@@ -144,6 +148,136 @@ function Credits(p: { id: number; credits: any; ledger: any[]; act: (f: () => Pr
         <thead><tr><th scope="col">When</th><th scope="col">Kind</th><th scope="col">Amount</th><th scope="col">Note</th></tr></thead>
         <tbody>{p.ledger.map((e) => <tr><td>{fmtTime(e.created_at)}</td><td>{e.kind}</td><td>{e.amount}</td><td>{e.note ?? e.request_id ?? ''}</td></tr>)}</tbody>
       </table></div>}
+    </>
+  );
+}
+
+const DAY = 24 * 3600_000;
+const USAGE_METRICS: [string, string][] = [['calls', 'Calls'], ['tokens', 'Tokens'], ['cost_micros', 'Cost (µUSD)'], ['errors', 'Errors']];
+
+/** The app's last 30 days, aggregated by the server (`/api/admin/overview?app=`). */
+function Usage(p: { id: number }) {
+  const [metric, setMetric] = useState('calls');
+  const u = useData(() => {
+    const now = Date.now();
+    return get(`/api/admin/overview?app=${p.id}&since=${now - 30 * DAY}&until=${now}&bucket=day`);
+  }, [p.id]);
+  const [xs, ys] = useMemo(() => fillSeries(u.data, metric), [u.data, metric]);
+  const t = u.data?.totals;
+  return (
+    <section aria-label="Usage, last 30 days">
+      <div class="row"><h3>Usage, last 30 days <span class="muted">(per day)</span></h3>
+        <label>Usage metric <select value={metric} onChange={(e) => setMetric((e.target as HTMLSelectElement).value)}>
+          {USAGE_METRICS.map(([k, l]) => <option value={k}>{l}</option>)}</select></label></div>
+      <State loading={u.loading} error={u.error} empty={!u.data}>
+        {t && <p data-testid="app-usage-totals">{fmtInt(t.calls)} calls · {fmtInt(t.tokens)} tokens · {fmtUsd(t.cost_micros)} · p50 latency {fmtMs(t.latency_p50_ms)}</p>}
+        {u.data && (u.data.series.length === 0 ? <p class="muted">No calls in the last 30 days.</p>
+          : <Chart xs={xs} ys={ys} points={u.data.series.length} label={USAGE_METRICS.find(([k]) => k === metric)![1]} />)}
+      </State>
+    </section>
+  );
+}
+
+/** The app's ten latest calls, and a link into the Calls page filtered to the app. */
+function RecentCalls(p: { id: number }) {
+  const c = useData(() => get(`/api/admin/calls?app=${p.id}&limit=10`), [p.id]);
+  const rows: any[] = c.data?.data ?? [];
+  const href = `/calls?app=${p.id}`;
+  return (
+    <section aria-label="Recent calls">
+      <div class="row"><h3>Recent calls</h3>
+        <a href={href} onClick={(e) => { e.preventDefault(); navigate(href); }}>All of this app's calls</a></div>
+      <State loading={c.loading} error={c.error} empty={rows.length === 0} emptyText="No calls yet.">
+        <div class="scroll"><table>
+          <thead><tr><th scope="col">Time</th><th scope="col">Model</th><th scope="col">Status</th><th scope="col">Tokens</th><th scope="col">Cost</th></tr></thead>
+          <tbody>{rows.map((r) => <tr>
+            <td>{fmtTime(r.created_at)}</td><td>{r.model}</td>
+            <td><span class={`badge ${r.status === 'ok' ? 'ok' : 'bad'}`}>{r.status} {r.http_status}</span></td>
+            <td>{fmtInt(r.input_tokens + r.output_tokens)}</td><td>{fmtUsd(r.cost_micros)}</td>
+          </tr>)}</tbody>
+        </table></div>
+      </State>
+    </section>
+  );
+}
+
+type Act = (f: () => Promise<unknown>, ok: string) => void;
+
+/** "5.000000" -> "5", "0.120000" -> "0.12": the server's exact decimal, shorter. */
+const dec = (v: string | null | undefined) => (v == null ? '' : v.includes('.') ? v.replace(/0+$/, '').replace(/\.$/, '') : v);
+
+/** Daily and monthly spend caps (USD); an empty field is no cap. */
+function Budget(p: { id: number; act: Act }) {
+  const b = useData(() => get(`/api/admin/apps/${p.id}/budget`), [p.id]);
+  const [daily, setDaily] = useState<string | null>(null);
+  const [monthly, setMonthly] = useState<string | null>(null);
+  const dv = daily ?? dec(b.data?.daily_usd);
+  const mv = monthly ?? dec(b.data?.monthly_usd);
+  const save = (e: Event) => {
+    e.preventDefault();
+    p.act(async () => {
+      await api('PUT', `/api/admin/apps/${p.id}/budget`, { daily_usd: dv.trim() || null, monthly_usd: mv.trim() || null });
+      setDaily(null); setMonthly(null); b.reload();
+    }, 'Budget saved.');
+  };
+  const s = b.data?.spent;
+  return (
+    <>
+      <h3>Budget</h3>
+      <State loading={b.loading} error={b.error} empty={!b.data}>
+        {s && <p>Spent today <strong>${dec(s.daily_usd)}</strong> of {b.data.daily_usd ? `$${dec(b.data.daily_usd)}` : 'no cap'} ·
+          this month <strong>${dec(s.monthly_usd)}</strong> of {b.data.monthly_usd ? `$${dec(b.data.monthly_usd)}` : 'no cap'}
+          {Number(s.in_flight_usd) > 0 ? ` · $${dec(s.in_flight_usd)} in flight` : ''}</p>}
+        <form class="form inline" aria-label="Budget" onSubmit={save}>
+          <label>Daily cap (USD) <input name="daily_usd" inputMode="decimal" value={dv} placeholder="none" onInput={(e) => setDaily((e.target as HTMLInputElement).value)} /></label>
+          <label>Monthly cap (USD) <input name="monthly_usd" inputMode="decimal" value={mv} placeholder="none" onInput={(e) => setMonthly((e.target as HTMLInputElement).value)} /></label>
+          <button type="submit">Save budget</button>
+        </form>
+      </State>
+    </>
+  );
+}
+
+const num = (micros: number | null | undefined) => (micros == null ? '—' : String(micros / 1e6));
+
+/** Prices this app pays instead of rate plus margin (credits per million tokens). */
+function Prices(p: { id: number; act: Act }) {
+  const l = useData(() => get(`/api/admin/apps/${p.id}/prices`), [p.id]);
+  const [f, setF] = useState({ model: '', input: '', output: '', cached: '' });
+  const rows: any[] = l.data?.data ?? [];
+  const path = (model: string) => `/api/admin/apps/${p.id}/prices/${model.split('/').map(encodeURIComponent).join('/')}`;
+  const add = (e: Event) => {
+    e.preventDefault();
+    p.act(async () => {
+      const body: any = { input_per_mtok: Number(f.input), output_per_mtok: Number(f.output) };
+      if (f.cached.trim()) body.cached_per_mtok = Number(f.cached);
+      await api('PUT', path(f.model.trim()), body);
+      setF({ model: '', input: '', output: '', cached: '' }); l.reload();
+    }, `Price for ${f.model.trim()} saved.`);
+  };
+  const set = (k: keyof typeof f) => (e: Event) => setF({ ...f, [k]: (e.target as HTMLInputElement).value });
+  return (
+    <>
+      <h3>Explicit prices</h3>
+      <p class="muted">Credits per million tokens this app pays for a model, instead of the rate plus margin.</p>
+      <State loading={l.loading} error={l.error} empty={rows.length === 0} emptyText="No explicit prices: this app pays the rate plus margin.">
+        <div class="scroll"><table>
+          <caption class="sr-only">Explicit prices</caption>
+          <thead><tr><th scope="col">Model</th><th scope="col">Input</th><th scope="col">Output</th><th scope="col">Cached</th><th scope="col"><span class="sr-only">Remove</span></th></tr></thead>
+          <tbody>{rows.map((r) => <tr>
+            <td>{r.model}</td><td>{num(r.input_per_mtok_micros)}</td><td>{num(r.output_per_mtok_micros)}</td><td>{num(r.cached_per_mtok_micros)}</td>
+            <td><button type="button" aria-label={`Remove the price for ${r.model}`}
+              onClick={() => p.act(async () => { await api('DELETE', path(r.model)); l.reload(); }, `Price for ${r.model} removed.`)}>Remove</button></td>
+          </tr>)}</tbody>
+        </table></div>
+      </State>
+      <form class="form inline" aria-label="Add a price" onSubmit={add}>
+        <label>Price model <input name="price_model" required placeholder="prefix/model" value={f.model} onInput={set('model')} /></label>
+        <label>Input / 1M <input name="price_input" inputMode="decimal" class="narrow" required value={f.input} onInput={set('input')} /></label>
+        <label>Output / 1M <input name="price_output" inputMode="decimal" class="narrow" required value={f.output} onInput={set('output')} /></label>
+        <label>Cached / 1M <input name="price_cached" inputMode="decimal" class="narrow" value={f.cached} onInput={set('cached')} /></label>
+        <button type="submit">Save price</button>
+      </form>
     </>
   );
 }

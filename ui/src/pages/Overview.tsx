@@ -1,6 +1,6 @@
 import { useMemo, useState } from 'preact/hooks';
 import { get } from '../api';
-import { Chart } from '../Chart';
+import { Chart, fillSeries } from '../Chart';
 import { fmtInt, fmtMs, fmtPct, fmtUsd } from '../format';
 import { State, useData } from '../ui';
 
@@ -43,19 +43,7 @@ export function Overview() {
   const { data, error, loading } = useData(
     () => get(`/api/admin/overview?since=${range[0]}&until=${range[1]}`), [range[0], range[1]]);
   const t = data?.totals, pv = data?.previous;
-  // Every bucket of the period, so empty hours/days draw as zero (counts) or gaps (latency).
-  const [xs, ys] = useMemo(() => {
-    if (!data?.series?.length) return [[], []];
-    const step = data.bucket === 'day' ? 86400 : 3600;
-    const by = new Map<number, any>(data.series.map((p: any) => [p.t, p]));
-    const counts = !metric.endsWith('_ms');
-    const x: number[] = [], y: (number | null)[] = [];
-    for (let t = Math.floor(data.since / 1000 / step) * step; t < data.until / 1000; t += step) {
-      x.push(t);
-      y.push(by.get(t)?.[metric] ?? (counts ? 0 : null));
-    }
-    return [x, y];
-  }, [data, metric]);
+  const [xs, ys] = useMemo(() => fillSeries(data, metric), [data, metric]);
   return (
     <>
       <div class="toolbar" role="group" aria-label="Period">

@@ -25,7 +25,7 @@ export function Pricing() {
             <label>Sort by <select value={sort} onChange={(e) => setSort((e.target as HTMLSelectElement).value as Key)}>
               <option value="model">model</option><option value="input_per_mtok">input price</option><option value="output_per_mtok">output price</option></select></label>
           </div>
-          <div class="scroll"><table>
+          <div class="scroll" tabIndex={0} role="region" aria-label="Prices"><table>
             <thead><tr><th scope="col">Model</th><th scope="col">Input</th><th scope="col">Output</th><th scope="col">Cached input</th></tr></thead>
             <tbody>{rows.map((r) => <tr><td>{r.model}</td><td>{r.input_per_mtok ?? '—'}</td><td>{r.output_per_mtok ?? '—'}</td><td>{r.cached_per_mtok ?? '—'}</td></tr>)}</tbody>
           </table></div>

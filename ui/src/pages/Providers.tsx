@@ -80,6 +80,7 @@ function ProviderCard(p: { p: any; detail?: any; onChange: () => void }) {
       <p class="muted">{r.base_url || 'default base URL'}{r.models != null ? ` · ${r.models} models` : ''}{r.api_key_env ? ` · key from $${r.api_key_env}` : ''}</p>
       {r.id != null && <button type="button" onClick={() => act(() => api('PATCH', `/api/admin/providers/${r.id}`, { enabled: !enabled }), enabled ? 'Disabled.' : 'Enabled.')}>
         {enabled ? 'Disable provider' : 'Enable provider'}</button>}
+      {r.id != null && p.detail?.provider && <EditProvider row={p.detail.provider} act={act} />}
       {creds.length > 0 ? (
         <div class="scroll"><table>
           <caption class="sr-only">Keys of {r.prefix}</caption>
@@ -138,5 +139,38 @@ function AddKey(p: { provider: number; prefix: string; onDone: () => void }) {
       <button type="submit">Add key</button>
       <Msg text={msg[0]} kind={msg[1]} />
     </form>
+  );
+}
+
+/** Changes a stored provider: prefix, base URL, model list and plugin options (PATCH). */
+function EditProvider(p: { row: any; act: (f: () => Promise<unknown>, ok: string) => void }) {
+  const r = p.row;
+  const [prefix, setPrefix] = useState(r.prefix);
+  const [baseUrl, setBaseUrl] = useState(r.base_url ?? '');
+  const [models, setModels] = useState((r.models ?? []).join(', '));
+  const [options, setOptions] = useState(JSON.stringify(r.options ?? {}, null, 2));
+  const [err, setErr] = useState('');
+  const submit = (e: Event) => {
+    e.preventDefault();
+    let opts: unknown;
+    try { opts = JSON.parse(options || '{}'); } catch (x) { setErr(`Options: not JSON (${errText(x)})`); return; }
+    setErr('');
+    const list = models.split(/[\s,]+/).filter(Boolean);
+    p.act(() => api('PATCH', `/api/admin/providers/${r.id}`, {
+      prefix, base_url: baseUrl.trim() || null, models: list.length ? list : null, options: opts,
+    }), `Provider ${prefix} saved.`);
+  };
+  return (
+    <details>
+      <summary>Edit provider</summary>
+      <form class="form" onSubmit={submit} aria-label={`Edit provider ${r.prefix}`}>
+        <label>Prefix <input name="edit_prefix" required value={prefix} onInput={(e) => setPrefix((e.target as HTMLInputElement).value)} /></label>
+        <label>Base URL <input name="edit_base_url" type="url" value={baseUrl} placeholder="plugin default" onInput={(e) => setBaseUrl((e.target as HTMLInputElement).value)} /></label>
+        <label>Models (comma-separated; empty: the plugin's catalog) <input name="edit_models" value={models} onInput={(e) => setModels((e.target as HTMLInputElement).value)} /></label>
+        <label>Plugin options (JSON) <textarea name="edit_options" rows={3} value={options} onInput={(e) => setOptions((e.target as HTMLTextAreaElement).value)} /></label>
+        <button type="submit">Save provider</button>
+        <Msg text={err} kind="error" />
+      </form>
+    </details>
   );
 }
