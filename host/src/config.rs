@@ -259,6 +259,19 @@ pub struct ServerConfig {
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    /// Where the store lives: unset or `sqlite:` is the embedded SQLite database in
+    /// `data_dir`; `postgres://` / `postgresql://` selects Postgres. May hold a password,
+    /// hence a `Secret` (never logged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Secret>,
+    /// Postgres: connections per process (several instances share the server's
+    /// `max_connections`).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+}
+
+fn default_pool_size() -> usize {
+    8
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -440,6 +453,8 @@ impl Default for Config {
             },
             storage: StorageConfig {
                 data_dir: PathBuf::from("./data"),
+                url: None,
+                pool_size: default_pool_size(),
             },
             plugins: PluginsConfig {
                 dir: None,

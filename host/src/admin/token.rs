@@ -1,7 +1,8 @@
 //! The admin token: from config/`AIHUB_ADMIN_TOKEN`, else generated on first start and
 //! printed once. Only its SHA-256 is kept, in the store.
 
-use crate::store::{Store, StoreError};
+use crate::store::traits::MetaStore;
+use crate::store::StoreError;
 use sha2::{Digest, Sha256};
 
 const SETTING: &str = "admin_token_sha256";
@@ -17,16 +18,16 @@ fn random_token() -> Result<String, StoreError> {
 }
 
 /// The hash to check admin requests against, and a newly generated token to show once.
-pub fn resolve(
-    store: &Store,
+pub async fn resolve(
+    store: &dyn MetaStore,
     configured: Option<&str>,
 ) -> Result<([u8; 32], Option<String>), StoreError> {
     if let Some(t) = configured.filter(|t| !t.is_empty()) {
         let h = hash(t);
-        store.set_setting(SETTING, &hex::encode(h))?;
+        store.set_setting(SETTING.into(), hex::encode(h)).await?;
         return Ok((h, None));
     }
-    if let Some(stored) = store.setting(SETTING)? {
+    if let Some(stored) = store.setting(SETTING.into()).await? {
         let mut h = [0u8; 32];
         if hex::decode_to_slice(stored.trim(), &mut h).is_ok() {
             return Ok((h, None));
@@ -35,14 +36,16 @@ pub fn resolve(
     }
     let token = random_token()?;
     let h = hash(&token);
-    store.set_setting(SETTING, &hex::encode(h))?;
+    store.set_setting(SETTING.into(), hex::encode(h)).await?;
     Ok((h, Some(token)))
 }
 
 /// Replaces the token with a new random one (`aihub admin-token reset`).
-pub fn reset(store: &Store) -> Result<String, StoreError> {
+pub async fn reset(store: &dyn MetaStore) -> Result<String, StoreError> {
     let token = random_token()?;
-    store.set_setting(SETTING, &hex::encode(hash(&token)))?;
+    store
+        .set_setting(SETTING.into(), hex::encode(hash(&token)))
+        .await?;
     Ok(token)
 }
 
@@ -51,15 +54,19 @@ mod tests {
     use super::*;
     use crate::store::test_store;
 
-    #[test]
-    fn generated_once_then_remembered() {
+    #[tokio::test]
+    async fn generated_once_then_remembered() {
         let (_d, s) = test_store();
-        let (h1, shown) = resolve(&s, None).unwrap();
+        let m = crate::store::sqlite::SqliteStores::new(
+            s.clone(),
+            crate::store::secrets::Cipher::generate(),
+        );
+        let (h1, shown) = resolve(&m, None).await.unwrap();
         let token = shown.unwrap();
         assert_eq!(hash(&token), h1);
-        let (h2, shown) = resolve(&s, None).unwrap();
+        let (h2, shown) = resolve(&m, None).await.unwrap();
         assert_eq!((h1, None), (h2, shown));
-        let (h3, _) = resolve(&s, Some("mine")).unwrap();
+        let (h3, _) = resolve(&m, Some("mine")).await.unwrap();
         assert_eq!(h3, hash("mine"));
         assert!(!s.setting(SETTING).unwrap().unwrap().contains("mine"));
     }

@@ -150,9 +150,16 @@ pub fn new_app_grant(c: &BillingConfig, now_ms: i64) -> Option<(i64, Option<i64>
 
 /// Gives a just-created app its configured grant; a failure is logged, not fatal (the
 /// app exists; the operator can grant by hand).
-pub fn grant_new_app(store: &crate::store::Store, c: &BillingConfig, app_id: i64) {
+pub async fn grant_new_app(
+    store: &dyn crate::store::traits::CreditStore,
+    c: &BillingConfig,
+    app_id: i64,
+) {
     if let Some((amount, expires)) = new_app_grant(c, crate::store::now_ms()) {
-        if let Err(e) = store.grant_credits(app_id, amount, expires, Some("new app grant")) {
+        if let Err(e) = store
+            .grant_credits(app_id, amount, expires, Some("new app grant".into()))
+            .await
+        {
             tracing::error!(app_id, error = %e, "the new-app credit grant failed");
         }
     }

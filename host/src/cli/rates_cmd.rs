@@ -3,15 +3,18 @@
 //! the catalogs and the store, prints the changes and writes them in one transaction,
 //! each with an `import` history row).
 //!
-//! It works on the data dir directly (SQLite WAL, like the other store commands). A
+//! It works on the configured store directly, like the other store commands. A
 //! running server reads the new rates on SIGHUP, `POST /api/admin/plugins/reload`, or a
 //! restart; until then it charges the rates it loaded.
 
 use crate::billing::import::{self, describe};
+use crate::cli::store_cmds::block_on;
 use crate::config::Config;
 use crate::plugin_host::check::LoadCheck;
 use crate::plugin_host::Registry;
-use crate::store::Store;
+use crate::store::backend::Backend;
+use crate::store::secrets::Cipher;
+use crate::store::traits::Stores;
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -35,15 +38,29 @@ pub fn import(config: &Config, args: &ImportArgs<'_>) -> Result<(), String> {
         .unwrap_or(0);
     let parsed = import::parse(&text, margin_bp)
         .map_err(|e| format!("{}: {e}; nothing was written", args.file.display()))?;
-    let store = Store::open_unmigrated(&config.storage.data_dir).map_err(|e| e.to_string())?;
-    store.migrate().map_err(|e| e.to_string())?;
-    let current = store.list_rates().map_err(|e| e.to_string())?;
+    block_on(write_plan(config, args, &parsed))
+}
+
+/// Reads the store, prints the plan and writes it: one runtime for all of it, since the
+/// pool's connections live on the runtime that opened them.
+async fn write_plan(
+    config: &Config,
+    args: &ImportArgs<'_>,
+    parsed: &import::Parsed,
+) -> Result<(), String> {
+    let backend = Backend::open(&config.storage)
+        .await
+        .map_err(|e| e.to_string())?;
+    backend.migrate().await.map_err(|e| e.to_string())?;
+    // Rates and providers hold no secrets: no master key is needed to read or write them.
+    let stores = backend.stores(Cipher::generate());
+    let current = stores.rates.list_rates().await.map_err(|e| e.to_string())?;
     let known = if args.all {
         None
     } else {
-        Some(known_models(config, &store))
+        Some(known_models(config, &stores).await)
     };
-    let plan = import::plan(&parsed, &current, known.as_ref());
+    let plan = import::plan(parsed, &current, known.as_ref());
     for (old, new) in &plan.changes {
         println!("{}", describe(old.as_ref(), new));
     }
@@ -75,8 +92,10 @@ pub fn import(config: &Config, args: &ImportArgs<'_>) -> Result<(), String> {
             .map(|m| format!(" with a {m}% margin"))
             .unwrap_or_default()
     );
-    let n = store
-        .import_rates(&plan.rates(), &source)
+    let n = stores
+        .rates
+        .import_rates(plan.rates(), source)
+        .await
         .map_err(|e| format!("{e}; nothing was written"))?;
     println!(
         "wrote {n} rates (history: import). A running server charges them after SIGHUP, `POST /api/admin/plugins/reload` or a restart."
@@ -86,7 +105,7 @@ pub fn import(config: &Config, args: &ImportArgs<'_>) -> Result<(), String> {
 
 /// `prefix/model` for every model the plugins' catalogs list (under their default
 /// prefixes) and every model a configured or stored provider lists.
-fn known_models(config: &Config, store: &Store) -> HashSet<String> {
+async fn known_models(config: &Config, stores: &Stores) -> HashSet<String> {
     let mut known = HashSet::new();
     let dir = config.plugin_dir();
     if dir.is_dir() {
@@ -111,7 +130,7 @@ fn known_models(config: &Config, store: &Store) -> HashSet<String> {
             known.insert(format!("{}/{m}", p.prefix));
         }
     }
-    match store.list_providers() {
+    match stores.providers.list_providers().await {
         Ok(stored) => {
             for p in stored {
                 for m in p.models.iter().flatten() {

@@ -4,9 +4,9 @@ use crate::config::Config;
 use crate::plugin_host::check::LoadCheck;
 use crate::plugin_host::{watcher, Registry};
 use crate::state::{AppState, Parts};
+use crate::store::backend::{Backend, Served};
 use crate::store::calls::CallLog;
-use crate::store::secrets::{load_master_key, Cipher, KeySource};
-use crate::store::Store;
+use crate::store::secrets::{load_master_key, probe, Cipher, KeySource};
 use crate::upstream::Upstream;
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,7 +41,7 @@ async fn run_async(config: Config) -> Result<(), String> {
     std::fs::create_dir_all(&plugin_dir)
         .map_err(|e| format!("cannot create plugin dir {}: {e}", plugin_dir.display()))?;
 
-    let opened = open_store(&config)?;
+    let opened = open_store(&config).await?;
     if let Some(token) = &opened.new_admin_token {
         // Shown once, on stdout rather than in the log.
         println!("admin token (shown once; set AIHUB_ADMIN_TOKEN to choose your own): {token}");
@@ -65,12 +65,13 @@ async fn run_async(config: Config) -> Result<(), String> {
     let watch = config.plugins.watch;
     let credits = Arc::new(crate::billing::Credits::new(&config.billing));
     // Balance alerts are written by the charge's own transaction.
-    opened.store.charge_alerts.set(
+    opened.served.charge_alerts.set(
         config.billing.webhook_url.is_some() && config.billing.enabled,
         config.billing.low_balance_credits.0,
     );
+    tracing::info!(store = %opened.backend.describe(), "store open");
     let calls = CallLog::start_billing(
-        opened.store.clone(),
+        opened.served.sink.clone(),
         config.call_log.queue_capacity,
         config.billing.enabled.then(|| credits.clone()),
     );
@@ -79,9 +80,7 @@ async fn run_async(config: Config) -> Result<(), String> {
             config,
             registry,
             upstream,
-            stores: crate::store::traits::Stores::from_one(Arc::new(
-                crate::store::sqlite::SqliteStores::new(opened.store, opened.cipher),
-            )),
+            stores: opened.served.stores.clone(),
             calls,
             credits,
             admin_token_hash: opened.admin_token_hash,
@@ -142,7 +141,8 @@ async fn run_async(config: Config) -> Result<(), String> {
 
 /// The store with its master key and admin token, ready to serve.
 pub struct OpenedStore {
-    pub store: Store,
+    pub backend: Backend,
+    pub served: Served,
     pub cipher: Cipher,
     pub key_source: KeySource,
     pub admin_token_hash: [u8; 32],
@@ -152,43 +152,72 @@ pub struct OpenedStore {
     pub first_app_key: Option<String>,
 }
 
-pub fn open_store(config: &Config) -> Result<OpenedStore, String> {
+/// Opens and migrates the configured store (SQLite or Postgres), expires due credit,
+/// finds the master key, resolves the admin token and, on a new database, makes the
+/// `default` app. Everything after opening goes through the store traits.
+pub async fn open_store(config: &Config) -> Result<OpenedStore, String> {
     let data_dir = &config.storage.data_dir;
-    let store = Store::open_unmigrated(data_dir).map_err(|e| e.to_string())?;
-    let (before, after) = store.migrate().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
+    let backend = Backend::open(&config.storage)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (before, after) = backend.migrate().await.map_err(|e| e.to_string())?;
     if before != after {
-        tracing::info!(from = before, to = after, "database schema migrated");
+        tracing::info!(from = before, to = after, store = %backend.describe(), "database schema migrated");
     }
-    match store.expire_credits() {
+    let sample = backend.secret_sample().await.map_err(|e| e.to_string())?;
+    let (cipher, key_source) = load_master_key(
+        data_dir,
+        config.master_key.as_ref().map(|k| k.expose()),
+        |c| Ok(probe(&sample, c)),
+    )
+    .map_err(|e| e.to_string())?;
+    if probe(&sample, &cipher) == Some(false) {
+        return Err("the master key does not decrypt the stored provider keys: start with the key they were stored under (AIHUB_MASTER_KEY or <data_dir>/master.key)".into());
+    }
+    let served = backend.serve(cipher.clone());
+    let stores = &served.stores;
+    match stores.credits.expire_credits().await {
         Ok(0) => {}
         Ok(n) => tracing::info!(apps = n, "expired credit grants taken out of balances"),
         Err(e) => tracing::error!(error = %e, "expired credit grants could not be processed"),
     }
-    let probe_store = store.clone();
-    let (cipher, key_source) = load_master_key(
-        data_dir,
-        config.master_key.as_ref().map(|k| k.expose()),
-        move |c| probe_store.probe_cipher(c),
+    let (admin_token_hash, new_admin_token) = crate::admin::token::resolve(
+        &*stores.meta,
+        config.admin_token.as_ref().map(|t| t.expose()),
     )
+    .await
     .map_err(|e| e.to_string())?;
-    if store.probe_cipher(&cipher).map_err(|e| e.to_string())? == Some(false) {
-        return Err("the master key does not decrypt the stored provider keys: start with the key they were stored under (AIHUB_MASTER_KEY or <data_dir>/master.key)".into());
-    }
-    let (admin_token_hash, new_admin_token) =
-        crate::admin::token::resolve(&store, config.admin_token.as_ref().map(|t| t.expose()))
-            .map_err(|e| e.to_string())?;
-    let first_app_key = if before == 0 && store.list_apps().map(|a| a.is_empty()).unwrap_or(false) {
-        let app = store.create_app("default").map_err(|e| e.to_string())?;
-        crate::billing::grant_new_app(&store, &config.billing, app.id);
-        let (_, key) = store
-            .create_key(app.id, Some("first start"))
-            .map_err(|e| e.to_string())?;
-        Some(key)
+    // Several instances may start on one new database at once: only the one that makes
+    // the app (the name is unique) gives it its grant and first key.
+    let first_app_key = if before == 0
+        && stores
+            .apps
+            .list_apps()
+            .await
+            .map(|a| a.is_empty())
+            .unwrap_or(false)
+    {
+        match stores.apps.create_app("default".into(), None).await {
+            Ok(app) => {
+                crate::billing::grant_new_app(&*stores.credits, &config.billing, app.id).await;
+                let (_, key) = stores
+                    .apps
+                    .create_key(app.id, Some("first start".into()))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Some(key)
+            }
+            Err(crate::store::StoreError::Conflict(_)) => None,
+            Err(e) => return Err(e.to_string()),
+        }
     } else {
         None
     };
     Ok(OpenedStore {
-        store,
+        backend,
+        served,
         cipher,
         key_source,
         admin_token_hash,

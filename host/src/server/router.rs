@@ -155,7 +155,7 @@ pub async fn dispatch(
         (_, "/api/billing/stripe") => Err(not_allowed(&method, path)),
         (_, "/healthz") if method == Method::GET => Ok(super::probes::healthz()),
         (_, "/metrics") if method == Method::GET => metrics(state, &req),
-        (_, "/readyz") if method == Method::GET => Ok(super::probes::readyz(state)),
+        (_, "/readyz") if method == Method::GET => Ok(super::probes::readyz(state).await),
         (_, "/healthz" | "/readyz" | "/metrics") => Err(not_allowed(&method, path)),
         (_, p) if p.starts_with("/api/admin/") => {
             crate::admin::dispatch(state, req, &method, p).await

@@ -46,13 +46,13 @@ pub fn hash_key(key: &str) -> [u8; 32] {
 }
 
 /// 256 random bits, URL-safe.
-fn new_key() -> Result<String, StoreError> {
+pub(in crate::store) fn new_key() -> Result<String, StoreError> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| StoreError::Crypto(format!("no randomness: {e}")))?;
     Ok(format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes)))
 }
 
-fn validate_name(name: &str) -> Result<String, StoreError> {
+pub(in crate::store) fn validate_name(name: &str) -> Result<String, StoreError> {
     let name = name.trim();
     if name.is_empty() || name.len() > 100 {
         return Err(StoreError::invalid("name", "must be 1 to 100 characters"));

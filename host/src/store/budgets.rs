@@ -23,7 +23,7 @@ impl Budget {
 /// Every stored budget: (per app, per key).
 pub type StoredBudgets = (HashMap<i64, Budget>, HashMap<i64, Budget>);
 
-fn table_of(scope: Scope) -> (&'static str, &'static str, i64) {
+pub(in crate::store) fn table_of(scope: Scope) -> (&'static str, &'static str, i64) {
     match scope {
         Scope::App(app) => ("app_budgets", "app_id", app),
         Scope::Key(_, key) => ("key_budgets", "key_id", key),

@@ -6,6 +6,7 @@
 //! (about one batch window, ~25 ms of traffic, plus the batch being written), and records refused because the queue
 //! was full (counted in `dropped`, logged). SIGTERM drains the queue before exit.
 
+use super::traits::CallSink;
 use super::{Store, StoreError};
 use crate::billing::Credits;
 use rusqlite::types::Value as SqlValue;
@@ -126,20 +127,25 @@ pub struct CallLog {
 }
 
 impl CallLog {
-    pub fn start(store: Store, capacity: usize) -> CallLog {
-        Self::start_billing(store, capacity, None)
+    pub fn start(sink: impl CallSink + 'static, capacity: usize) -> CallLog {
+        Self::start_billing(sink, capacity, None)
     }
 
     /// With credit billing: records' holds are released (and balances re-read) once
     /// their charges are written.
-    pub fn start_billing(store: Store, capacity: usize, credits: Option<Arc<Credits>>) -> CallLog {
+    pub fn start_billing(
+        sink: impl CallSink + 'static,
+        capacity: usize,
+        credits: Option<Arc<Credits>>,
+    ) -> CallLog {
+        let sink: Box<dyn CallSink> = Box::new(sink);
         let (tx, rx) = sync_channel(capacity.max(1));
         let depth = Arc::new(AtomicI64::new(0));
         let written = Arc::new(AtomicU64::new(0));
         let (d, w, c) = (depth.clone(), written.clone(), credits.clone());
         let writer = std::thread::Builder::new()
             .name("aihub-call-log".into())
-            .spawn(move || writer_loop(store, rx, d, w, c))
+            .spawn(move || writer_loop(sink, rx, d, w, c))
             .ok();
         if writer.is_none() {
             tracing::error!("cannot start the call log writer thread; calls will not be recorded");
@@ -221,7 +227,7 @@ fn settle_holds(credits: Option<&Credits>, batch: &[CallRecord]) {
 }
 
 fn writer_loop(
-    store: Store,
+    store: Box<dyn CallSink>,
     rx: Receiver<Msg>,
     depth: Arc<AtomicI64>,
     written: Arc<AtomicU64>,
@@ -260,7 +266,7 @@ fn writer_loop(
             }
             let n = batch.len();
             depth.fetch_sub(n as i64, Ordering::Relaxed);
-            write_with_retries(&store, &batch, &written);
+            write_with_retries(&*store, &batch, &written);
             settle_holds(credits.as_deref(), &batch);
             batch.clear();
             // A full batch means more is waiting: go on without blocking.
@@ -271,7 +277,7 @@ fn writer_loop(
     }
 }
 
-fn write_with_retries(store: &Store, batch: &[CallRecord], written: &AtomicU64) {
+fn write_with_retries(store: &dyn CallSink, batch: &[CallRecord], written: &AtomicU64) {
     let mut result = store.write_calls(batch);
     for _ in 0..3 {
         if result.is_ok() {
@@ -290,14 +296,15 @@ fn write_with_retries(store: &Store, batch: &[CallRecord], written: &AtomicU64) 
     }
 }
 
+/// One rollup row's sums.
 #[derive(Default)]
-struct Sums {
-    calls: i64,
-    errors: i64,
-    input: i64,
-    output: i64,
-    cached: i64,
-    cost: i64,
+pub(in crate::store) struct Sums {
+    pub calls: i64,
+    pub errors: i64,
+    pub input: i64,
+    pub output: i64,
+    pub cached: i64,
+    pub cost: i64,
 }
 
 impl Store {

@@ -16,7 +16,7 @@ pub enum Scope {
     Key(i64, i64),
 }
 
-fn parse(raw: &str) -> Result<Limits, StoreError> {
+pub(in crate::store) fn parse(raw: &str) -> Result<Limits, StoreError> {
     serde_json::from_str(raw)
         .map_err(|e| StoreError::invalid("limits", format!("stored limits are unreadable: {e}")))
 }

@@ -1,16 +1,20 @@
-//! The embedded SQLite store: one r2d2 pool of rusqlite connections (WAL,
-//! `synchronous=NORMAL`, foreign keys on), numbered migrations from `schema/`.
+//! The store. The embedded SQLite store (the default): one r2d2 pool of rusqlite
+//! connections (WAL, `synchronous=NORMAL`, foreign keys on), numbered migrations from
+//! `schema/`. The Postgres store (`storage.url = "postgres://..."`) lives in [`pg`];
+//! [`backend`] picks one and hands out the traits of [`traits`].
 
 pub mod alerts;
 pub mod aliases;
 pub mod app_prices;
 pub mod apps;
+pub mod backend;
 pub mod budgets;
 pub mod calls;
 pub mod credits;
 pub mod limits;
 pub mod migrations;
 pub mod overview;
+pub mod pg;
 pub mod providers;
 pub mod rate_history;
 pub mod rates;
@@ -34,6 +38,11 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database pool error: {0}")]
     Pool(#[from] r2d2::Error),
+    #[error("database error: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// Connecting or the pool, with any password already taken out of the message.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
     #[error("{0}")]
     Migration(String),
     #[error("{0} not found")]
@@ -132,6 +141,13 @@ impl Store {
     pub fn migrate(&self) -> Result<(usize, usize), StoreError> {
         let mut conn = self.conn()?;
         migrations::apply(&mut conn)
+    }
+
+    /// One query, for `/readyz`.
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.query_row("SELECT 1", [], |_| Ok(()))?;
+        Ok(())
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

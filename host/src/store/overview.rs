@@ -8,7 +8,7 @@ use rusqlite::params;
 use serde::Serialize;
 
 /// Rows the top lists return.
-const TOP: i64 = 10;
+pub(in crate::store) const TOP: i64 = 10;
 
 #[derive(Debug, Clone, Copy)]
 pub struct OverviewQuery {
@@ -68,7 +68,7 @@ pub struct Overview {
 }
 
 /// The rollup's hour range for a period of Unix ms: [since's hour, until).
-fn hours(since: i64, until: i64) -> (i64, i64) {
+pub(in crate::store) fn hours(since: i64, until: i64) -> (i64, i64) {
     (since.div_euclid(3_600_000) * 3600, until.div_euclid(1000))
 }
 

@@ -79,7 +79,7 @@ impl std::fmt::Debug for LiveCredential {
     }
 }
 
-fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
+pub(in crate::store) fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
     let ok = !prefix.is_empty()
         && prefix.len() <= 64
         && prefix
@@ -94,7 +94,7 @@ fn validate_prefix(prefix: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn validate_base_url(url: &str) -> Result<(), StoreError> {
+pub(in crate::store) fn validate_base_url(url: &str) -> Result<(), StoreError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() < 10 {
         return Err(StoreError::invalid(
             "base_url",
@@ -423,18 +423,20 @@ impl Store {
     /// first stored secrets opens (one damaged row must not stop the server), `None` when
     /// there are none.
     pub fn probe_cipher(&self, cipher: &Cipher) -> Result<Option<bool>, StoreError> {
+        Ok(super::secrets::probe(&self.secret_sample()?, cipher))
+    }
+
+    /// The first stored secrets (id, sealed bytes), for [`super::secrets::probe`].
+    pub fn secret_sample(&self) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
         let conn = self.conn()?;
-        let mut stmt = conn.prepare("SELECT id, secret FROM credentials ORDER BY id LIMIT 20")?;
+        let mut stmt = conn.prepare(&format!(
+            "SELECT id, secret FROM credentials ORDER BY id LIMIT {}",
+            super::secrets::PROBE_ROWS
+        ))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(
-            rows.iter()
-                .any(|(id, blob)| cipher.decrypt(*id, blob).is_ok()),
-        ))
+        Ok(rows)
     }
 }
 

@@ -95,6 +95,20 @@ impl Cipher {
     }
 }
 
+/// How many stored secrets a key is tried on.
+pub const PROBE_ROWS: usize = 20;
+
+/// Whether `cipher` is the key the secrets were stored under: true when any of the
+/// sampled secrets opens (one damaged row must not stop the server), `None` when there
+/// are none.
+pub fn probe(sample: &[(i64, Vec<u8>)], cipher: &Cipher) -> Option<bool> {
+    (!sample.is_empty()).then(|| {
+        sample
+            .iter()
+            .any(|(id, blob)| cipher.decrypt(*id, blob).is_ok())
+    })
+}
+
 /// The masked form operators see: `sk-...abcd`.
 pub fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();

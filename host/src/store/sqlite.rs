@@ -17,8 +17,8 @@ use super::rates::Rate;
 use super::responses::StoredResponse;
 use super::secrets::Cipher;
 use super::traits::{
-    AlertStore, AliasStore, AppStore, BudgetStore, CallQueries, CreditStore, LimitStore,
-    ProviderStore, RateStore, ResponseStore, Result,
+    AlertStore, AliasStore, AppStore, BudgetStore, CallQueries, CallSink, CreditStore, LimitStore,
+    MetaStore, ProviderStore, RateStore, ResponseStore, Result,
 };
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::{Store, StoreError};
@@ -171,6 +171,9 @@ impl RateStore for SqliteStores {
     }
     async fn delete_rate(&self, model: String) -> Result<()> {
         self.run(move |s, _| s.delete_rate(&model)).await
+    }
+    async fn import_rates(&self, rates: Vec<Rate>, source: String) -> Result<usize> {
+        self.run(move |s, _| s.import_rates(&rates, &source)).await
     }
     async fn list_app_prices(&self, app_id: Option<i64>) -> Result<Vec<AppPrice>> {
         self.run(move |s, _| s.list_app_prices(app_id)).await
@@ -325,6 +328,31 @@ impl AlertStore for SqliteStores {
     async fn alert_failed(&self, id: i64, next_at: Option<i64>, error: String) -> Result<()> {
         self.run(move |s, _| s.alert_failed(id, next_at, &error))
             .await
+    }
+}
+
+#[async_trait]
+impl MetaStore for SqliteStores {
+    async fn setting(&self, key: String) -> Result<Option<String>> {
+        self.run(move |s, _| s.setting(&key)).await
+    }
+    async fn set_setting(&self, key: String, value: String) -> Result<()> {
+        self.run(move |s, _| s.set_setting(&key, &value)).await
+    }
+    async fn secret_sample(&self) -> Result<Vec<(i64, Vec<u8>)>> {
+        self.run(|s, _| s.secret_sample()).await
+    }
+    async fn reencrypt_all(&self, old: Cipher, new: Cipher) -> Result<usize> {
+        self.run(move |s, _| s.reencrypt_all(&old, &new)).await
+    }
+    async fn ping(&self) -> Result<()> {
+        self.run(|s, _| s.ping()).await
+    }
+}
+
+impl CallSink for Store {
+    fn write_calls(&self, batch: &[super::calls::CallRecord]) -> Result<()> {
+        Store::write_calls(self, batch)
     }
 }
 

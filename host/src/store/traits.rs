@@ -1,14 +1,14 @@
 //! What the rest of the host may ask of the store, one trait per concern, async at the
 //! boundary. The embedded SQLite store implements all of them (`store::sqlite`); a
 //! Postgres store implements the same traits without any caller changing. No SQL lives
-//! outside `store/`.
+//! outside `store/`. [`super::backend`] opens either and hands out [`Stores`].
 
 use super::alerts::PendingAlert;
 use super::aliases::AliasRow;
 use super::app_prices::AppPrice;
 use super::apps::{App, AppKey, KeyOwner};
 use super::budgets::{Budget, StoredBudgets};
-use super::calls::{CallFilter, CallRow, ExportWindow};
+use super::calls::{CallFilter, CallRecord, CallRow, ExportWindow};
 use super::credits::{CreditSummary, Grant, LedgerEntry, LedgerFilter};
 use super::limits::{Scope, StoredLimits};
 use super::providers::{
@@ -17,6 +17,7 @@ use super::providers::{
 use super::rate_history::{HistoryEntry, HistoryFilter};
 use super::rates::Rate;
 use super::responses::StoredResponse;
+use super::secrets::Cipher;
 use super::usage::{GroupBy, UsageFilter, UsageRow};
 use super::StoreError;
 use crate::traffic::Limits;
@@ -90,6 +91,9 @@ pub trait RateStore: Send + Sync {
     /// Sets (or replaces) the rate of `rate.model`.
     async fn put_rate(&self, rate: Rate) -> Result<Rate>;
     async fn delete_rate(&self, model: String) -> Result<()>;
+    /// Sets every rate of an import, each with an `import` history row noting `source`,
+    /// all or nothing.
+    async fn import_rates(&self, rates: Vec<Rate>, source: String) -> Result<usize>;
     /// One app's explicit prices (`NotFound` for an unknown app), or every app's.
     async fn list_app_prices(&self, app_id: Option<i64>) -> Result<Vec<AppPrice>>;
     /// Sets (or replaces) an app's price for `price.model` (micro-credits).
@@ -205,6 +209,34 @@ pub trait AlertStore: Send + Sync {
     async fn alert_failed(&self, id: i64, next_at: Option<i64>, error: String) -> Result<()>;
 }
 
+/// Settings and the master key's housekeeping (what start-up and the CLI need).
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    async fn setting(&self, key: String) -> Result<Option<String>>;
+    async fn set_setting(&self, key: String, value: String) -> Result<()>;
+    /// The first stored secrets (credential id, sealed bytes), to tell whether a master
+    /// key is the one they were sealed under.
+    async fn secret_sample(&self) -> Result<Vec<(i64, Vec<u8>)>>;
+    /// Re-seals every secret under `new` in one transaction; nothing changes if any fails
+    /// to open under `old`.
+    async fn reencrypt_all(&self, old: Cipher, new: Cipher) -> Result<usize>;
+    /// One round trip to the database, for `/readyz`.
+    async fn ping(&self) -> Result<()>;
+}
+
+/// Where the call-log writer thread commits a batch: the records, their credit charges,
+/// the usage rollups, key and credential last use and the balance alerts, in one
+/// transaction. Called from the writer's own thread, so it may block.
+pub trait CallSink: Send + Sync {
+    fn write_calls(&self, batch: &[CallRecord]) -> Result<()>;
+}
+
+impl<T: CallSink + ?Sized> CallSink for Arc<T> {
+    fn write_calls(&self, batch: &[CallRecord]) -> Result<()> {
+        (**self).write_calls(batch)
+    }
+}
+
 /// Every store concern, as the handlers hold them.
 #[derive(Clone)]
 pub struct Stores {
@@ -218,6 +250,7 @@ pub struct Stores {
     pub credits: Arc<dyn CreditStore>,
     pub budgets: Arc<dyn BudgetStore>,
     pub alerts: Arc<dyn AlertStore>,
+    pub meta: Arc<dyn MetaStore>,
 }
 
 impl Stores {
@@ -234,6 +267,7 @@ impl Stores {
             + CreditStore
             + BudgetStore
             + AlertStore
+            + MetaStore
             + 'static,
     {
         Stores {
@@ -246,6 +280,7 @@ impl Stores {
             credits: store.clone(),
             budgets: store.clone(),
             alerts: store.clone(),
+            meta: store.clone(),
             limits: store,
         }
     }

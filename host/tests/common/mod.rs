@@ -125,6 +125,9 @@ pub struct ServerOptions {
     /// Config TOML written to `<tmp>/aihub.toml` and passed with `--config`.
     config: Option<String>,
     env: Vec<(String, String)>,
+    /// Start without `aihub apps create test` first (so nothing touches the store before
+    /// the server does); `app_key()` is then empty.
+    no_app: bool,
 }
 
 impl ServerOptions {
@@ -149,6 +152,17 @@ impl ServerOptions {
 
     pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
         self.env.push((key.to_string(), value.into()));
+        self
+    }
+
+    /// The store at `url` (`AIHUB_STORAGE__URL`), e.g. a throwaway Postgres database.
+    pub fn storage_url(self, url: &str) -> Self {
+        self.env("AIHUB_STORAGE__URL", url)
+    }
+
+    /// Skip making the `test` app before the server starts.
+    pub fn without_app(mut self) -> Self {
+        self.no_app = true;
         self
     }
 }
@@ -263,7 +277,9 @@ impl TestServer {
         std::fs::File::create(tmp.path().join("stdout.log")).unwrap();
         std::fs::File::create(tmp.path().join("stderr.log")).unwrap();
 
-        let app_key = {
+        let app_key = if opts.no_app {
+            String::new()
+        } else {
             let mut cmd = aihub_command(tmp.path(), &opts, &admin_token);
             let out = cmd
                 .args(["apps", "create", "test"])
@@ -282,7 +298,10 @@ impl TestServer {
                 .trim()
                 .to_string()
         };
-        assert!(app_key.starts_with("ak-"), "unexpected app key {app_key:?}");
+        assert!(
+            opts.no_app || app_key.starts_with("ak-"),
+            "unexpected app key {app_key:?}"
+        );
 
         let client = http_client_with_key(&app_key);
         let (child, addr) = spawn_serve(tmp.path(), &opts, &admin_token, &client).await;
@@ -1437,6 +1456,7 @@ impl TestServer {
 }
 
 pub mod formats;
+pub mod pg;
 pub mod providers;
 pub mod python_sdk;
 pub mod raw_http;
