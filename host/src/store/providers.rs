@@ -30,6 +30,48 @@ pub struct ProviderChange {
     pub models: Option<Option<Vec<String>>>,
 }
 
+/// A provider row after a change, checked, as both stores write it (`models` as JSON text).
+pub struct ProviderUpdate {
+    pub prefix: String,
+    pub plugin: String,
+    pub base_url: Option<String>,
+    pub enabled: bool,
+    pub options: serde_json::Value,
+    pub models: Option<String>,
+}
+
+impl ProviderChange {
+    /// `cur` with this change's fields over it, validated.
+    pub fn apply_to(self, cur: ProviderRow) -> Result<ProviderUpdate, StoreError> {
+        let prefix = self.prefix.unwrap_or(cur.prefix);
+        validate_prefix(&prefix)?;
+        let plugin = self.plugin.unwrap_or(cur.plugin);
+        if plugin.trim().is_empty() {
+            return Err(StoreError::invalid("plugin", "must not be empty"));
+        }
+        let base_url = self.base_url.unwrap_or(cur.base_url);
+        if let Some(u) = &base_url {
+            validate_base_url(u)?;
+        }
+        let options = self.options.unwrap_or(cur.options);
+        if !options.is_object() {
+            return Err(StoreError::invalid("options", "must be a JSON object"));
+        }
+        let models = self
+            .models
+            .unwrap_or(cur.models)
+            .map(|m| serde_json::json!(m).to_string());
+        Ok(ProviderUpdate {
+            prefix,
+            plugin,
+            base_url,
+            enabled: self.enabled.unwrap_or(cur.enabled),
+            options,
+            models,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct CredentialRow {
     pub id: i64,
@@ -201,30 +243,19 @@ impl Store {
     }
 
     pub fn update_provider(&self, id: i64, c: ProviderChange) -> Result<ProviderRow, StoreError> {
-        let cur = self.get_provider(id)?;
-        let prefix = c.prefix.unwrap_or(cur.prefix);
-        validate_prefix(&prefix)?;
-        let plugin = c.plugin.unwrap_or(cur.plugin);
-        if plugin.trim().is_empty() {
-            return Err(StoreError::invalid("plugin", "must not be empty"));
-        }
-        let base_url = c.base_url.unwrap_or(cur.base_url);
-        if let Some(u) = &base_url {
-            validate_base_url(u)?;
-        }
-        let options = c.options.unwrap_or(cur.options);
-        if !options.is_object() {
-            return Err(StoreError::invalid("options", "must be a JSON object"));
-        }
-        let models = c
-            .models
-            .unwrap_or(cur.models)
-            .map(|m| serde_json::json!(m).to_string());
+        let ProviderUpdate {
+            prefix,
+            plugin,
+            base_url,
+            enabled,
+            options,
+            models,
+        } = c.apply_to(self.get_provider(id)?)?;
         let conn = self.conn()?;
         conn.execute(
             "UPDATE providers SET prefix = ?1, plugin = ?2, base_url = ?3, enabled = ?4, options = ?5, models = ?6, updated_at = ?7
              WHERE id = ?8",
-            params![prefix, plugin, base_url, c.enabled.unwrap_or(cur.enabled), json_text(&options), models, now_ms(), id],
+            params![prefix, plugin, base_url, enabled, json_text(&options), models, now_ms(), id],
         )
         .map_err(|e| StoreError::from_unique(e, || format!("a provider with prefix '{prefix}' already exists")))?;
         self.get_provider(id)

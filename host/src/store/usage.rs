@@ -50,15 +50,23 @@ pub struct UsageFilter {
     pub until: Option<i64>,
 }
 
-impl Store {
-    pub fn usage(&self, group: GroupBy, f: &UsageFilter) -> Result<Vec<UsageRow>, StoreError> {
-        let (key, join) = match group {
+impl GroupBy {
+    /// The `usage_hourly u` expression a report groups by, and the join it needs (the
+    /// same SQL on both stores).
+    pub(crate) fn rollup_key(self) -> (&'static str, &'static str) {
+        match self {
             GroupBy::App => ("u.app_id", "LEFT JOIN apps a ON a.id = u.app_id"),
             GroupBy::Provider => ("u.provider", ""),
             GroupBy::Model => ("u.model", ""),
             GroupBy::Hour => ("u.hour", ""),
             GroupBy::Day => ("(u.hour / 86400) * 86400", ""),
-        };
+        }
+    }
+}
+
+impl Store {
+    pub fn usage(&self, group: GroupBy, f: &UsageFilter) -> Result<Vec<UsageRow>, StoreError> {
+        let (key, join) = group.rollup_key();
         let name = if group == GroupBy::App {
             "max(a.name)"
         } else {

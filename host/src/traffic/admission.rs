@@ -126,7 +126,7 @@ impl Drop for Admission {
     }
 }
 
-fn now_ns() -> u128 {
+pub(super) fn now_ns() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -99,13 +99,6 @@ impl SharedCounters {
     }
 }
 
-fn now_ns() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0)
-}
-
 /// Runs `f` on the runtime if there is one (giving back must never block its caller).
 fn in_background(f: impl std::future::Future<Output = ()> + Send + 'static) -> bool {
     match tokio::runtime::Handle::try_current() {
@@ -168,7 +161,7 @@ impl Counters for SharedCounters {
                 })
                 .await;
             if done.is_none() {
-                local.adjust_now(&k, capacity, delta, self::now_ns());
+                local.adjust_now(&k, capacity, delta, super::admission::now_ns());
             }
         });
         if !spawned {

@@ -4,7 +4,7 @@
 use super::{unique, PgStores};
 use crate::store::providers::{
     validate_base_url, validate_prefix, CredentialChange, CredentialRow, LiveCredential,
-    ProviderChange, ProviderRow,
+    ProviderChange, ProviderRow, ProviderUpdate,
 };
 use crate::store::secrets::mask;
 use crate::store::traits::{ProviderStore, Result};
@@ -142,25 +142,14 @@ impl ProviderStore for PgStores {
     }
 
     async fn update_provider(&self, id: i64, c: ProviderChange) -> Result<ProviderRow> {
-        let cur = self.get_provider(id).await?;
-        let prefix = c.prefix.unwrap_or(cur.prefix);
-        validate_prefix(&prefix)?;
-        let plugin = c.plugin.unwrap_or(cur.plugin);
-        if plugin.trim().is_empty() {
-            return Err(StoreError::invalid("plugin", "must not be empty"));
-        }
-        let base_url = c.base_url.unwrap_or(cur.base_url);
-        if let Some(u) = &base_url {
-            validate_base_url(u)?;
-        }
-        let options = c.options.unwrap_or(cur.options);
-        if !options.is_object() {
-            return Err(StoreError::invalid("options", "must be a JSON object"));
-        }
-        let models = c
-            .models
-            .unwrap_or(cur.models)
-            .map(|m| serde_json::json!(m).to_string());
+        let ProviderUpdate {
+            prefix,
+            plugin,
+            base_url,
+            enabled,
+            options,
+            models,
+        } = c.apply_to(self.get_provider(id).await?)?;
         let client = self.client().await?;
         client
             .query_opt(
@@ -172,7 +161,7 @@ impl ProviderStore for PgStores {
                     &prefix,
                     &plugin,
                     &base_url,
-                    &c.enabled.unwrap_or(cur.enabled),
+                    &enabled,
                     &options.to_string(),
                     &models,
                     &now_ms(),

@@ -10,13 +10,7 @@ impl PgStores {
         group: GroupBy,
         f: &UsageFilter,
     ) -> Result<Vec<UsageRow>> {
-        let (key, join) = match group {
-            GroupBy::App => ("u.app_id", "LEFT JOIN apps a ON a.id = u.app_id"),
-            GroupBy::Provider => ("u.provider", ""),
-            GroupBy::Model => ("u.model", ""),
-            GroupBy::Hour => ("u.hour", ""),
-            GroupBy::Day => ("(u.hour / 86400) * 86400", ""),
-        };
+        let (key, join) = group.rollup_key();
         let name = if group == GroupBy::App {
             "max(a.name)"
         } else {
