@@ -81,7 +81,11 @@ async fn handle(
     peer: std::net::IpAddr,
     mut req: Request<Incoming>,
 ) -> Result<Response<TrackedBody>, Infallible> {
-    req.extensions_mut().insert(http::Peer(peer));
+    // Only the console's login reads it: an extension allocates, so the API's requests
+    // are spared it.
+    if req.uri().path().starts_with("/api/console/") {
+        req.extensions_mut().insert(http::Peer(peer));
+    }
     let inflight = InFlight::new(conn);
     let start = Instant::now();
     let _inflight = crate::observability::metrics::GaugeGuard::new(&state.metrics.inflight);
