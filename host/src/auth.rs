@@ -5,6 +5,7 @@
 
 use crate::error::ApiError;
 use crate::store::apps::{hash_key, KeyOwner};
+use crate::store::health::StoreHealth;
 use crate::store::traits::AppStore;
 use hyper::HeaderMap;
 use std::collections::HashMap;
@@ -46,6 +47,9 @@ struct Entries {
 pub struct AuthCache {
     store: Arc<dyn AppStore>,
     entries: RwLock<Entries>,
+    health: Arc<StoreHealth>,
+    /// While the database is unreachable, a key verified within this long is let in.
+    outage_grace: Duration,
 }
 
 /// The token of `Authorization: Bearer <token>` (scheme case-insensitive), if any.
@@ -70,10 +74,31 @@ pub fn presented_key(headers: &HeaderMap) -> Option<&str> {
 
 impl AuthCache {
     pub fn new(store: Arc<dyn AppStore>) -> Self {
+        Self::with_outage_grace(store, Arc::default(), Duration::ZERO)
+    }
+
+    /// Reports reachability to `health`; while the database cannot be reached, answers
+    /// for keys it verified within `POSITIVE_TTL + grace`.
+    pub fn with_outage_grace(
+        store: Arc<dyn AppStore>,
+        health: Arc<StoreHealth>,
+        grace: Duration,
+    ) -> Self {
         AuthCache {
             store,
             entries: RwLock::new(Entries::default()),
+            health,
+            outage_grace: grace,
         }
+    }
+
+    /// The owner of a key verified before, if that was recent enough to serve it while
+    /// the database cannot be reached.
+    fn verified_before(&self, hash: &[u8; 32]) -> Option<KeyOwner> {
+        let entries = self.entries.read().ok()?;
+        let e = entries.known.get(hash)?;
+        (e.at.elapsed() < POSITIVE_TTL + self.outage_grace && bool::from(e.hash.ct_eq(hash)))
+            .then(|| e.owner.clone())
     }
 
     /// Forget everything (after a revocation or an app change).
@@ -154,13 +179,26 @@ impl AuthCache {
         let owner = match cached {
             Some(o) => o,
             None => {
-                let found = self
-                    .store
-                    .key_owner(hash)
-                    .await
-                    .map_err(|e| ApiError::Internal(format!("key lookup failed: {e}")))?;
-                self.remember(hash, &found, generation);
-                found
+                let looked_up = self.store.key_owner(hash).await;
+                self.health.saw(&looked_up);
+                match looked_up {
+                    Ok(found) => {
+                        self.remember(hash, &found, generation);
+                        found
+                    }
+                    Err(e) if e.is_unreachable() => match self.verified_before(&hash) {
+                        Some(owner) => {
+                            self.health.count_cached_auth();
+                            Some(owner)
+                        }
+                        None => {
+                            return Err(ApiError::Unavailable(
+                                "the database cannot be reached and this key was not verified recently; try again shortly".into(),
+                            ))
+                        }
+                    },
+                    Err(e) => return Err(ApiError::Internal(format!("key lookup failed: {e}"))),
+                }
             }
         };
         match owner {

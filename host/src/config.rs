@@ -268,10 +268,18 @@ pub struct StorageConfig {
     /// `max_connections`).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
+    /// While the database cannot be reached, a key verified within this many seconds
+    /// (plus the auth cache's 30) is still let in; 0: refuse every call (503) at once.
+    #[serde(default = "default_outage_grace_seconds")]
+    pub outage_grace_seconds: u64,
 }
 
 fn default_pool_size() -> usize {
     8
+}
+
+fn default_outage_grace_seconds() -> u64 {
+    300
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -455,6 +463,7 @@ impl Default for Config {
                 data_dir: PathBuf::from("./data"),
                 url: None,
                 pool_size: default_pool_size(),
+                outage_grace_seconds: default_outage_grace_seconds(),
             },
             plugins: PluginsConfig {
                 dir: None,

@@ -34,6 +34,9 @@ pub enum ApiError {
     HeadersTooLarge { limit: usize, count: usize },
     #[error("{0}")]
     TooManyConnections(String),
+    /// The database cannot be reached and the call needs it.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{message}")]
     ModelNotFound { message: String },
     /// Over a limit of aihub's own (`traffic`): which one, and when to retry.
@@ -103,7 +106,7 @@ impl ApiError {
             ApiError::BodyTimeout(_) => 408,
             ApiError::UriTooLong { .. } => 414,
             ApiError::HeadersTooLarge { .. } => 431,
-            ApiError::TooManyConnections(_) => 503,
+            ApiError::TooManyConnections(_) | ApiError::Unavailable(_) => 503,
             ApiError::Forbidden(_) => 403,
             ApiError::ResourceNotFound(_) => 404,
             ApiError::Conflict(_) => 409,
@@ -156,6 +159,7 @@ impl ApiError {
             ApiError::UriTooLong { .. } => "uri_too_long",
             ApiError::HeadersTooLarge { .. } => "headers_too_large",
             ApiError::TooManyConnections(_) => "too_many_connections",
+            ApiError::Unavailable(_) => "database_unavailable",
             ApiError::ModelNotFound { .. } => "model_not_found",
             ApiError::RateLimited { .. } => "rate_limit_exceeded",
             ApiError::InsufficientCredits(_) => "insufficient_credits",
@@ -310,6 +314,10 @@ impl From<crate::store::StoreError> for ApiError {
             S::NotFound(what) => ApiError::ResourceNotFound(what),
             S::Conflict(m) => ApiError::Conflict(m),
             S::Invalid { field, message } => ApiError::Validation { field, message },
+            other if other.is_unreachable() => {
+                tracing::warn!(error = %other, "the database cannot be reached");
+                ApiError::Unavailable("the database cannot be reached; try again shortly".into())
+            }
             other => ApiError::Internal(other.to_string()),
         }
     }

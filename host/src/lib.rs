@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod error;
+pub mod feed;
 pub mod inbound;
 pub mod observability;
 pub mod pipeline;

@@ -33,6 +33,8 @@ pub struct AppState {
     /// Mutations that change in-memory state are published here (after they are applied
     /// locally), for whatever else must follow them (another instance, later).
     pub changes: tokio::sync::broadcast::Sender<Change>,
+    /// The change feed's state (Postgres only).
+    pub feed: crate::feed::FeedStatus,
     pub auth: AuthCache,
     pub health: HealthRegistry,
     pub policy: HealthPolicy,
@@ -60,7 +62,7 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 /// What an admin mutation changed, so the in-memory state built from it is refreshed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Change {
     /// Providers, credentials, rates or aliases: the routing table is rebuilt.
     Routing,
@@ -70,6 +72,29 @@ pub enum Change {
     Limits,
     /// Spend caps: the budget table is reloaded.
     Budgets,
+}
+
+impl Change {
+    pub const ALL: [Change; 4] = [
+        Change::Routing,
+        Change::Auth,
+        Change::Limits,
+        Change::Budgets,
+    ];
+
+    /// Its name on the change feed.
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Routing => "routing",
+            Change::Auth => "auth",
+            Change::Limits => "limits",
+            Change::Budgets => "budgets",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Change> {
+        Change::ALL.into_iter().find(|c| c.name() == name)
+    }
 }
 
 /// What the routing table is built from, read from the store.
@@ -198,7 +223,11 @@ impl AppState {
             registry: Mutex::new(p.registry),
             rebuild_lock: tokio::sync::Mutex::new(()),
             upstream: p.upstream,
-            auth: AuthCache::new(p.stores.apps.clone()),
+            auth: AuthCache::with_outage_grace(
+                p.stores.apps.clone(),
+                p.calls.health().clone(),
+                std::time::Duration::from_secs(p.config.storage.outage_grace_seconds),
+            ),
             health,
             policy,
             metrics,
@@ -210,6 +239,7 @@ impl AppState {
             budgets,
             alerts: crate::billing::alerts::Alerts::new(&p.config.billing),
             changes: tokio::sync::broadcast::channel(64).0,
+            feed: Default::default(),
             admin_token_hash: p.admin_token_hash,
             id_prefix: hex::encode(rnd),
             next_id: AtomicU64::new(1),
@@ -252,6 +282,14 @@ impl AppState {
     /// Applies a change to the in-memory state before the admin call answers, so it holds
     /// from the next request on, then publishes it.
     pub async fn changed(self: &Arc<Self>, change: Change) {
+        self.apply(change).await;
+        // No subscriber is fine: there is no change feed on SQLite.
+        let _ = self.changes.send(change);
+    }
+
+    /// Refreshes what `change` touched from the store, without publishing it (what the
+    /// change feed does with another instance's changes).
+    pub async fn apply(self: &Arc<Self>, change: Change) {
         match change {
             Change::Routing => self.reload_routes().await,
             Change::Auth => self.auth.invalidate(),
@@ -265,8 +303,6 @@ impl AppState {
                 }
             }
         }
-        // No subscriber is fine: nothing else follows changes yet.
-        let _ = self.changes.send(change);
     }
 
     /// `rescan`: look at the plugin directory first; `always`: rebuild even when no

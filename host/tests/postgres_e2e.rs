@@ -200,7 +200,7 @@ async fn two_instances_starting_at_once_migrate_a_fresh_database_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1], "each migration applied exactly once");
+    assert_eq!(versions, vec![1, 2], "each migration applied exactly once");
     let defaults: i64 = pg
         .query_one("SELECT count(*) FROM apps WHERE name = 'default'", &[])
         .await
@@ -232,7 +232,7 @@ async fn two_instances_starting_at_once_migrate_a_fresh_database_once() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("up to date (schema version 1)"), "{text}");
+    assert!(text.contains("up to date (schema version 2)"), "{text}");
     assert!(text.contains("postgres database"), "{text}");
 }
 

@@ -121,6 +121,7 @@ fn record(
         cache_hit: false,
         charge_nanos: charge,
         hold_nanos: 0,
+        hold_id: None,
     }
 }
 
@@ -1015,6 +1016,7 @@ async fn store_suite_sqlite() {
         data_dir: dir.path().to_path_buf(),
         url: None,
         pool_size: 4,
+        outage_grace_seconds: 300,
     })
     .await
     .unwrap();
@@ -1030,6 +1032,7 @@ async fn store_suite_postgres() {
         data_dir: dir.path().to_path_buf(),
         url: Some(Secret::new(db.url())),
         pool_size: 4,
+        outage_grace_seconds: 300,
     })
     .await
     .unwrap();

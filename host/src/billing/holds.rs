@@ -70,11 +70,36 @@ pub enum HoldRefused {
     Short(i64),
 }
 
+/// Holds the store keeps (Postgres), shared by every instance on it: admission takes
+/// them in the store, and the charge's transaction removes them.
+pub struct StoreHolds {
+    pub store: Arc<dyn crate::store::traits::CreditStore>,
+    runtime: tokio::runtime::Handle,
+}
+
+impl StoreHolds {
+    /// Removes holds whose calls will not be charged (a record dropped or lost), from
+    /// any thread; a store that cannot be reached now lets their leases end them.
+    pub fn release_later(&self, ids: Vec<i64>) {
+        if ids.is_empty() {
+            return;
+        }
+        let store = self.store.clone();
+        self.runtime.spawn(async move {
+            if let Err(e) = store.release_holds(ids).await {
+                tracing::warn!(error = %e, "credit holds could not be released; their leases will end them");
+            }
+        });
+    }
+}
+
 /// Billing's shared in-memory state: whether it is on, its prices, holds and balances.
 pub struct Credits {
     pub enabled: bool,
     pub pricing: Pricing,
     pub holds: Arc<dyn Holds>,
+    /// Set on a store that keeps holds: then `holds` and the balance cache are unused.
+    pub store_holds: Option<StoreHolds>,
     balances: Mutex<HashMap<i64, Cached>>,
 }
 
@@ -84,8 +109,23 @@ impl Credits {
             enabled: config.enabled,
             pricing: Pricing::from_config(config),
             holds: Arc::new(LocalHolds::default()),
+            store_holds: None,
             balances: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Takes holds in `store` when it keeps them (Postgres), so instances sharing it share
+    /// them. Call inside the serving runtime.
+    pub fn with_store(mut self, store: &Arc<dyn crate::store::traits::CreditStore>) -> Credits {
+        if store.shares_holds() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                self.store_holds = Some(StoreHolds {
+                    store: store.clone(),
+                    runtime,
+                });
+            }
+        }
+        self
     }
 
     /// The cached balance and its generation, unless a grant has expired since it was

@@ -105,8 +105,9 @@ pub async fn balance_at(
     app_id: i64,
 ) -> Result<(i64, u64), crate::error::ApiError> {
     let credits = &state.credits;
-    if !credits.enabled {
-        // No writer keeps the cache fresh when billing is off.
+    if !credits.enabled || credits.store_holds.is_some() {
+        // No writer keeps the cache fresh when billing is off; with several instances
+        // on one database, their charges would not invalidate it.
         let generation = credits.generation(app_id);
         return Ok((
             state.stores.credits.credit_balance(app_id).await?.0,

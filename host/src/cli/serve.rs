@@ -63,7 +63,10 @@ async fn run_async(config: Config) -> Result<(), String> {
     let listen = config.server.listen;
     let grace = Duration::from_millis(config.server.shutdown_grace_ms);
     let watch = config.plugins.watch;
-    let credits = Arc::new(crate::billing::Credits::new(&config.billing));
+    // On Postgres, credit holds live in the database, shared by every instance on it.
+    let credits = Arc::new(
+        crate::billing::Credits::new(&config.billing).with_store(&opened.served.stores.credits),
+    );
     // Balance alerts are written by the charge's own transaction.
     opened.served.charge_alerts.set(
         config.billing.webhook_url.is_some() && config.billing.enabled,
@@ -101,6 +104,9 @@ async fn run_async(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot write the address file: {e}"))?;
     tracing::info!(addr = %bound, plugin_dir = %plugin_dir.display(), "aihub listening");
 
+    if let Backend::Postgres(db) = &opened.backend {
+        crate::feed::spawn(state.clone(), db.clone());
+    }
     crate::resilience::recheck::spawn(state.clone());
     crate::billing::alerts::spawn(state.clone());
     let _watcher = if watch {

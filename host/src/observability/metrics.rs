@@ -96,6 +96,12 @@ pub struct Metrics {
     pub redis_errors: Counter,
     /// 1 while Redis answers, 0 while this instance runs on its own state.
     pub redis_up: Gauge,
+    /// 1 while the Postgres change feed listens.
+    pub change_feed_up: Gauge,
+    /// 1 while the database answers (as the writer, key lookups and `/readyz` last saw).
+    pub database_up: Gauge,
+    /// Calls let in on a cached key verification while the database was unreachable.
+    pub outage_auths: Counter,
     pub cache_lookups: Family<ResultLabels, Counter>,
     pub cache_bytes: Gauge,
     pub cache_entries: Gauge,
@@ -209,6 +215,24 @@ impl Metrics {
             "1 while Redis (shared.redis_url) answers, 0 otherwise",
             redis_up.clone(),
         );
+        let change_feed_up = Gauge::default();
+        registry.register(
+            "change_feed_up",
+            "1 while this instance listens to the Postgres change feed (other instances' admin changes), 0 while it reconnects",
+            change_feed_up.clone(),
+        );
+        let database_up = Gauge::default();
+        registry.register(
+            "database_up",
+            "1 while the database answers, 0 while it cannot be reached (keys verified before are served; call records wait in memory)",
+            database_up.clone(),
+        );
+        let outage_auths = Counter::default();
+        registry.register(
+            "database_outage_cached_auths",
+            "Calls let in on a cached key verification while the database could not be reached",
+            outage_auths.clone(),
+        );
         let cache_lookups = Family::<ResultLabels, Counter>::default();
         registry.register(
             "cache_lookups",
@@ -299,6 +323,9 @@ impl Metrics {
             alerts_given_up,
             redis_errors,
             redis_up,
+            change_feed_up,
+            database_up,
+            outage_auths,
             cache_lookups,
             cache_bytes,
             cache_entries,

@@ -196,6 +196,30 @@ async fn hold(
         return Ok(());
     }
     let app = ctx.app_id;
+    if let Some(shared) = &credits.store_holds {
+        // Every instance on the database takes its holds there, under the balance lock.
+        // The lease outlives the call's deadline and the writer's batch; a hold its
+        // instance never settles (the instance died) stops counting when it ends.
+        let lease_until = crate::store::now_ms().saturating_add(
+            i64::try_from(state.config.resilience.total_timeout_ms)
+                .unwrap_or(i64::MAX)
+                .saturating_add(HOLD_LEASE_MARGIN_MS),
+        );
+        return match shared.store.hold_credit(app, price, lease_until).await? {
+            crate::store::credits::HoldResult::Held(id) => {
+                if let Some(rec) = ctx.rec() {
+                    rec.hold_nanos = price;
+                    rec.hold_id = Some(id);
+                } else {
+                    shared.release_later(vec![id]);
+                }
+                Ok(())
+            }
+            crate::store::credits::HoldResult::Short { balance, held } => {
+                Err(insufficient(state, balance, held, price))
+            }
+        };
+    }
     // A balance read while a charge commits is stale by the time the hold is taken;
     // read again (a few times at most: each retry follows a charge that did commit).
     let mut attempt = 0;
@@ -219,27 +243,34 @@ async fn hold(
             }
             Ok(())
         }
-        Err(held) => {
-            use crate::billing::format_nanos;
-            let mut message = format!(
-                "insufficient credits: the balance is {} credits ({} held by calls in flight) and this call may cost up to {} credits",
-                format_nanos(balance),
-                format_nanos(held),
-                format_nanos(price)
-            );
-            if let Some(url) = &state.config.billing.top_up_url {
-                message.push_str(&format!("; top up at {url}"));
-            }
-            state
-                .metrics
-                .payment_required
-                .get_or_create(&crate::observability::metrics::ReasonLabels {
-                    reason: "insufficient_credits",
-                })
-                .inc();
-            Err(ApiError::InsufficientCredits(message))
-        }
+        Err(held) => Err(insufficient(state, balance, held, price)),
     }
+}
+
+/// How long a shared credit hold outlives its call's deadline: the record's time in the
+/// call-log queue and batch.
+const HOLD_LEASE_MARGIN_MS: i64 = 120_000;
+
+/// The 402 for a call that may cost `price` when `balance` less `held` does not cover it.
+fn insufficient(state: &AppState, balance: i64, held: i64, price: i64) -> ApiError {
+    use crate::billing::format_nanos;
+    let mut message = format!(
+        "insufficient credits: the balance is {} credits ({} held by calls in flight) and this call may cost up to {} credits",
+        format_nanos(balance),
+        format_nanos(held),
+        format_nanos(price)
+    );
+    if let Some(url) = &state.config.billing.top_up_url {
+        message.push_str(&format!("; top up at {url}"));
+    }
+    state
+        .metrics
+        .payment_required
+        .get_or_create(&crate::observability::metrics::ReasonLabels {
+            reason: "insufficient_credits",
+        })
+        .inc();
+    ApiError::InsufficientCredits(message)
 }
 
 /// The images an image call asks for (`n`, default 1), for the hold at a per-image price;

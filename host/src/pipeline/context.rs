@@ -129,6 +129,7 @@ impl CallContext {
                 cache_hit: false,
                 charge_nanos: 0,
                 hold_nanos: 0,
+                hold_id: None,
             }),
         }
     }

@@ -211,6 +211,12 @@ fn metrics(state: &AppState, req: &Request<Incoming>) -> Result<Response<Body>, 
     m.call_log_queue.set(state.calls.depth());
     m.call_log_dropped.set(state.calls.dropped() as i64);
     m.call_log_written.set(state.calls.written() as i64);
+    let health = state.calls.health();
+    m.database_up.set(i64::from(health.down_since().is_none()));
+    let (total, seen) = (health.cached_auths(), m.outage_auths.get());
+    if total > seen {
+        m.outage_auths.inc_by(total - seen);
+    }
     if let Some((bytes, entries)) = state.cache.store.size() {
         m.cache_bytes.set(i64::try_from(bytes).unwrap_or(i64::MAX));
         m.cache_entries

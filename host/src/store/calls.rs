@@ -6,6 +6,7 @@
 //! (about one batch window, ~25 ms of traffic, plus the batch being written), and records refused because the queue
 //! was full (counted in `dropped`, logged). SIGTERM drains the queue before exit.
 
+use super::health::StoreHealth;
 use super::traits::CallSink;
 use super::{Store, StoreError};
 use crate::billing::Credits;
@@ -13,7 +14,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -78,6 +79,9 @@ pub struct CallRecord {
     pub charge_nanos: i64,
     /// Credit billing: what admission held for the call, released once it is written.
     pub hold_nanos: i64,
+    /// The hold's id when the store keeps holds (Postgres): the charge's transaction
+    /// removes it. `None`: the hold is this instance's memory.
+    pub hold_id: Option<i64>,
 }
 
 /// Token counts above this are an upstream's nonsense, not usage: clamped so that sums in
@@ -124,6 +128,9 @@ pub struct CallLog {
     written: Arc<AtomicU64>,
     writer: Mutex<Option<JoinHandle<()>>>,
     credits: Option<Arc<Credits>>,
+    health: Arc<StoreHealth>,
+    /// Set by [`CallLog::shutdown`]: a writer waiting out an outage gives up in time.
+    stopping: Arc<AtomicBool>,
 }
 
 impl CallLog {
@@ -142,10 +149,19 @@ impl CallLog {
         let (tx, rx) = sync_channel(capacity.max(1));
         let depth = Arc::new(AtomicI64::new(0));
         let written = Arc::new(AtomicU64::new(0));
-        let (d, w, c) = (depth.clone(), written.clone(), credits.clone());
+        let health = Arc::new(StoreHealth::default());
+        let stopping = Arc::new(AtomicBool::new(false));
+        let w = Writer {
+            store: sink,
+            depth: depth.clone(),
+            written: written.clone(),
+            credits: credits.clone(),
+            health: health.clone(),
+            stopping: stopping.clone(),
+        };
         let writer = std::thread::Builder::new()
             .name("aihub-call-log".into())
-            .spawn(move || writer_loop(sink, rx, d, w, c))
+            .spawn(move || w.run(rx))
             .ok();
         if writer.is_none() {
             tracing::error!("cannot start the call log writer thread; calls will not be recorded");
@@ -157,7 +173,14 @@ impl CallLog {
             written,
             writer: Mutex::new(writer),
             credits,
+            health,
+            stopping,
         }
+    }
+
+    /// The database's reachability as the writer (and whoever else reports to it) sees it.
+    pub fn health(&self) -> &Arc<StoreHealth> {
+        &self.health
     }
 
     /// Never blocks: a full queue drops the record and counts it.
@@ -170,7 +193,7 @@ impl CallLog {
             Err(TrySendError::Full(Msg::Record(r)))
             | Err(TrySendError::Disconnected(Msg::Record(r))) => {
                 // The charge is lost with the record; the hold must not be.
-                settle_holds(self.credits.as_deref(), std::slice::from_ref(&*r));
+                settle_holds(self.credits.as_deref(), std::slice::from_ref(&*r), false);
                 self.count_dropped();
             }
             Err(_) => self.count_dropped(),
@@ -201,6 +224,7 @@ impl CallLog {
 
     /// Writes everything queued, then stops the writer. Blocks until done.
     pub fn shutdown(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         let _ = self.tx.send(Msg::Shutdown);
         let handle = self.writer.lock().ok().and_then(|mut h| h.take());
         if let Some(h) = handle {
@@ -212,9 +236,18 @@ impl CallLog {
 /// After a batch is written (or given up on): balances that were charged are re-read,
 /// then the records' holds are released (in that order, so admission never sees the
 /// hold gone before the charge).
-fn settle_holds(credits: Option<&Credits>, batch: &[CallRecord]) {
+/// Holds the store keeps went with a written batch's transaction; those of records not
+/// written are released now.
+fn settle_holds(credits: Option<&Credits>, batch: &[CallRecord], written: bool) {
     let Some(c) = credits else { return };
+    let mut unwritten = Vec::new();
     for r in batch {
+        if let Some(id) = r.hold_id {
+            if !written {
+                unwritten.push(id);
+            }
+            continue;
+        }
         if let Some(app) = r.app_id {
             if r.charge_nanos != 0 {
                 c.invalidate(app);
@@ -224,74 +257,117 @@ fn settle_holds(credits: Option<&Credits>, batch: &[CallRecord]) {
             }
         }
     }
+    if let Some(s) = &c.store_holds {
+        s.release_later(unwritten);
+    }
 }
 
-fn writer_loop(
+/// How long a stopping writer keeps trying an unreachable database before it gives up
+/// the records it holds.
+const STOP_PATIENCE: Duration = Duration::from_secs(10);
+/// The longest pause between two tries while the database is unreachable.
+const OUTAGE_RETRY_MAX: Duration = Duration::from_secs(2);
+/// Tries of a batch the database refuses (not an outage) before it is given up.
+const REFUSED_TRIES: u32 = 4;
+
+/// The writer thread's state.
+struct Writer {
     store: Box<dyn CallSink>,
-    rx: Receiver<Msg>,
     depth: Arc<AtomicI64>,
     written: Arc<AtomicU64>,
     credits: Option<Arc<Credits>>,
-) {
-    let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH_MAX);
-    let mut stopping = false;
-    while !stopping {
-        // Block only while idle. Once a record arrives, sleep through the batch window
-        // and then drain: a sender never has to wake a waiting receiver, which on a busy
-        // server would cost a futex wake and a context switch per request.
-        match rx.recv() {
-            Ok(Msg::Record(r)) => batch.push(*r),
-            Ok(Msg::Shutdown) | Err(_) => stopping = true,
-        }
-        loop {
-            if !stopping {
-                std::thread::sleep(BATCH_WINDOW);
+    health: Arc<StoreHealth>,
+    stopping: Arc<AtomicBool>,
+}
+
+impl Writer {
+    fn run(self, rx: Receiver<Msg>) {
+        let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH_MAX);
+        let mut stopping = false;
+        while !stopping {
+            // Block only while idle. Once a record arrives, sleep through the batch window
+            // and then drain: a sender never has to wake a waiting receiver, which on a busy
+            // server would cost a futex wake and a context switch per request.
+            match rx.recv() {
+                Ok(Msg::Record(r)) => batch.push(*r),
+                Ok(Msg::Shutdown) | Err(_) => stopping = true,
             }
             loop {
-                match rx.try_recv() {
-                    Ok(Msg::Record(r)) => batch.push(*r),
-                    Ok(Msg::Shutdown) => stopping = true,
-                    Err(TryRecvError::Disconnected) => {
-                        stopping = true;
+                if !stopping {
+                    std::thread::sleep(BATCH_WINDOW);
+                }
+                loop {
+                    match rx.try_recv() {
+                        Ok(Msg::Record(r)) => batch.push(*r),
+                        Ok(Msg::Shutdown) => stopping = true,
+                        Err(TryRecvError::Disconnected) => {
+                            stopping = true;
+                            break;
+                        }
+                        Err(TryRecvError::Empty) => break,
+                    }
+                    if batch.len() >= BATCH_MAX && !stopping {
                         break;
                     }
-                    Err(TryRecvError::Empty) => break,
                 }
-                if batch.len() >= BATCH_MAX && !stopping {
+                if batch.is_empty() {
+                    break;
+                }
+                let n = batch.len();
+                let ok = self.write(&batch);
+                self.depth.fetch_sub(n as i64, Ordering::Relaxed);
+                settle_holds(self.credits.as_deref(), &batch, ok);
+                batch.clear();
+                // A full batch means more is waiting: go on without blocking.
+                if n < BATCH_MAX || stopping {
                     break;
                 }
             }
-            if batch.is_empty() {
-                break;
-            }
-            let n = batch.len();
-            depth.fetch_sub(n as i64, Ordering::Relaxed);
-            write_with_retries(&*store, &batch, &written);
-            settle_holds(credits.as_deref(), &batch);
-            batch.clear();
-            // A full batch means more is waiting: go on without blocking.
-            if n < BATCH_MAX || stopping {
-                break;
-            }
         }
     }
-}
 
-fn write_with_retries(store: &dyn CallSink, batch: &[CallRecord], written: &AtomicU64) {
-    let mut result = store.write_calls(batch);
-    for _ in 0..3 {
-        if result.is_ok() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        result = store.write_calls(batch);
-    }
-    match result {
-        Ok(()) => {
-            written.fetch_add(batch.len() as u64, Ordering::Relaxed);
-        }
-        Err(e) => {
-            tracing::error!(records = batch.len(), error = %e, "call records could not be written and are lost")
+    /// Writes one batch; whether it was. While the database is unreachable the batch is
+    /// kept and tried again (new records wait in the queue, up to its bound, and are
+    /// dropped and counted beyond it) until it answers or the server stops; a batch the
+    /// database refuses is given up after a few tries.
+    fn write(&self, batch: &[CallRecord]) -> bool {
+        let mut pause = Duration::from_millis(50);
+        let mut refused = 0;
+        let mut waiting = false;
+        let mut give_up_at: Option<std::time::Instant> = None;
+        loop {
+            let result = self.store.write_calls(batch);
+            self.health.saw(&result);
+            match result {
+                Ok(()) => {
+                    self.written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    return true;
+                }
+                Err(e) if e.is_unreachable() => {
+                    if self.stopping.load(Ordering::Relaxed) {
+                        let at = *give_up_at
+                            .get_or_insert_with(|| std::time::Instant::now() + STOP_PATIENCE);
+                        if std::time::Instant::now() >= at {
+                            tracing::error!(records = batch.len(), error = %e, "stopping with the database unreachable: call records are lost");
+                            return false;
+                        }
+                    }
+                    if !waiting {
+                        tracing::warn!(records = batch.len(), error = %e, "call records wait in memory until the database answers");
+                        waiting = true;
+                    }
+                }
+                Err(e) => {
+                    refused += 1;
+                    if refused >= REFUSED_TRIES {
+                        tracing::error!(records = batch.len(), error = %e, "call records could not be written and are lost");
+                        return false;
+                    }
+                }
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(OUTAGE_RETRY_MAX);
         }
     }
 }
@@ -682,6 +758,7 @@ pub(crate) fn sample(app: i64, model: &str, ok: bool, at: i64) -> CallRecord {
         cache_hit: false,
         charge_nanos: 0,
         hold_nanos: 0,
+        hold_id: None,
     }
 }
 

@@ -41,6 +41,15 @@ pub struct CreditSummary {
     pub grants: Vec<Grant>,
 }
 
+/// What [`super::traits::CreditStore::hold_credit`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HoldResult {
+    /// Held, under this id.
+    Held(i64),
+    /// Not enough credit: the balance, and what live holds keep of it already.
+    Short { balance: i64, held: i64 },
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LedgerFilter {
     pub app_id: Option<i64>,

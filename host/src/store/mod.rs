@@ -11,6 +11,7 @@ pub mod backend;
 pub mod budgets;
 pub mod calls;
 pub mod credits;
+pub mod health;
 pub mod limits;
 pub mod migrations;
 pub mod overview;
@@ -58,6 +59,23 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The database could not be reached (down, network, pool exhausted), as opposed to
+    /// refusing what was asked: worth waiting out, not worth giving up a record for.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) | StoreError::Pool(_) => true,
+            StoreError::Postgres(e) => {
+                e.is_closed()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.code,
+                rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::DatabaseBusy
+            ),
+            _ => false,
+        }
+    }
+
     pub fn invalid(field: &str, message: impl Into<String>) -> Self {
         StoreError::Invalid {
             field: field.to_string(),

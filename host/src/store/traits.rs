@@ -9,7 +9,7 @@ use super::app_prices::AppPrice;
 use super::apps::{App, AppKey, KeyOwner};
 use super::budgets::{Budget, StoredBudgets};
 use super::calls::{CallFilter, CallRecord, CallRow, ExportWindow};
-use super::credits::{CreditSummary, Grant, LedgerEntry, LedgerFilter};
+use super::credits::{CreditSummary, Grant, HoldResult, LedgerEntry, LedgerFilter};
 use super::limits::{Scope, StoredLimits};
 use super::providers::{
     CredentialChange, CredentialRow, LiveCredential, ProviderChange, ProviderRow,
@@ -187,6 +187,27 @@ pub trait CreditStore: Send + Sync {
         amount: Option<i64>,
         note: Option<String>,
     ) -> Result<LedgerEntry>;
+    /// Whether this store keeps credit holds itself, shared by every instance on it
+    /// (Postgres). Otherwise holds are the instance's memory (`billing::LocalHolds`).
+    fn shares_holds(&self) -> bool {
+        false
+    }
+    /// Holds `amount` of the app's balance (after expiring what is due, minus what live
+    /// holds keep) until `lease_until` (Unix ms), or says why not. The hold is removed by
+    /// the transaction that charges its call ([`CallRecord::hold_id`]) or by
+    /// [`Self::release_holds`].
+    async fn hold_credit(
+        &self,
+        _app_id: i64,
+        _amount: i64,
+        _lease_until: i64,
+    ) -> Result<HoldResult> {
+        Err(StoreError::Task("this store keeps no credit holds".into()))
+    }
+    /// Removes holds whose calls will not be charged through the call log.
+    async fn release_holds(&self, _ids: Vec<i64>) -> Result<()> {
+        Err(StoreError::Task("this store keeps no credit holds".into()))
+    }
 }
 
 /// Spend caps per app and per key, and the recorded spend they are checked against.

@@ -220,6 +220,13 @@ impl PgDb {
                 .await?;
             }
         }
+        // The calls' shared holds go with their charges: another instance locking the
+        // balance sees both or neither.
+        let holds: Vec<i64> = batch.iter().filter_map(|r| r.hold_id).collect();
+        if !holds.is_empty() {
+            tx.execute("DELETE FROM credit_holds WHERE id = ANY($1)", &[&holds])
+                .await?;
+        }
 
         let mut u_app = Vec::with_capacity(rollup.len());
         let mut u_provider = Vec::with_capacity(rollup.len());

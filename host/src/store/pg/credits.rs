@@ -10,7 +10,7 @@
 //! same round trips whether it holds one call or two thousand.
 
 use super::{page, Conditions, PgStores};
-use crate::store::credits::{CreditSummary, Grant, LedgerEntry, LedgerFilter};
+use crate::store::credits::{CreditSummary, Grant, HoldResult, LedgerEntry, LedgerFilter};
 use crate::store::traits::{CreditStore, Result};
 use crate::store::{now_ms, StoreError};
 use async_trait::async_trait;
@@ -93,9 +93,13 @@ impl Book {
         self.dirty = true;
     }
 
+    pub(in crate::store) fn balance(&self) -> i64 {
+        self.balance
+    }
+
     /// Takes the credit left on expired grants out of the balance, one `expiry` entry
     /// per grant.
-    fn expire(&mut self, now: i64) {
+    pub(in crate::store) fn expire(&mut self, now: i64) {
         let mut due: Vec<usize> = (0..self.grants.len())
             .filter(|&i| {
                 let g = &self.grants[i];
@@ -282,7 +286,7 @@ pub(in crate::store) async fn flush<'a>(
 }
 
 /// One app's book, 404 when there is no such app.
-async fn book_of(c: &impl GenericClient, app_id: i64) -> Result<Book> {
+pub(in crate::store) async fn book_of(c: &impl GenericClient, app_id: i64) -> Result<Book> {
     load_books(c, &[app_id])
         .await?
         .remove(&app_id)
@@ -631,5 +635,17 @@ impl CreditStore for PgStores {
         let entry = entry_by_id(&tx, id).await?;
         tx.commit().await?;
         Ok(entry)
+    }
+
+    fn shares_holds(&self) -> bool {
+        true
+    }
+
+    async fn hold_credit(&self, app_id: i64, amount: i64, lease_until: i64) -> Result<HoldResult> {
+        self.hold(app_id, amount, lease_until).await
+    }
+
+    async fn release_holds(&self, ids: Vec<i64>) -> Result<()> {
+        self.release(ids).await
     }
 }

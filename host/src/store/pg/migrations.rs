@@ -8,7 +8,10 @@ use super::PgDb;
 use crate::store::StoreError;
 
 /// In order; append only.
-const MIGRATIONS: &[&str] = &[include_str!("../../../../schema/pg/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../../schema/pg/0001_init.sql"),
+    include_str!("../../../../schema/pg/0002_credit_holds.sql"),
+];
 
 /// The advisory lock key every aihub instance takes to migrate ("aihub" in ASCII).
 const LOCK_KEY: i64 = 0x0061_6968_7562;

@@ -12,6 +12,8 @@ pub mod apps;
 pub mod budgets;
 pub mod calls;
 pub mod credits;
+pub mod feed;
+pub mod holds;
 pub mod limits;
 pub mod meta;
 pub mod migrations;
@@ -40,6 +42,14 @@ pub struct PgDb {
     shown: Arc<str>,
     /// Which balance alerts charges raise (set at start).
     pub charge_alerts: Arc<ChargeAlerts>,
+    /// How to open a connection outside the pool (the change feed's listener).
+    direct: Arc<Direct>,
+}
+
+/// The parsed URL and whether it asks for TLS.
+struct Direct {
+    config: tokio_postgres::Config,
+    tls: bool,
 }
 
 /// Whether `url` selects Postgres.
@@ -113,6 +123,11 @@ impl PgDb {
             config.application_name("aihub");
         }
         let password = config.get_password().map(<[u8]>::to_vec);
+        let tls = config.get_ssl_mode() == tokio_postgres::config::SslMode::Require;
+        let mut direct_config = config.clone();
+        if !tls {
+            direct_config.ssl_mode(tokio_postgres::config::SslMode::Disable);
+        }
         let manager_config = ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         };
@@ -139,6 +154,10 @@ impl PgDb {
             pool,
             shown,
             charge_alerts: Default::default(),
+            direct: Arc::new(Direct {
+                config: direct_config,
+                tls,
+            }),
         };
         // Fail now, with the reason, rather than at the first request.
         let first = db.client().await.map_err(|e| {
