@@ -1,8 +1,8 @@
 //! The command line: parsing and dispatch to each command.
 
 //!
-//! `serve` runs the gateway; `store_cmds` the commands on the data dir; `rates_cmd` the
-//! rate import; `plugins_cmd` the plugin inspection commands.
+//! `serve` runs the gateway; `store_cmds` the commands on the store (`migrate-store`
+//! included); `rates_cmd` the rate import; `plugins_cmd` the plugin inspection commands.
 
 pub mod plugins_cmd;
 pub mod rates_cmd;
@@ -34,6 +34,18 @@ enum Command {
     Serve,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Copy an aihub SQLite database into an empty Postgres database (to move from one
+    /// instance to several), in one transaction; ids, and so the sealed provider keys, are
+    /// kept. Stop the server first for an exact copy.
+    MigrateStore {
+        /// The SQLite database: `sqlite:PATH`, PATH being the aihub.db file or the data dir.
+        #[arg(long, value_name = "sqlite:PATH")]
+        from: String,
+        /// The Postgres database (`postgres://user@host/db`); default: the configured
+        /// storage.url (AIHUB_STORAGE__URL), which keeps a password off the command line.
+        #[arg(long, value_name = "postgres://...")]
+        to: Option<String>,
+    },
     /// Manage apps.
     Apps {
         #[command(subcommand)]
@@ -141,6 +153,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve => serve::run(config),
         Command::Migrate => store_cmds::migrate(&config),
+        Command::MigrateStore { from, to } => {
+            store_cmds::migrate_store(&config, &from, to.as_deref())
+        }
         Command::Apps {
             command: AppsCommand::Create { name },
         } => store_cmds::create_app(&config, &name),

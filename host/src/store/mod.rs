@@ -1,7 +1,8 @@
 //! The store. The embedded SQLite store (the default): one r2d2 pool of rusqlite
 //! connections (WAL, `synchronous=NORMAL`, foreign keys on), numbered migrations from
 //! `schema/`. The Postgres store (`storage.url = "postgres://..."`) lives in [`pg`];
-//! [`backend`] picks one and hands out the traits of [`traits`].
+//! [`backend`] picks one and hands out the traits of [`traits`]; [`copy`] copies a SQLite
+//! database into Postgres (`aihub migrate-store`).
 
 pub mod alerts;
 pub mod aliases;
@@ -10,6 +11,7 @@ pub mod apps;
 pub mod backend;
 pub mod budgets;
 pub mod calls;
+pub mod copy;
 pub mod credits;
 pub mod health;
 pub mod limits;
