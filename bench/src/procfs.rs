@@ -49,6 +49,24 @@ pub fn fd_count(pid: u32) -> io::Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }
 
+/// Processes whose command line (arguments joined by spaces) contains `needle`: how the
+/// driver finds the Postgres backends serving one database, whose process title reads
+/// `postgres: ... <user> <database> <client> <state>`.
+pub fn pids_with_cmdline(needle: &str) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| {
+                let line: Vec<u8> = raw.iter().map(|&b| if b == 0 { b' ' } else { b }).collect();
+                String::from_utf8_lossy(&line).contains(needle)
+            })
+        })
+        .collect()
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`).
 pub fn clk_tck() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -72,5 +90,13 @@ mod tests {
         cpu_ticks(me).unwrap();
         assert!(fd_count(me).unwrap() > 0);
         assert!(clk_tck() > 0);
+    }
+
+    #[test]
+    fn finds_itself_by_its_command_line() {
+        let me = std::process::id();
+        let exe = std::env::args().next().unwrap();
+        assert!(pids_with_cmdline(&exe).contains(&me));
+        assert!(pids_with_cmdline("no process has this in its command line \u{1}").is_empty());
     }
 }

@@ -2,8 +2,10 @@
 //! and aihub (openai plugin pointed at the mock, an app key, call logging on, SQLite in a
 //! temp dir), drives direct-to-mock, floor and aihub with the same load, and writes
 //! `bench/results/latest.md` and `latest.json`. It builds nothing: `make bench` runs
-//! `cargo build --release --workspace` first.
+//! `cargo build --release --workspace` first. Last, a second aihub on a throwaway Postgres
+//! database takes the same non-stream load as aihub on SQLite (`postgres.rs`).
 
+mod postgres;
 mod procs;
 mod report;
 
@@ -44,6 +46,13 @@ pub struct Args {
     /// Keep the temp dir (aihub's data dir and logs) for inspection.
     #[arg(long)]
     pub keep_tmp: bool,
+    /// The Postgres server the Postgres scenario makes its throwaway database
+    /// (`aihub_bench_<pid>`) on; unreachable: the scenario is skipped.
+    #[arg(long, default_value = postgres::DEFAULT_ADMIN_URL)]
+    pub pg_admin_url: String,
+    /// Skip the Postgres scenario.
+    #[arg(long)]
+    pub no_postgres: bool,
 }
 
 /// How long one scenario measures: `rounds` slices of `slice` per path, the paths
@@ -61,6 +70,8 @@ pub struct Plan {
     pub c1: Slices,
     pub cn: Slices,
     pub stream: Slices,
+    /// aihub on SQLite against aihub on Postgres, non-stream at the same concurrency.
+    pub pg: Slices,
     /// Unmeasured load on each path before a scenario (fills every pool on the way).
     pub warmup: Duration,
     /// How long the idle streams are held while RSS is sampled.
@@ -81,6 +92,7 @@ impl Plan {
                 c1: s(4, 600),
                 cn: s(3, 1000),
                 stream: s(2, 1500),
+                pg: s(3, 1000),
                 warmup: Duration::from_millis(300),
                 hold: Duration::from_secs(2),
                 alloc_requests: 500,
@@ -91,6 +103,7 @@ impl Plan {
                 c1: s(10, 1000),
                 cn: s(6, 2000),
                 stream: s(5, 3000),
+                pg: s(6, 2000),
                 warmup: Duration::from_secs(1),
                 hold: Duration::from_secs(5),
                 alloc_requests: 2000,
@@ -106,6 +119,9 @@ pub struct Target {
     pub base: String,
     /// The process that does this path's work (the mock itself for direct).
     pub pid: u32,
+    /// Processes that work for this path alone, by a piece of their command line (the
+    /// Postgres backends of aihub's database); their CPU is reported beside the path's.
+    pub side: Option<String>,
 }
 
 /// One path's figures in one scenario.
@@ -119,6 +135,8 @@ pub struct PathResult {
     pub cpu_ticks: Option<u64>,
     /// CPU ticks of the mock during the same runs (unknown when paths were interleaved).
     pub mock_ticks: Option<u64>,
+    /// CPU ticks of the target's side processes during the same runs.
+    pub side_ticks: Option<u64>,
 }
 
 pub struct ScenarioResult {
@@ -168,6 +186,8 @@ pub struct Results {
     pub aihub_version: String,
     /// Heap allocations per request, from the counting pass.
     pub allocs: Option<AllocResult>,
+    /// aihub on Postgres against aihub on SQLite (issue 17).
+    pub postgres: postgres::PgOutcome,
 }
 
 /// Heap allocations per request, counted by a second floor and aihub started with
@@ -281,16 +301,19 @@ async fn drive(args: Args) -> Result<bool, String> {
             name: "direct",
             base: format!("http://{mock_addr}"),
             pid: mock.pid(),
+            side: None,
         },
         Target {
             name: "floor",
             base: format!("http://{floor_addr}"),
             pid: floor.pid(),
+            side: None,
         },
         Target {
             name: "aihub",
             base: format!("http://{aihub_addr}"),
             pid: aihub.pid(),
+            side: None,
         },
     ];
 
@@ -405,6 +428,27 @@ async fn drive(args: Args) -> Result<bool, String> {
     }
 
     let call_log = call_log_stats(&targets[2].base).await;
+    let pg_plan = postgres::PgPlan {
+        slices: plan.pg,
+        warmup: plan.warmup,
+        concurrency: n,
+    };
+    let postgres = postgres_pass(
+        &args,
+        &pg_plan,
+        &tmp,
+        (&aihub_bin, &openai_so),
+        (mock_addr, mock_pid),
+        (&targets[2], &app_key),
+        &model_plain,
+    )
+    .await;
+    match &postgres {
+        postgres::PgOutcome::Skipped(why) => progress(format!("postgres scenario skipped: {why}")),
+        postgres::PgOutcome::Failed(why) => progress(format!("postgres scenario FAILED: {why}")),
+        postgres::PgOutcome::Ran(_) => {}
+    }
+    aihub.check_alive()?;
     drop(aihub);
     drop(floor);
     let allocs = match count_allocs(
@@ -439,6 +483,7 @@ async fn drive(args: Args) -> Result<bool, String> {
         call_log,
         aihub_version: aihub_version(&aihub_bin),
         allocs,
+        postgres,
     };
     let rendered = report::render(&results);
     println!("{}", rendered.markdown);
@@ -756,6 +801,7 @@ async fn scenario(
             ttft: None,
             cpu_ticks: None,
             mock_ticks: None,
+            side_ticks: None,
         })
         .collect();
     let stream = specs.first().is_some_and(|s| s.stream);
@@ -790,15 +836,24 @@ async fn scenario(
             for k in 0..targets.len() {
                 let i = (round + k) % targets.len();
                 let (t, spec, client) = (&targets[i], &specs[i], &clients[i]);
+                let side0 = t.side.as_deref().map(side_cpu);
                 let own0 = procfs::cpu_ticks(t.pid).unwrap_or(0);
                 let mock0 = procfs::cpu_ticks(mock_pid).unwrap_or(0);
                 let r = loadgen::run(client, spec, concurrency, Stop::Duration(slices.slice)).await;
                 let own1 = procfs::cpu_ticks(t.pid).unwrap_or(0);
                 let mock1 = procfs::cpu_ticks(mock_pid).unwrap_or(0);
+                let side1 = t.side.as_deref().map(side_cpu);
                 report_slice(&title, round, slices.rounds, t.name, &r);
                 let p = &mut paths[i];
                 p.cpu_ticks = Some(p.cpu_ticks.unwrap_or(0) + own1.saturating_sub(own0));
                 p.mock_ticks = Some(p.mock_ticks.unwrap_or(0) + mock1.saturating_sub(mock0));
+                if let (Some(before), Some(after)) = (side0, side1) {
+                    // No process found: unknown, not zero.
+                    if !after.is_empty() {
+                        p.side_ticks =
+                            Some(p.side_ticks.unwrap_or(0) + side_delta(&before, &after));
+                    }
+                }
                 p.run.merge(r);
             }
         }
@@ -819,6 +874,121 @@ async fn scenario(
         stream,
         paths,
     }
+}
+
+/// CPU ticks of every process whose command line holds `needle`.
+fn side_cpu(needle: &str) -> Vec<(u32, u64)> {
+    procfs::pids_with_cmdline(needle)
+        .into_iter()
+        .filter_map(|pid| procfs::cpu_ticks(pid).ok().map(|t| (pid, t)))
+        .collect()
+}
+
+/// Ticks spent between two snapshots: a process new since `before` counts from zero, one
+/// gone by `after` is not counted (a pooled backend lives for the whole run).
+fn side_delta(before: &[(u32, u64)], after: &[(u32, u64)]) -> u64 {
+    after
+        .iter()
+        .map(|(pid, t1)| {
+            let t0 = before.iter().find(|(p, _)| p == pid).map_or(0, |(_, t)| *t);
+            t1.saturating_sub(t0)
+        })
+        .sum()
+}
+
+/// The Postgres scenario: a throwaway database, aihub on it, then the non-stream load on
+/// aihub-on-SQLite and aihub-on-Postgres in alternating slices. Postgres unreachable (or
+/// refusing the database) skips it; aihub failing on it fails it.
+async fn postgres_pass(
+    args: &Args,
+    plan: &postgres::PgPlan,
+    tmp: &TempDir,
+    (aihub_bin, openai_so): (&Path, &Path),
+    (mock_addr, mock_pid): (std::net::SocketAddr, u32),
+    (sqlite, sqlite_key): (&Target, &str),
+    model: &str,
+) -> postgres::PgOutcome {
+    use postgres::{PgOutcome, PgRun, ThrowawayDb};
+    if args.no_postgres {
+        return PgOutcome::Skipped("--no-postgres".into());
+    }
+    // Declared before the aihub on it, so that aihub is stopped before the database goes.
+    let db = match ThrowawayDb::create(&args.pg_admin_url).await {
+        Ok(db) => db,
+        Err(e) => {
+            return PgOutcome::Skipped(format!(
+                "Postgres (--pg-admin-url, default {}) cannot be used: {e}",
+                postgres::DEFAULT_ADMIN_URL
+            ))
+        }
+    };
+    progress(format!("postgres scenario: database {} created", db.name));
+    let pool_size = 8;
+    let pool = pool_size.to_string();
+    let env = [
+        ("AIHUB_STORAGE__URL", db.url.as_str()),
+        ("AIHUB_STORAGE__POOL_SIZE", pool.as_str()),
+    ];
+    let (mut pg, pg_addr, pg_key) =
+        match start_aihub(tmp, "aihub-pg", &env, aihub_bin, openai_so, mock_addr).await {
+            Ok(started) => started,
+            Err(e) => return PgOutcome::Failed(format!("aihub on Postgres did not start: {e}")),
+        };
+    progress(format!("aihub on Postgres on {pg_addr} (pid {})", pg.pid()));
+    let targets = [
+        postgres::sqlite_target(sqlite),
+        Target {
+            name: "aihub-pg",
+            base: format!("http://{pg_addr}"),
+            pid: pg.pid(),
+            side: Some(postgres::backend_needle(&db.name)),
+        },
+    ];
+    let mut specs = Vec::new();
+    for (t, key) in targets.iter().zip([sqlite_key, pg_key.as_str()]) {
+        let uri = match format!("{}/v1/chat/completions", t.base).parse() {
+            Ok(u) => u,
+            Err(e) => return PgOutcome::Failed(format!("bad uri: {e}")),
+        };
+        match RequestSpec::post_json(uri, loadgen::chat_body(model, false), Some(key), false) {
+            Ok(s) => specs.push(Arc::new(s)),
+            Err(e) => return PgOutcome::Failed(e),
+        }
+    }
+    let smoke = loadgen::run(&loadgen::client(1), &specs[1], 1, Stop::Requests(1)).await;
+    if smoke.errors > 0 {
+        return PgOutcome::Failed(format!(
+            "smoke request to aihub on Postgres failed: {}\naihub log tail:\n{}",
+            smoke.error_samples.join("; "),
+            procs::tail(&tmp.join("aihub-pg.stderr"), 20)
+        ));
+    }
+    let n = plan.concurrency;
+    let scenario = scenario(
+        "nonstream_cn_pg",
+        format!("non-stream, concurrency {n}, aihub on SQLite vs on Postgres (pool {pool_size})"),
+        &targets,
+        &specs,
+        n,
+        plan.slices,
+        plan.warmup,
+        mock_pid,
+    )
+    .await;
+    if let Err(e) = pg.check_alive() {
+        return PgOutcome::Failed(format!(
+            "aihub on Postgres: {e}\naihub log tail:\n{}",
+            procs::tail(&tmp.join("aihub-pg.stderr"), 20)
+        ));
+    }
+    let call_log = call_log_stats(&targets[1].base).await;
+    drop(pg);
+    PgOutcome::Ran(Box::new(PgRun {
+        scenario,
+        call_log,
+        pool_size,
+        database: db.name.clone(),
+    }))
 }
 
 fn report_slice(title: &str, round: usize, rounds: usize, name: &str, r: &RunResult) {

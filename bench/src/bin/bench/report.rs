@@ -1,5 +1,6 @@
 //! The results as Markdown (printed and written to latest.md) and JSON (latest.json).
 
+use crate::postgres::{self, PgOutcome};
 use crate::{MemResult, PathResult, Results, ScenarioResult};
 use aihub_bench::stats::{fmt_diff_us, fmt_us, round1, round3, Summary};
 use serde_json::{json, Value};
@@ -152,7 +153,14 @@ pub fn render(r: &Results) -> Rendered {
         .iter()
         .map(|x| x.failed + x.errors.len().min(1))
         .sum();
-    let valid = scenario_errors == 0 && memory_errors == 0;
+    // Postgres unreachable is a skip; aihub failing on a Postgres that answered is not.
+    let (pg_errors, pg_failed) = match &r.postgres {
+        PgOutcome::Ran(run) => (run.scenario.paths.iter().map(|p| p.run.errors).sum(), false),
+        PgOutcome::Failed(_) => (0, true),
+        PgOutcome::Skipped(_) => (0, false),
+    };
+    let scenario_errors = scenario_errors + pg_errors;
+    let valid = scenario_errors == 0 && memory_errors == 0 && !pg_failed;
 
     // Tracked figures.
     let rps = |key: &str, name: &str| path(key, name).map(|p| p.run.rps());
@@ -290,7 +298,8 @@ pub fn render(r: &Results) -> Rendered {
     } else {
         let _ = writeln!(
             md,
-            "**Run: INVALID** ({scenario_errors} request errors, {memory_errors} idle-stream failures; see Errors). The figures below are not comparable.\n"
+            "**Run: INVALID** ({scenario_errors} request errors, {memory_errors} idle-stream failures{}; see Errors). The figures below are not comparable.\n",
+            if pg_failed { ", the Postgres scenario failed" } else { "" }
         );
     }
     let command = if r.plan.mode == "quick" {
@@ -434,6 +443,8 @@ pub fn render(r: &Results) -> Rendered {
         }
     }
 
+    render_postgres(&mut md, r);
+
     let _ = writeln!(md, "\n## Latency and throughput\n");
     let _ = writeln!(
         md,
@@ -556,6 +567,24 @@ pub fn render(r: &Results) -> Rendered {
                 );
             }
         }
+        match &r.postgres {
+            PgOutcome::Failed(why) => {
+                let _ = writeln!(md, "- Postgres scenario: {why}");
+            }
+            PgOutcome::Ran(run) => {
+                for p in run.scenario.paths.iter().filter(|p| p.run.errors > 0) {
+                    let _ = writeln!(
+                        md,
+                        "- {} / {}: {} errors, e.g. {}",
+                        run.scenario.title,
+                        p.name,
+                        p.run.errors,
+                        p.run.error_samples.join("; ")
+                    );
+                }
+            }
+            PgOutcome::Skipped(_) => {}
+        }
         for x in r
             .memory
             .iter()
@@ -651,12 +680,132 @@ pub fn render(r: &Results) -> Rendered {
         })).collect::<Vec<_>>(),
         "scenarios": scenarios,
         "memory": memory,
+        "postgres": postgres_json(r),
     });
 
     Rendered {
         markdown: md,
         json,
         valid,
+    }
+}
+
+/// CPU seconds per 1,000 requests of a path's own process and of its side processes.
+fn path_cpu(p: &PathResult, clk_tck: u64) -> (Option<f64>, Option<f64>) {
+    (
+        p.cpu_ticks.and_then(|t| cpu_per_1k(t, p.run.ok, clk_tck)),
+        p.side_ticks.and_then(|t| cpu_per_1k(t, p.run.ok, clk_tck)),
+    )
+}
+
+/// The Postgres scenario's section (issue 17).
+fn render_postgres(md: &mut String, r: &Results) {
+    let _ = writeln!(md, "\n## aihub on Postgres (issue 17)\n");
+    let run = match &r.postgres {
+        PgOutcome::Skipped(why) => {
+            let _ = writeln!(md, "Skipped (not an error): {why}.");
+            return;
+        }
+        PgOutcome::Failed(why) => {
+            let _ = writeln!(md, "**Failed**: {why}");
+            return;
+        }
+        PgOutcome::Ran(run) => run,
+    };
+    let s = &run.scenario;
+    let _ = writeln!(
+        md,
+        "A second aihub on a throwaway Postgres database (`{}`, `storage.pool_size` {}, call logging on, same mock and config) against aihub on SQLite, non-stream at c={}, the two alternating slice by slice ({} × {:?} each, after a {:?} warm-up). The Postgres server shares the machine: its backends' CPU is shown apart (the WAL writer and checkpointer are not counted).\n",
+        run.database,
+        run.pool_size,
+        s.concurrency,
+        r.plan.pg.rounds,
+        r.plan.pg.slice,
+        r.plan.warmup
+    );
+    let _ = writeln!(
+        md,
+        "| path | requests | errors | req/s | p50 | p99 | aihub CPU s / 1,000 | Postgres backends CPU s / 1,000 |\n|---|--:|--:|--:|--:|--:|--:|--:|"
+    );
+    let f3 = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.3}"));
+    for p in &s.paths {
+        let (own, side) = path_cpu(p, r.clk_tck);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.name,
+            thousands(p.run.ok as f64),
+            p.run.errors,
+            thousands(p.run.rps()),
+            fmt_us(p.latency.p50_us),
+            fmt_us(p.latency.p99_us),
+            f3(own),
+            if p.name == "aihub-pg" {
+                f3(side)
+            } else {
+                "—".into()
+            }
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\n- **RPS aihub on Postgres / aihub on SQLite: {}**",
+        postgres::ratio(run).map_or("n/a".into(), |q| format!("{q:.2}"))
+    );
+    let num = |k: &str| {
+        run.call_log
+            .as_ref()
+            .and_then(|v| v.get(k))
+            .and_then(Value::as_u64)
+    };
+    match num("written") {
+        Some(w) => {
+            let dropped = num("dropped").unwrap_or(0);
+            let _ = writeln!(
+                md,
+                "- aihub-on-Postgres call log at the end: {} records written, {} dropped, {} still queued{}",
+                thousands(w as f64),
+                dropped,
+                num("queued").unwrap_or(0),
+                if dropped > 0 {
+                    " (**records were dropped: the Postgres writer did not keep up**)"
+                } else {
+                    ""
+                }
+            );
+        }
+        None => {
+            let _ = writeln!(md, "- aihub-on-Postgres call log: no counters in /readyz");
+        }
+    }
+}
+
+fn postgres_json(r: &Results) -> Value {
+    match &r.postgres {
+        PgOutcome::Skipped(why) => json!({"status": "skipped", "reason": why}),
+        PgOutcome::Failed(why) => json!({"status": "failed", "reason": why}),
+        PgOutcome::Ran(run) => {
+            let path = |name: &str| {
+                run.scenario.path(name).map(|p| {
+                    let (own, side) = path_cpu(p, r.clk_tck);
+                    json!({
+                        "rps": round1(p.run.rps()),
+                        "cpu_s_per_1k": own.map(round3),
+                        "postgres_backends_cpu_s_per_1k": side.map(round3),
+                    })
+                })
+            };
+            json!({
+                "status": "ran",
+                "database": run.database,
+                "pool_size": run.pool_size,
+                "rps_pg_over_sqlite": postgres::ratio(run).map(round3),
+                "sqlite": path("aihub-sqlite"),
+                "pg": path("aihub-pg"),
+                "pg_call_log": run.call_log.clone().unwrap_or(Value::Null),
+                "scenario": scenario_json(&run.scenario, r.clk_tck),
+            })
+        }
     }
 }
 
