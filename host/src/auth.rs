@@ -297,6 +297,41 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn while_the_database_is_down_keys_verified_within_the_grace_are_served() {
+        let (_d, s) = test_store();
+        let cache = AuthCache::with_outage_grace(
+            Arc::new(crate::store::sqlite::SqliteStores::new(
+                s.clone(),
+                crate::store::secrets::Cipher::generate(),
+            )),
+            Arc::default(),
+            Duration::from_secs(300),
+        );
+        let app = s.create_app("a").unwrap();
+        let (_, key) = s.create_key(app.id, None).unwrap();
+        let hash = hash_key(&key);
+        cache
+            .authenticate(&headers(&format!("Bearer {key}")))
+            .await
+            .unwrap();
+        let age = |secs: u64| {
+            let mut e = cache.entries.write().unwrap();
+            e.known.get_mut(&hash).unwrap().at = Instant::now()
+                .checked_sub(Duration::from_secs(secs))
+                .unwrap();
+        };
+        // Past the ordinary TTL the cache asks the store; if it cannot be reached, a
+        // verification within TTL + grace still counts...
+        age(200);
+        assert!(cache.cached(&hash).0.is_none());
+        assert_eq!(cache.verified_before(&hash).map(|o| o.app_id), Some(app.id));
+        // ...and an older one does not.
+        age(331);
+        assert!(cache.verified_before(&hash).is_none());
+        assert!(cache.verified_before(&hash_key("ak-other")).is_none());
+    }
+
+    #[tokio::test]
     async fn a_flood_of_unknown_keys_does_not_flush_known_ones() {
         let (_d, s) = test_store();
         let cache = cache_of(&s);

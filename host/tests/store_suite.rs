@@ -548,7 +548,7 @@ async fn suite(backend: Backend, raw: Raw) {
     assert!(s.limits.all_limits().await.unwrap().1.is_empty());
 
     // Responses.
-    let now = now_ms();
+    let now = aihub::store::now_ms();
     let resp = StoredResponse {
         id: "resp_1".into(),
         app_id: a.id,
@@ -686,6 +686,50 @@ async fn suite(backend: Backend, raw: Raw) {
     let sum = s.credits.credit_summary(a.id).await.unwrap();
     let expiring = sum.grants.iter().find(|g| g.expires_at.is_some()).unwrap();
     assert_eq!(expiring.remaining, 150);
+
+    // Credit holds the store keeps (Postgres, shared by every instance on it); SQLite's
+    // holds are the instance's memory.
+    if s.credits.shares_holds() {
+        use aihub::store::credits::HoldResult;
+        let bal = s.credits.credit_balance(a.id).await.unwrap().0;
+        let far = aihub::store::now_ms() + 3_600_000;
+        let HoldResult::Held(h1) = s.credits.hold_credit(a.id, bal - 100, far).await.unwrap()
+        else {
+            panic!("the first hold fits");
+        };
+        assert_eq!(s.credits.held_credit(a.id).await.unwrap(), bal - 100);
+        assert_eq!(
+            s.credits.hold_credit(a.id, 101, far).await.unwrap(),
+            HoldResult::Short {
+                balance: bal,
+                held: bal - 100
+            }
+        );
+        // A hold whose lease has ended no longer counts.
+        let HoldResult::Held(h2) = s
+            .credits
+            .hold_credit(a.id, 100, aihub::store::now_ms() - 1)
+            .await
+            .unwrap()
+        else {
+            panic!("the rest fits");
+        };
+        assert_eq!(s.credits.held_credit(a.id).await.unwrap(), bal - 100);
+        s.credits.release_holds(vec![h1, h2]).await.unwrap();
+        assert_eq!(s.credits.held_credit(a.id).await.unwrap(), 0);
+        assert_eq!(
+            s.credits.credit_balance(a.id).await.unwrap().0,
+            bal,
+            "holds never move the balance"
+        );
+        not_found(s.credits.hold_credit(9999, 1, far).await);
+    } else {
+        assert!(s
+            .credits
+            .hold_credit(a.id, 1, aihub::store::now_ms())
+            .await
+            .is_err());
+    }
 
     // Calls through the writer: records, charges, rollups and alerts in one batch.
     served.charge_alerts.set(true, 1_600);
@@ -912,7 +956,11 @@ async fn suite(backend: Backend, raw: Raw) {
     ));
     not_found(s.credits.refund_call(b.id, charged_call, None, None).await);
     // Crossing 1 600 while charging wrote one low-balance alert in the batch.
-    let due = s.alerts.due_alerts(now_ms() + 1, 10).await.unwrap();
+    let due = s
+        .alerts
+        .due_alerts(aihub::store::now_ms() + 1, 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 1, "{due:?}");
     assert_eq!(due[0].event, "credits.low");
     let data: serde_json::Value = serde_json::from_str(&due[0].data).unwrap();
@@ -985,21 +1033,33 @@ async fn suite(backend: Backend, raw: Raw) {
         .enqueue_alert("test.event".into(), "{\"n\":1}".into())
         .await
         .unwrap();
-    let due = s.alerts.due_alerts(now_ms() + 1, 10).await.unwrap();
+    let due = s
+        .alerts
+        .due_alerts(aihub::store::now_ms() + 1, 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 2);
     assert!(s.alerts.next_alert_due().await.unwrap().is_some());
     s.alerts.alert_delivered(due[0].id).await.unwrap();
     s.alerts
-        .alert_failed(due[1].id, Some(now_ms() + 60_000), "503".into())
+        .alert_failed(
+            due[1].id,
+            Some(aihub::store::now_ms() + 60_000),
+            "503".into(),
+        )
         .await
         .unwrap();
     assert!(s
         .alerts
-        .due_alerts(now_ms() + 1, 10)
+        .due_alerts(aihub::store::now_ms() + 1, 10)
         .await
         .unwrap()
         .is_empty());
-    let later = s.alerts.due_alerts(now_ms() + 120_000, 10).await.unwrap();
+    let later = s
+        .alerts
+        .due_alerts(aihub::store::now_ms() + 120_000, 10)
+        .await
+        .unwrap();
     assert_eq!((later.len(), later[0].attempts), (1, 1));
     s.alerts
         .alert_failed(later[0].id, None, "gave up".into())

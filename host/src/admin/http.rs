@@ -440,7 +440,7 @@ pub async fn dispatch(
         (R::Credits, Method::GET) => {
             let id = id_param(&p, "id")?;
             let summary = stores.credits.credit_summary(id).await?;
-            let held = state.credits.holds.held(id);
+            let held = state.credits.held(id).await?;
             let mut o = crate::billing::view::balances(summary.balance, held);
             o.insert(
                 "grants".into(),

@@ -152,6 +152,15 @@ impl Credits {
         }
     }
 
+    /// What calls in flight hold of the app's balance: on every instance when the store
+    /// keeps holds, else on this one.
+    pub async fn held(&self, app_id: i64) -> Result<i64, crate::store::StoreError> {
+        match &self.store_holds {
+            Some(s) => s.store.held_credit(app_id).await,
+            None => Ok(self.holds.held(app_id)),
+        }
+    }
+
     /// The balance's generation now: a balance read at this generation is current until
     /// the next [`Self::invalidate`].
     pub fn generation(&self, app_id: i64) -> u64 {

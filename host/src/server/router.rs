@@ -110,7 +110,7 @@ pub async fn dispatch(
         (Some("/credits"), _) if method == Method::GET => {
             let who = state.auth.authenticate(req.headers()).await?;
             let balance = crate::billing::balance(state, who.app_id).await?;
-            let held = state.credits.holds.held(who.app_id);
+            let held = state.credits.held(who.app_id).await?;
             let mut o = crate::billing::view::balances(balance, held);
             o.insert("currency".into(), "credits".into());
             Ok(super::http::json(200, &o))

@@ -204,6 +204,10 @@ pub trait CreditStore: Send + Sync {
     ) -> Result<HoldResult> {
         Err(StoreError::Task("this store keeps no credit holds".into()))
     }
+    /// What live holds keep of the app's balance.
+    async fn held_credit(&self, _app_id: i64) -> Result<i64> {
+        Err(StoreError::Task("this store keeps no credit holds".into()))
+    }
     /// Removes holds whose calls will not be charged through the call log.
     async fn release_holds(&self, _ids: Vec<i64>) -> Result<()> {
         Err(StoreError::Task("this store keeps no credit holds".into()))

@@ -648,4 +648,8 @@ impl CreditStore for PgStores {
     async fn release_holds(&self, ids: Vec<i64>) -> Result<()> {
         self.release(ids).await
     }
+
+    async fn held_credit(&self, app_id: i64) -> Result<i64> {
+        self.held(app_id).await
+    }
 }

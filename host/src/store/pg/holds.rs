@@ -48,6 +48,17 @@ impl PgStores {
         })
     }
 
+    pub(in crate::store) async fn held(&self, app_id: i64) -> Result<i64> {
+        let c = self.client().await?;
+        let row = c
+            .query_one(
+                "SELECT COALESCE(SUM(amount), 0)::BIGINT FROM credit_holds WHERE app_id = $1 AND expires_at > $2",
+                &[&app_id, &now_ms()],
+            )
+            .await?;
+        Ok(row.get(0))
+    }
+
     pub(in crate::store) async fn release(&self, ids: Vec<i64>) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
