@@ -548,7 +548,7 @@ async fn suite(backend: Backend, raw: Raw) {
     assert!(s.limits.all_limits().await.unwrap().1.is_empty());
 
     // Responses.
-    let now = aihub::store::now_ms();
+    let now = now_ms();
     let resp = StoredResponse {
         id: "resp_1".into(),
         app_id: a.id,
@@ -692,7 +692,7 @@ async fn suite(backend: Backend, raw: Raw) {
     if s.credits.shares_holds() {
         use aihub::store::credits::HoldResult;
         let bal = s.credits.credit_balance(a.id).await.unwrap().0;
-        let far = aihub::store::now_ms() + 3_600_000;
+        let far = now_ms() + 3_600_000;
         let HoldResult::Held(h1) = s.credits.hold_credit(a.id, bal - 100, far).await.unwrap()
         else {
             panic!("the first hold fits");
@@ -708,7 +708,7 @@ async fn suite(backend: Backend, raw: Raw) {
         // A hold whose lease has ended no longer counts.
         let HoldResult::Held(h2) = s
             .credits
-            .hold_credit(a.id, 100, aihub::store::now_ms() - 1)
+            .hold_credit(a.id, 100, now_ms() - 1)
             .await
             .unwrap()
         else {
@@ -724,11 +724,7 @@ async fn suite(backend: Backend, raw: Raw) {
         );
         not_found(s.credits.hold_credit(9999, 1, far).await);
     } else {
-        assert!(s
-            .credits
-            .hold_credit(a.id, 1, aihub::store::now_ms())
-            .await
-            .is_err());
+        assert!(s.credits.hold_credit(a.id, 1, now_ms()).await.is_err());
     }
 
     // Calls through the writer: records, charges, rollups and alerts in one batch.
@@ -956,11 +952,7 @@ async fn suite(backend: Backend, raw: Raw) {
     ));
     not_found(s.credits.refund_call(b.id, charged_call, None, None).await);
     // Crossing 1 600 while charging wrote one low-balance alert in the batch.
-    let due = s
-        .alerts
-        .due_alerts(aihub::store::now_ms() + 1, 10)
-        .await
-        .unwrap();
+    let due = s.alerts.due_alerts(now_ms() + 1, 10).await.unwrap();
     assert_eq!(due.len(), 1, "{due:?}");
     assert_eq!(due[0].event, "credits.low");
     let data: serde_json::Value = serde_json::from_str(&due[0].data).unwrap();
@@ -1033,33 +1025,21 @@ async fn suite(backend: Backend, raw: Raw) {
         .enqueue_alert("test.event".into(), "{\"n\":1}".into())
         .await
         .unwrap();
-    let due = s
-        .alerts
-        .due_alerts(aihub::store::now_ms() + 1, 10)
-        .await
-        .unwrap();
+    let due = s.alerts.due_alerts(now_ms() + 1, 10).await.unwrap();
     assert_eq!(due.len(), 2);
     assert!(s.alerts.next_alert_due().await.unwrap().is_some());
     s.alerts.alert_delivered(due[0].id).await.unwrap();
     s.alerts
-        .alert_failed(
-            due[1].id,
-            Some(aihub::store::now_ms() + 60_000),
-            "503".into(),
-        )
+        .alert_failed(due[1].id, Some(now_ms() + 60_000), "503".into())
         .await
         .unwrap();
     assert!(s
         .alerts
-        .due_alerts(aihub::store::now_ms() + 1, 10)
+        .due_alerts(now_ms() + 1, 10)
         .await
         .unwrap()
         .is_empty());
-    let later = s
-        .alerts
-        .due_alerts(aihub::store::now_ms() + 120_000, 10)
-        .await
-        .unwrap();
+    let later = s.alerts.due_alerts(now_ms() + 120_000, 10).await.unwrap();
     assert_eq!((later.len(), later[0].attempts), (1, 1));
     s.alerts
         .alert_failed(later[0].id, None, "gave up".into())
