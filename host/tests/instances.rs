@@ -25,28 +25,6 @@ fn instance(db: &TestDb, config: &str) -> ServerOptions {
         .without_app()
 }
 
-/// An app with one key, made through `s`: (app id, key).
-async fn app_with_key(s: &TestServer, name: &str) -> (i64, String) {
-    let app = s
-        .admin_ok(
-            Method::POST,
-            "/api/admin/apps",
-            Some(&json!({ "name": name })),
-            201,
-        )
-        .await;
-    let id = app["id"].as_i64().unwrap();
-    let made = s
-        .admin_ok(
-            Method::POST,
-            &format!("/api/admin/apps/{id}/keys"),
-            Some(&json!({"name": "k"})),
-            201,
-        )
-        .await;
-    (id, made["key"].as_str().unwrap().to_string())
-}
-
 async fn chat(s: &TestServer, key: &str, model: &str, text: &str) -> (u16, Value) {
     let resp = http_client_with_key(key)
         .post(s.url("/v1/chat/completions"))
@@ -89,20 +67,11 @@ async fn a_key_revoked_or_a_provider_added_on_one_instance_holds_on_the_other_wi
         let ready: Value = s.get("/readyz").await.json().await.unwrap();
         assert_eq!(ready["change_feed"], "listening", "{ready}");
     }
-    let (app, key) = app_with_key(&a, "spread").await;
+    let (app, key, kid) = a.create_app_with_key_id("spread").await;
     // B verifies the key (and caches the answer for 30 s).
     assert_eq!(chat(&b, &key, "echo/echo-1", "hi").await.0, 200);
 
     // Revoked through A: B refuses it within a second, long before its cache expires.
-    let keys = a
-        .admin_ok(
-            Method::GET,
-            &format!("/api/admin/apps/{app}/keys"),
-            None,
-            200,
-        )
-        .await;
-    let kid = keys["data"][0]["id"].as_i64().unwrap();
     a.admin_ok(
         Method::DELETE,
         &format!("/api/admin/apps/{app}/keys/{kid}"),
@@ -119,7 +88,7 @@ async fn a_key_revoked_or_a_provider_added_on_one_instance_holds_on_the_other_wi
     eprintln!("revocation reached the other instance in {took:?}");
 
     // A provider with a stored key added through A: routable on B, with that key.
-    let (app2, key2) = app_with_key(&a, "spread-2").await;
+    let (app2, key2) = a.create_app_with_key("spread-2").await;
     let mock = MockUpstream::always(MockReply::json(
         200,
         openai_completion("gpt-x", "from the mock", 3, 2),
@@ -195,7 +164,7 @@ async fn a_burst_split_across_two_instances_keeps_to_the_apps_credit_and_rpm() {
     .await;
 
     // Credit binds: enough for a few dozen calls' holds, 200 calls at once.
-    let (credit_app, credit_key) = app_with_key(&a, "credit").await;
+    let (credit_app, credit_key) = a.create_app_with_key("credit").await;
     a.admin_ok(
         Method::POST,
         &format!("/api/admin/apps/{credit_app}/credits"),
@@ -270,7 +239,7 @@ async fn a_burst_split_across_two_instances_keeps_to_the_apps_credit_and_rpm() {
     );
 
     // RPM binds: plenty of credit, rpm 60, 200 calls across both instances.
-    let (rpm_app, rpm_key) = app_with_key(&a, "rpm").await;
+    let (rpm_app, rpm_key) = a.create_app_with_key("rpm").await;
     a.admin_ok(
         Method::POST,
         &format!("/api/admin/apps/{rpm_app}/credits"),
@@ -311,8 +280,8 @@ async fn an_instance_that_loses_the_database_serves_verified_keys_and_writes_its
             .without_app(),
     )
     .await;
-    let (_, key) = app_with_key(&s, "outage").await;
-    let (_, unverified) = app_with_key(&s, "never-seen").await;
+    let (_, key) = s.create_app_with_key("outage").await;
+    let (_, unverified) = s.create_app_with_key("never-seen").await;
     assert_eq!(chat(&s, &key, "echo/echo-1", "before").await.0, 200);
 
     proxy.cut();
