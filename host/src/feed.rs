@@ -73,25 +73,22 @@ async fn publish(db: PgDb, mut changes: tokio::sync::broadcast::Receiver<Change>
         let mut due = BTreeSet::new();
         match changes.recv().await {
             Ok(c) => {
-                due.insert(c.name());
+                due.insert(c);
             }
-            Err(RecvError::Lagged(_)) => due.extend(Change::ALL.map(Change::name)),
+            Err(RecvError::Lagged(_)) => due.extend(Change::ALL),
             Err(RecvError::Closed) => return,
         }
         while let Ok(c) = changes.try_recv() {
-            due.insert(c.name());
+            due.insert(c);
         }
-        for name in due {
-            let Some(change) = Change::from_name(name) else {
-                continue;
-            };
+        for change in due {
             let payload = payload(&me, change);
             let mut pause = Duration::from_millis(100);
             for attempt in 1..=3 {
                 match db.notify(&payload).await {
                     Ok(()) => break,
                     Err(e) if attempt == 3 => tracing::error!(
-                        change = name,
+                        change = change.name(),
                         error = %e,
                         "change feed: a change could not be published; other instances see it when their caches expire or on their next refresh (SIGHUP)"
                     ),
@@ -125,11 +122,11 @@ async fn listen(state: Arc<AppState>, db: PgDb, me: Arc<str>) {
                         p = listener.payloads.recv() => {
                             let Some(p) = p else { break };
                             let mut due = BTreeSet::new();
-                            due.extend(parse(&p, &me).into_iter().flatten().map(Change::name));
+                            due.extend(parse(&p, &me).into_iter().flatten());
                             while let Ok(p) = listener.payloads.try_recv() {
-                                due.extend(parse(&p, &me).into_iter().flatten().map(Change::name));
+                                due.extend(parse(&p, &me).into_iter().flatten());
                             }
-                            for c in due.into_iter().filter_map(Change::from_name) {
+                            for c in due {
                                 tracing::debug!(change = c.name(), "change feed: applying another instance's change");
                                 state.apply(c).await;
                             }

@@ -62,7 +62,7 @@ pub fn process_env(name: &str) -> Option<String> {
 }
 
 /// What an admin mutation changed, so the in-memory state built from it is refreshed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Change {
     /// Providers, credentials, rates or aliases: the routing table is rebuilt.
     Routing,
