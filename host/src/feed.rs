@@ -40,14 +40,35 @@ impl FeedStatus {
     }
 }
 
-/// Starts publishing this instance's changes and applying the others'.
-pub fn spawn(state: Arc<AppState>, db: PgDb) {
+/// How long the start waits for the first listening connection before serving without it.
+const FIRST_LISTEN: Duration = Duration::from_secs(5);
+
+/// Starts publishing this instance's changes and applying the others'. Waits (boundedly)
+/// until it listens, so an instance that accepts traffic already hears every change; what
+/// changed between loading the state and listening is then re-read.
+pub async fn start(state: Arc<AppState>, db: PgDb) {
     let mut id = [0u8; 8];
     let _ = getrandom::fill(&mut id);
     let me: Arc<str> = hex::encode(id).into();
     state.feed.enabled.store(true, Ordering::Relaxed);
     tokio::spawn(publish(db.clone(), state.changes.subscribe(), me.clone()));
-    tokio::spawn(listen(state, db, me));
+    let first = match tokio::time::timeout(FIRST_LISTEN, db.listen()).await {
+        Ok(Ok(listener)) => {
+            for c in Change::ALL {
+                state.apply(c).await;
+            }
+            Some(listener)
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "change feed: cannot listen yet; retrying in the background");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("change feed: listening timed out; retrying in the background");
+            None
+        }
+    };
+    tokio::spawn(listen(state, db, me, first));
 }
 
 /// The payload for one change from `from` (`cli` for a command-line tool).
@@ -102,17 +123,27 @@ async fn publish(db: PgDb, mut changes: tokio::sync::broadcast::Receiver<Change>
     }
 }
 
-async fn listen(state: Arc<AppState>, db: PgDb, me: Arc<str>) {
-    let mut missed = false;
+async fn listen(
+    state: Arc<AppState>,
+    db: PgDb,
+    me: Arc<str>,
+    mut first: Option<crate::store::pg::feed::Listener>,
+) {
+    // Without a first listener the state is as old as the start: re-read it on listening.
+    let mut missed = first.is_none();
     let mut pause = Duration::from_millis(250);
     loop {
-        match db.listen().await {
+        let listened = match first.take() {
+            Some(l) => Ok(l),
+            None => db.listen().await,
+        };
+        match listened {
             Ok(mut listener) => {
                 state.feed.listening.store(true, Ordering::Relaxed);
                 state.metrics.change_feed_up.set(1);
                 pause = Duration::from_millis(250);
                 if missed {
-                    tracing::info!("change feed: listening again; refreshing everything");
+                    tracing::info!("change feed: listening; refreshing everything");
                     for c in Change::ALL {
                         state.apply(c).await;
                     }
@@ -142,7 +173,7 @@ async fn listen(state: Arc<AppState>, db: PgDb, me: Arc<str>) {
                 tracing::warn!("change feed: the listening connection was lost; reconnecting");
             }
             Err(e) => {
-                if !missed || pause == RETRY_MAX {
+                if pause == RETRY_MAX {
                     tracing::warn!(error = %e, "change feed: cannot listen");
                 }
             }

@@ -105,7 +105,7 @@ async fn run_async(config: Config) -> Result<(), String> {
     tracing::info!(addr = %bound, plugin_dir = %plugin_dir.display(), "aihub listening");
 
     if let Backend::Postgres(db) = &opened.backend {
-        crate::feed::spawn(state.clone(), db.clone());
+        crate::feed::start(state.clone(), db.clone()).await;
     }
     crate::resilience::recheck::spawn(state.clone());
     crate::billing::alerts::spawn(state.clone());
