@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PLUGIN_DIR ?= $(DATA_DIR)/plugins
 DEBUG_DIR := target/debug
 
-.PHONY: run build plugins test lint test-fixtures abi1-fixture unit bench bench-quick clean fuzz fuzz-tool ui ui-deps ui-check
+.PHONY: run build plugins test lint test-fixtures abi1-fixture unit bench bench-quick clean fuzz ui ui-deps ui-check
 
 ## Build host and plugins (release), install the plugins, start the gateway.
 run: plugins
@@ -28,7 +28,7 @@ plugins: build
 	done
 
 ## Everything CI checks: formatting, lints, then every test (the console's browser test
-## among them, host/tests/console.rs, which needs ui/node_modules and Chromium).
+## among them, host/tests/e2e/console.rs, which needs ui/node_modules and Chromium).
 test: lint test-fixtures ui-deps
 	$(CARGO) test --workspace
 
@@ -102,14 +102,23 @@ bench:
 bench-quick:
 	$(CARGO) build --release --workspace && $(CARGO) run --release -p aihub-bench --bin bench -- --quick
 
-## Fuzzing (cargo-fuzz, libFuzzer; crate in fuzz/): each target for FUZZ_SECONDS, from the
-## committed seeds in fuzz/corpus/<target>/ (new finds are kept in target/fuzz/corpus/,
-## crashes written to fuzz/artifacts/). Stable Rust is enough: `-s none` needs no
-## sanitizer. `--dev` builds fast (the host's dependencies are heavy); FUZZ_BUILD= (empty)
-## builds optimised for long runs.
+## Fuzzing (libFuzzer through libfuzzer-sys; crate in fuzz/): each target for FUZZ_SECONDS,
+## from the committed seeds in fuzz/corpus/<target>/ (new finds are kept in
+## target/fuzz/corpus/, crashes written to fuzz/artifacts/<target>/). Built by plain cargo
+## with the coverage instrumentation cargo-fuzz would add (no sanitizer, so stable Rust is
+## enough and there is no tool to install). FUZZ_PROFILE=release builds optimised for long
+## runs; the default dev build is quick (the host's dependencies are heavy).
 FUZZ_SECONDS ?= 60
-FUZZ_BUILD ?= --dev
+FUZZ_PROFILE ?= dev
 FUZZ_DIR := target/fuzz
+FUZZ_TRIPLE := $(shell rustc -vV | sed -n 's/^host: //p')
+FUZZ_BIN := $(FUZZ_DIR)/$(FUZZ_TRIPLE)/$(if $(filter dev,$(FUZZ_PROFILE)),debug,$(FUZZ_PROFILE))
+FUZZ_RUSTFLAGS := --cfg fuzzing -Cpasses=sancov-module \
+	-Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+	-Cllvm-args=-sanitizer-coverage-pc-table \
+	-Cllvm-args=-sanitizer-coverage-trace-compares \
+	-Cdebug-assertions -Coverflow-checks
 FUZZ_PURE_TARGETS := sse_parser openai_stream anthropic_stream gemini_stream echo_stream \
 	openai_request anthropic_request gemini_request echo_request \
 	anthropic_format responses_format completions_format
@@ -123,14 +132,15 @@ else
 FUZZ_TARGETS := $(FUZZ_PURE_TARGETS)
 FUZZ_FEATURES := --no-default-features
 endif
-FUZZ := $(CARGO) fuzz
-fuzz: fuzz-tool
-	$(FUZZ) build -s none $(FUZZ_BUILD) $(FUZZ_FEATURES) --target-dir $(FUZZ_DIR)
+fuzz:
+	RUSTFLAGS="$(FUZZ_RUSTFLAGS)" $(CARGO) build --manifest-path fuzz/Cargo.toml \
+		--profile $(FUZZ_PROFILE) --target $(FUZZ_TRIPLE) --target-dir $(FUZZ_DIR) \
+		$(FUZZ_FEATURES) $(foreach t,$(FUZZ_TARGETS),--bin $(t))
 	@for t in $(FUZZ_TARGETS); do \
-		mkdir -p $(FUZZ_DIR)/corpus/$$t; \
-		if $(FUZZ) run -s none $(FUZZ_BUILD) $(FUZZ_FEATURES) --target-dir $(FUZZ_DIR) $$t \
-			$(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t -- \
-			-max_total_time=$(FUZZ_SECONDS) -timeout=10 >$(FUZZ_DIR)/$$t.log 2>&1; then \
+		mkdir -p $(FUZZ_DIR)/corpus/$$t fuzz/artifacts/$$t; \
+		if $(FUZZ_BIN)/$$t -artifact_prefix=fuzz/artifacts/$$t/ \
+			-max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+			$(FUZZ_DIR)/corpus/$$t fuzz/corpus/$$t >$(FUZZ_DIR)/$$t.log 2>&1; then \
 			echo "fuzz: $$t: $$(grep '^Done' $(FUZZ_DIR)/$$t.log | tail -1)"; \
 		else \
 			grep -m 3 -A 2 'panicked at' $(FUZZ_DIR)/$$t.log; \
@@ -140,10 +150,6 @@ fuzz: fuzz-tool
 		fi; \
 	done
 	@echo "fuzz: all $(words $(FUZZ_TARGETS)) targets ran $(FUZZ_SECONDS) s each without a failure"
-
-## cargo-fuzz, installed into the default cargo bin when missing.
-fuzz-tool:
-	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz --locked
 
 clean:
 	$(CARGO) clean
