@@ -2,7 +2,6 @@
 //! request, a reply and a stream of chunks: refusals are fine, panics are not.
 #![no_main]
 
-use formats::StreamWriter;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -3,7 +3,6 @@
 //! stream of chunks. Refusals are fine, panics are not.
 #![no_main]
 
-use formats::StreamWriter;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
