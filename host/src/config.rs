@@ -45,6 +45,41 @@ pub struct Config {
     /// Model aliases: a name clients use, served by the first target that can.
     #[serde(default)]
     pub routes: Vec<AliasEntry>,
+    /// `AIHUB_*` environment variables that name no config section or key (a client's
+    /// `AIHUB_KEY`, say): left out of the config and warned about once logging is up.
+    #[serde(skip)]
+    pub ignored_env: Vec<String>,
+}
+
+/// The top-level keys, as `AIHUB_<KEY>` or `AIHUB_<KEY>__...` names them.
+const TOP_KEYS: &[&str] = &[
+    "server",
+    "storage",
+    "plugins",
+    "upstream",
+    "log",
+    "call_log",
+    "resilience",
+    "telemetry",
+    "metrics",
+    "responses",
+    "cache",
+    "billing",
+    "limits",
+    "console",
+    "shared",
+    "admin_token",
+    "master_key",
+    "providers",
+    "routes",
+];
+
+/// Whether an environment key (prefix stripped, nested keys joined by `__`) is config.
+fn is_config_env(key: &str) -> bool {
+    // `split("__")` may already have turned the separators into dots.
+    let top = key.split("__").next().unwrap_or(key);
+    let top = top.split('.').next().unwrap_or(top);
+    TOP_KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -523,6 +558,7 @@ impl Default for Config {
             master_key: None,
             providers: Vec::new(),
             routes: Vec::new(),
+            ignored_env: Vec::new(),
         }
     }
 }
@@ -563,14 +599,32 @@ impl Config {
             let profiled = base.with_file_name(format!("{stem}.{profile}.toml"));
             fig = fig.merge(Toml::file(profiled));
         }
-        // AIHUB_PROFILE selects the profile file; it is not a key.
+        // AIHUB_PROFILE selects the profile file; it is not a key. Names of no section
+        // (a typo inside a section still is an error) are set aside and warned about.
         let env = env.ignore(&["PROFILE"]);
-        let config: Config = fig.merge(env).extract().map_err(|e| {
+        let ignored: Vec<String> = env
+            .iter()
+            .map(|(k, _)| k.as_str().replace('.', "__"))
+            .filter(|k| !is_config_env(k))
+            .collect();
+        let env = env.filter(|k| is_config_env(k.as_str()));
+        let mut config: Config = fig.merge(env).extract().map_err(|e| {
             let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
             ConfigError::Invalid(msgs.join("; "))
         })?;
         config.validate()?;
+        config.ignored_env = ignored;
         Ok(config)
+    }
+
+    /// Says, once logging is set up, which `AIHUB_*` variables were not read as config.
+    pub fn warn_ignored_env(&self) {
+        for key in &self.ignored_env {
+            tracing::warn!(
+                variable = %format!("AIHUB_{}", key.to_ascii_uppercase()),
+                "environment variable ignored: it names no config section (nested keys join with `__`, e.g. AIHUB_SERVER__LISTEN)"
+            );
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -845,6 +899,40 @@ mod tests {
             assert!(err.to_string().contains("body_read_timeout_ms"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn environment_names_of_no_section_are_set_aside_but_typos_inside_one_are_errors() {
+        Jail::expect_with(|jail| {
+            jail.set_env("AIHUB_KEY", "ak-client-side");
+            jail.set_env("AIHUB_URL", "http://127.0.0.1:8090");
+            jail.set_env("AIHUB_SERVER__MAX_BODY_BYTES", "2000");
+            jail.set_env("AIHUB_CALL_LOG__QUEUE_CAPACITY", "77");
+            let c = Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None)
+                .map_err(|e| e.to_string())?;
+            assert_eq!(c.server.max_body_bytes, 2000);
+            assert_eq!(c.call_log.queue_capacity, 77);
+            let mut ignored = c.ignored_env.clone();
+            ignored.sort();
+            assert_eq!(ignored, ["key", "url"]);
+            jail.set_env("AIHUB_SERVER__LISTN", "127.0.0.1:1");
+            let err =
+                Config::load_from(None, Env::prefixed("AIHUB_").split("__"), None).unwrap_err();
+            assert!(err.to_string().contains("listn"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_top_level_key_is_known_to_the_environment_filter() {
+        let mut c = Config::default();
+        c.admin_token = Some(Secret::new("x"));
+        c.master_key = Some(Secret::new("x"));
+        let v = serde_json::to_value(&c).unwrap();
+        for key in v.as_object().unwrap().keys() {
+            assert!(is_config_env(key), "{key} is missing from TOP_KEYS");
+        }
+        assert_eq!(v.as_object().unwrap().len(), TOP_KEYS.len());
     }
 
     #[test]

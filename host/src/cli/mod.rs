@@ -149,6 +149,7 @@ pub fn main() -> ExitCode {
     };
     if !matches!(cli.command, Command::Serve) {
         telemetry::init_logging(&config);
+        config.warn_ignored_env();
     }
     let result = match cli.command {
         Command::Serve => serve::run(config),

@@ -34,6 +34,7 @@ pub fn run(config: Config) -> Result<(), String> {
 
 async fn run_async(config: Config) -> Result<(), String> {
     let telemetry = crate::observability::telemetry::init(&config)?;
+    config.warn_ignored_env();
     let data_dir = config.storage.data_dir.clone();
     std::fs::create_dir_all(&data_dir)
         .map_err(|e| format!("cannot create data dir {}: {e}", data_dir.display()))?;
