@@ -925,9 +925,11 @@ mod tests {
 
     #[test]
     fn every_top_level_key_is_known_to_the_environment_filter() {
-        let mut c = Config::default();
-        c.admin_token = Some(Secret::new("x"));
-        c.master_key = Some(Secret::new("x"));
+        let c = Config {
+            admin_token: Some(Secret::new("x")),
+            master_key: Some(Secret::new("x")),
+            ..Config::default()
+        };
         let v = serde_json::to_value(&c).unwrap();
         for key in v.as_object().unwrap().keys() {
             assert!(is_config_env(key), "{key} is missing from TOP_KEYS");
