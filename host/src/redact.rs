@@ -49,8 +49,10 @@ pub fn scrub_patterns(text: &str) -> String {
 }
 
 /// The credentials in an upstream request's headers (`Authorization` without its scheme,
-/// `x-api-key`, operator-set token headers), to scrub from what comes back.
-pub fn sent_secrets(headers: &[(String, String)]) -> Vec<String> {
+/// `x-api-key`, operator-set token headers), to scrub from what comes back; those already
+/// in `known` (the call's own credential, as a rule) are left out, so the usual request
+/// copies nothing.
+pub fn sent_secrets(headers: &[(String, String)], known: &[&str]) -> Vec<String> {
     headers
         .iter()
         .filter(|(name, _)| {
@@ -68,12 +70,13 @@ pub fn sent_secrets(headers: &[(String, String)]) -> Vec<String> {
                     if scheme.eq_ignore_ascii_case("bearer")
                         || scheme.eq_ignore_ascii_case("basic") =>
                 {
-                    rest.trim().to_string()
+                    rest.trim()
                 }
-                _ => v.to_string(),
+                _ => v,
             }
         })
-        .filter(|v| v.len() >= MIN_SECRET)
+        .filter(|v| v.len() >= MIN_SECRET && !known.contains(v))
+        .map(str::to_string)
         .collect()
 }
 
@@ -179,20 +182,22 @@ fn starts_with_ignore_case(bytes: &[u8], at: usize, prefix: &[u8]) -> bool {
 
 /// Names whose value after `=`/`:` is a credential.
 fn secret_name(name: &[u8]) -> bool {
-    let n = name.to_ascii_lowercase();
+    let ends = |suffix: &[u8]| {
+        name.len() >= suffix.len() && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+    };
     [
-        "key",
-        "token",
-        "secret",
-        "password",
-        "signature",
-        "credential",
+        &b"key"[..],
+        b"token",
+        b"secret",
+        b"password",
+        b"signature",
+        b"credential",
     ]
     .iter()
-    .any(|s| n.ends_with(s.as_bytes()))
-        || n == b"sig"
-        || n == b"auth"
-        || n == b"authorization"
+    .any(|s| ends(s))
+        || name.eq_ignore_ascii_case(b"sig")
+        || name.eq_ignore_ascii_case(b"auth")
+        || name.eq_ignore_ascii_case(b"authorization")
 }
 
 /// Pass 2: one left-to-right scan; at each position at most a few bounded checks, and a
@@ -323,7 +328,7 @@ mod tests {
     #[test]
     fn secrets_are_read_from_the_request_headers() {
         let h = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let got = sent_secrets(&[
+        let headers = [
             h("Authorization", "Bearer sk-abcdefgh123"),
             h("x-api-key", "anthropic-key-1"),
             h("X-Gateway-Auth", "static-gateway-token"),
@@ -332,11 +337,18 @@ mod tests {
                 "traceparent",
                 "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01",
             ),
-        ]);
+        ];
         assert_eq!(
-            got,
+            sent_secrets(&headers, &[]),
             ["sk-abcdefgh123", "anthropic-key-1", "static-gateway-token"]
         );
+        // The call's own key is known already: only the others are copied.
+        assert_eq!(
+            sent_secrets(&headers, &["sk-abcdefgh123"]),
+            ["anthropic-key-1", "static-gateway-token"]
+        );
+        assert!(secret_name(b"X-API-KEY") && secret_name(b"Authorization"));
+        assert!(!secret_name(b"content-type") && !secret_name(b"ke"));
     }
 
     #[test]

@@ -3,20 +3,63 @@
 
 use crate::config::UpstreamConfig;
 use crate::error::ApiError;
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Method, Uri};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use plugin_api::HttpRequest;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Clone)]
 pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     max_response_bytes: usize,
+    targets: Arc<Targets>,
+}
+
+/// Upstream URLs already parsed, with their `Host` header: a provider's few URLs repeat
+/// on every call, and a clone of a parsed `Uri` is a few reference counts where a parse
+/// is two allocations (and the client's own `Host` formatting two more). The header is
+/// kept for plain `http` only: over TLS the connection may be HTTP/2, where the client
+/// sends `:authority` and no `Host`, and is left to decide.
+#[derive(Default)]
+struct Targets {
+    known: ArcSwap<Vec<(String, Uri, Option<HeaderValue>)>>,
+}
+
+/// URLs kept at most (a model in the path makes one per model; past this they are parsed
+/// per call, as before).
+const MAX_TARGETS: usize = 64;
+
+impl Targets {
+    fn get(&self, url: &str) -> Result<(Uri, Option<HeaderValue>), String> {
+        if let Some((_, uri, host)) = self.known.load().iter().find(|(u, ..)| u == url) {
+            return Ok((uri.clone(), host.clone()));
+        }
+        let uri: Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
+        let authority = uri.authority().ok_or("the URL has no host")?;
+        let host = match uri.scheme() {
+            Some(s) if *s == hyper::http::uri::Scheme::HTTP => {
+                Some(HeaderValue::from_str(authority.as_str()).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        self.known.rcu(|known| {
+            let mut more = Vec::clone(known);
+            if more.len() < MAX_TARGETS && !more.iter().any(|(u, ..)| u == url) {
+                more.push((url.to_string(), uri.clone(), host.clone()));
+            }
+            more
+        });
+        Ok((uri, host))
+    }
 }
 
 /// Response headers as owned pairs, as plugins see them.
@@ -41,10 +84,10 @@ impl Upstream {
         Ok(Upstream {
             client,
             max_response_bytes: cfg.max_response_bytes,
+            targets: Arc::default(),
         })
     }
 
-    /// Sends `req`; returns when the response head has arrived.
     /// Sends `req`; returns when the response head has arrived, or fails after
     /// `first_byte`.
     pub async fn send(
@@ -52,17 +95,26 @@ impl Upstream {
         req: HttpRequest,
         first_byte: Duration,
     ) -> Result<hyper::Response<Incoming>, ApiError> {
-        let mut builder = hyper::Request::builder()
-            .method(req.method.as_str())
-            .uri(req.url.as_str());
+        let invalid = |e: String| {
+            ApiError::Internal(format!("plugin built an invalid upstream request: {e}"))
+        };
+        let (uri, host) = self.targets.get(&req.url).map_err(invalid)?;
+        let method =
+            Method::from_bytes(req.method.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        let mut request = hyper::Request::new(Full::new(Bytes::from(req.body)));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.reserve(req.headers.len() + 1);
         for (k, v) in &req.headers {
-            builder = builder.header(k.as_str(), v.as_str());
+            let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| invalid(e.to_string()))?;
+            let value =
+                HeaderValue::from_str(v).map_err(|e| invalid(format!("header {k}: {e}")))?;
+            headers.append(name, value);
         }
-        let request = builder
-            .body(Full::new(Bytes::from(req.body)))
-            .map_err(|e| {
-                ApiError::Internal(format!("plugin built an invalid upstream request: {e}"))
-            })?;
+        if let Some(host) = host {
+            headers.entry(hyper::header::HOST).or_insert(host);
+        }
         match tokio::time::timeout(first_byte, self.client.request(request)).await {
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) => Err(ApiError::UpstreamConnect(describe(&e))),
@@ -113,4 +165,26 @@ fn describe(e: &hyper_util::client::legacy::Error) -> String {
         source = s.source();
     }
     msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_once_and_keep_the_host_header() {
+        let t = Targets::default();
+        let (uri, host) = t.get("http://127.0.0.1:9000/v1/chat/completions").unwrap();
+        assert_eq!(uri.path(), "/v1/chat/completions");
+        assert_eq!(host.unwrap(), "127.0.0.1:9000");
+        let (again, _) = t.get("http://127.0.0.1:9000/v1/chat/completions").unwrap();
+        assert_eq!(again, uri);
+        assert_eq!(t.known.load().len(), 1);
+        let (q, host) = t.get("https://api.example.com/v1/x?alt=sse").unwrap();
+        assert_eq!(q.query(), Some("alt=sse"));
+        assert_eq!(host, None, "over TLS the client picks Host or :authority");
+        assert!(t.get("not a url").is_err());
+        assert!(t.get("/relative/only").is_err());
+        assert_eq!(t.known.load().len(), 2);
+    }
 }

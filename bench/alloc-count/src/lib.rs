@@ -1,4 +1,4 @@
-//! The system allocator, counting allocations when switched on. `make bench` starts aihub
+//! An allocator (the system's unless told otherwise), counting allocations when switched on. `make bench` starts aihub
 //! and the floor with `COUNT_HEAP_ALLOCS=1` for a separate pass and reads the counts
 //! before and after a fixed number of requests: heap allocations per request.
 //!
@@ -13,8 +13,9 @@ static ON: AtomicBool = AtomicBool::new(false);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
 
-/// Install with `#[global_allocator] static A: Counting = Counting;`.
-pub struct Counting;
+/// Install with `#[global_allocator] static A: Counting = Counting(System);` (or any
+/// other `GlobalAlloc` in place of `System`).
+pub struct Counting<A = System>(pub A);
 
 #[inline]
 fn count(size: usize) {
@@ -24,27 +25,27 @@ fn count(size: usize) {
     }
 }
 
-// SAFETY: every call is forwarded unchanged to `System`; counting touches only atomics
-// and never allocates.
-unsafe impl GlobalAlloc for Counting {
+// SAFETY: every call is forwarded unchanged to the wrapped allocator; counting touches
+// only atomics and never allocates.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for Counting<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
-        System.alloc(layout)
+        self.0.alloc(layout)
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         count(layout.size());
-        System.alloc_zeroed(layout)
+        self.0.alloc_zeroed(layout)
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
+        self.0.dealloc(ptr, layout)
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // A growth is an allocation as far as cost goes (it may move the block).
         count(new_size);
-        System.realloc(ptr, layout, new_size)
+        self.0.realloc(ptr, layout, new_size)
     }
 }
 

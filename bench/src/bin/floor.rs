@@ -19,7 +19,7 @@ struct Args {
 }
 
 #[global_allocator]
-static ALLOC: alloc_count::Counting = alloc_count::Counting;
+static ALLOC: alloc_count::Counting = alloc_count::Counting(std::alloc::System);
 
 fn main() -> std::io::Result<()> {
     alloc_count::enable_from_env();

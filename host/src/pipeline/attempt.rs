@@ -102,21 +102,27 @@ async fn try_attempt(
         }
         Prepared::Upstream(mut request) => {
             // Whatever credential the plugin put in the request (operator-set static
-            // headers included) is scrubbed from what the upstream says back.
-            let sent = crate::redact::sent_secrets(&request.headers);
+            // headers included) is scrubbed from what the upstream says back; the call's
+            // own credential is scrubbed by `attempt` already.
+            let sent = crate::redact::sent_secrets(&request.headers, &call.credential.secrets());
             let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
             let scrub = |e: ApiError| e.scrubbed(&sent);
-            let (host, path) = split_url(&request.url);
             let span = tracing::info_span!(
                 "upstream",
                 otel.name = request.method.as_str(),
                 otel.kind = "client",
                 http.request.method = request.method.as_str(),
-                server.address = host.as_str(),
-                url.path = path.as_str(),
+                server.address = tracing::field::Empty,
+                url.path = tracing::field::Empty,
                 http.response.status_code = tracing::field::Empty,
                 aihub.attempt = i64::from(number),
             );
+            // Parsed only for a span something records.
+            if !span.is_disabled() {
+                let (host, path) = split_url(&request.url);
+                span.record("server.address", host.as_str());
+                span.record("url.path", path.as_str());
+            }
             if state.telemetry_enabled {
                 crate::observability::telemetry::inject(&span.context(), &mut request.headers);
             } else if let Some(tp) = &trace.traceparent {

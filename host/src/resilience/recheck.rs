@@ -123,8 +123,13 @@ async fn try_probe(
             bytes::Bytes::from(l.body),
         ),
         Prepared::Upstream(request) => {
-            let sent = crate::redact::sent_secrets(&request.headers);
-            let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+            let known = call.credential.secrets();
+            let extra = crate::redact::sent_secrets(&request.headers, &known);
+            let sent: Vec<&str> = known
+                .iter()
+                .copied()
+                .chain(extra.iter().map(String::as_str))
+                .collect();
             let scrub = |e: ApiError| e.scrubbed(&sent);
             let resp = state
                 .upstream
