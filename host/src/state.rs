@@ -193,9 +193,17 @@ impl AppState {
         let stored = read_stored(&p.stores).await;
         let table = build_table(&p.config, &p.registry, &stored, &health, &policy);
         let limits = read_limits(&p.config, &p.stores).await;
-        let budgets = crate::billing::budgets::Budgets::new(
+        let mut budgets = crate::billing::budgets::Budgets::new(
             read_budgets(&p.stores).await.unwrap_or_default(),
         );
+        if p.config
+            .storage
+            .url
+            .as_ref()
+            .is_some_and(|u| crate::store::pg::is_postgres_url(u.expose().trim()))
+        {
+            budgets = budgets.resync_every(crate::billing::budgets::RESYNC_MS);
+        }
         let mut rnd = [0u8; 4];
         let _ = getrandom::fill(&mut rnd);
         let metrics = crate::observability::metrics::Metrics::new();

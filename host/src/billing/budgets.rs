@@ -5,9 +5,15 @@
 //! Admission reserves each call's estimated cost against every cap it falls under, the
 //! way credit holds work, so parallel calls cannot overshoot together: a scope's spend
 //! can pass its cap only by what the calls in flight cost beyond their estimates. The
-//! spend already recorded is read from the store once per scope (at its first capped
-//! call); from then on every settled call adds its cost here, and a new day or month
-//! starts at zero.
+//! spend already recorded is read from the store at a scope's first capped call; from
+//! then on every settled call adds its cost here, and a new day or month starts at zero.
+//!
+//! On a shared store (several instances) the other instances' spend reaches this one by
+//! a re-read every [`RESYNC_MS`] (one read per scope and interval, by the call that
+//! finds it due); the spend kept is the larger of this instance's count and the store's,
+//! so calls settled here and still in the write queue are never lost by a re-read. A cap
+//! can then be passed by what the other instances spend within one interval (plus their
+//! call-log write delay) on top of the calls in flight.
 
 use crate::store::budgets::{Budget, StoredBudgets};
 use arc_swap::ArcSwap;
@@ -102,8 +108,13 @@ pub fn usd(micros: i64) -> String {
     format!("{sign}${}.{:06}", m / 1_000_000, m % 1_000_000)
 }
 
+/// How often a scope's recorded spend is re-read on a shared store (milliseconds).
+pub const RESYNC_MS: i64 = 2_000;
+
 #[derive(Debug, Clone, Copy)]
 struct Spend {
+    /// When the store's figures were last read (or a re-read was claimed).
+    read_at: i64,
     day_start: i64,
     day: i64,
     month_start: i64,
@@ -199,6 +210,9 @@ pub struct Budgets {
     spend: Mutex<HashMap<Who, Spend>>,
     /// (scope, period, period start) already alerted, so `budget.reached` goes out once.
     alerted: Mutex<HashSet<(Who, Period, i64)>>,
+    /// Re-read recorded spend this often (a shared store); `None`: this instance's
+    /// count is the whole truth after the first read.
+    resync_ms: Option<i64>,
 }
 
 impl Budgets {
@@ -206,6 +220,12 @@ impl Budgets {
         let b = Budgets::default();
         b.table.store(std::sync::Arc::new(Table { apps, keys }));
         b
+    }
+
+    /// For a store other instances write to: recorded spend is re-read every `ms`.
+    pub fn resync_every(mut self, ms: i64) -> Budgets {
+        self.resync_ms = Some(ms);
+        self
     }
 
     /// Swaps in the caps read from the store after a change.
@@ -229,22 +249,41 @@ impl Budgets {
         out
     }
 
-    /// Whether this scope's recorded spend must be read before it can be checked.
-    pub fn needs_load(&self, who: Who) -> bool {
-        self.spend.lock().is_ok_and(|m| !m.contains_key(&who))
+    /// Whether this scope's recorded spend must be read now: it is not tracked yet, or
+    /// (shared store) its last read is older than the interval, in which case this caller
+    /// claims the re-read and the others go on with the figures they have.
+    pub fn needs_load(&self, who: Who, now: i64) -> bool {
+        let Ok(mut m) = self.spend.lock() else {
+            return false;
+        };
+        match (m.get_mut(&who), self.resync_ms) {
+            (None, _) => true,
+            (Some(s), Some(every)) if now.saturating_sub(s.read_at) >= every => {
+                s.read_at = now;
+                true
+            }
+            _ => false,
+        }
     }
 
-    /// Starts tracking a scope from the spend the store recorded today and this month.
+    /// Tracks a scope from the spend the store recorded today and this month; a scope
+    /// already tracked keeps the larger of its own count and the store's.
     pub fn load(&self, who: Who, day: i64, month: i64, now: i64) {
-        if let Ok(mut m) = self.spend.lock() {
-            m.entry(who).or_insert(Spend {
-                day_start: day_start(now),
-                day,
-                month_start: month_bounds(now).0,
-                month,
-                reserved: 0,
-            });
-        }
+        let Ok(mut m) = self.spend.lock() else {
+            return;
+        };
+        let s = m.entry(who).or_insert(Spend {
+            read_at: now,
+            day_start: day_start(now),
+            day,
+            month_start: month_bounds(now).0,
+            month,
+            reserved: 0,
+        });
+        s.roll(now);
+        s.read_at = now;
+        s.day = s.day.max(day);
+        s.month = s.month.max(month);
     }
 
     /// Reserves `estimate` micro-USD under every cap, or refuses with the first one it
@@ -418,8 +457,9 @@ mod tests {
         let b = Budgets::new((HashMap::from([(1, cap(Some(100), None))]), HashMap::new()));
         let now = 1_796_083_200_000;
         let caps = b.caps(1, 9);
-        assert!(b.needs_load(app));
+        assert!(b.needs_load(app, now));
         b.load(app, 40, 40, now);
+        assert!(!b.needs_load(app, now + RESYNC_MS), "one store: read once");
         let r1 = b.try_reserve(&caps, 30, now).unwrap();
         let r2 = b.try_reserve(&caps, 30, now).unwrap();
         let refused = b.try_reserve(&caps, 1, now).unwrap_err();
@@ -466,5 +506,32 @@ mod tests {
         b.settle(r, 8, now);
         assert_eq!(b.view(Who::App(1), now), Some((8, 8, 0)));
         assert!(b.caps(2, 8).is_empty());
+    }
+
+    #[test]
+    fn a_shared_store_is_re_read_and_the_larger_spend_is_kept() {
+        let app = Who::App(1);
+        let b = Budgets::new((HashMap::from([(1, cap(Some(100), None))]), HashMap::new()))
+            .resync_every(RESYNC_MS);
+        let now = 1_796_083_200_000;
+        let caps = b.caps(1, 9);
+        assert!(b.needs_load(app, now));
+        b.load(app, 10, 10, now);
+        assert!(!b.needs_load(app, now + RESYNC_MS - 1));
+        // Settled here (maybe not written yet): 30.
+        let r = b.try_reserve(&caps, 20, now).unwrap();
+        b.settle(r, 20, now);
+        let later = now + RESYNC_MS;
+        assert!(b.needs_load(app, later), "due");
+        assert!(!b.needs_load(app, later), "claimed by the first caller");
+        // The store lags this instance: its own count stays.
+        b.load(app, 25, 25, later);
+        assert_eq!(b.view(app, later), Some((30, 30, 0)));
+        // Other instances spent: the store's larger figure wins and binds.
+        let again = later + RESYNC_MS;
+        assert!(b.needs_load(app, again));
+        b.load(app, 95, 95, again);
+        assert_eq!(b.view(app, again), Some((95, 95, 0)));
+        assert!(b.try_reserve(&caps, 10, again).is_err());
     }
 }

@@ -117,7 +117,7 @@ async fn budget(
     }
     let now = crate::store::now_ms();
     for (who, _) in &caps {
-        if budgets.needs_load(*who) {
+        if budgets.needs_load(*who, now) {
             let (day, month) =
                 crate::billing::budgets::stored_spend(&state.stores, *who, now).await?;
             budgets.load(*who, day, month, now);

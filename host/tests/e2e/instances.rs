@@ -267,6 +267,65 @@ async fn a_burst_split_across_two_instances_keeps_to_the_apps_credit_and_rpm() {
         (60..=61 + secs).contains(&ok),
         "{ok} answered in {secs} s with rpm 60 across two instances"
     );
+
+    // A budget binds on the instance that did not spend: b tracks the app from its first
+    // call, a spends up to the cap, and b re-reads the recorded spend within its resync
+    // interval instead of counting only its own calls.
+    let (cap_app, cap_key) = a.create_app_with_key("capped").await;
+    a.admin_ok(
+        Method::POST,
+        &format!("/api/admin/apps/{cap_app}/credits"),
+        Some(&json!({"amount": "1000"})),
+        201,
+    )
+    .await;
+    a.admin_ok(
+        Method::PUT,
+        &format!("/api/admin/apps/{cap_app}/budget"),
+        Some(&json!({"daily_usd": "0.2"})),
+        200,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(chat(&b, &cap_key, "echo/echo-1", "one").await.0, 200);
+    let mut spent_on_a = 0;
+    loop {
+        let (status, body) = chat(&a, &cap_key, "echo/echo-1", "one two three").await;
+        if status == 402 {
+            assert_eq!(body["error"]["code"], "budget_exceeded", "{body}");
+            break;
+        }
+        assert_eq!(status, 200, "{body}");
+        spent_on_a += 1;
+        assert!(spent_on_a < 200, "a never reached the cap");
+    }
+    // a's calls recorded, then one resync interval: b refuses at its next call.
+    let recorded = |n: i64| {
+        let db = &db;
+        async move {
+            let pg = db.client().await;
+            let got: i64 = pg
+                .query_one(
+                    "SELECT count(*) FROM model_calls WHERE app_id = $1",
+                    &[&cap_app],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            got >= n
+        }
+    };
+    within(Duration::from_secs(10), "a's calls recorded", || {
+        recorded(spent_on_a + 1)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    let (status, body) = chat(&b, &cap_key, "echo/echo-1", "one").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (402, Some("budget_exceeded")),
+        "b passed a cap a reached ({spent_on_a} calls on a): {body}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
