@@ -6,6 +6,12 @@ use super::{now_ms, Store, StoreError};
 use rusqlite::{params, Connection};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
+/// How long an event handed out by `due_alerts` is kept from every other deliverer (the
+/// instance that claimed it marks it delivered or failed well before: at most 32 events of
+/// 10 s each); past it, an instance that died mid-delivery has its events delivered by
+/// another.
+pub const CLAIM_MS: i64 = 600_000;
+
 /// One event waiting to be delivered.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PendingAlert {
@@ -70,11 +76,13 @@ impl Store {
     pub fn due_alerts(&self, now: i64, limit: usize) -> Result<Vec<PendingAlert>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT id, event, data, attempts, created_at FROM alert_outbox
-             WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2",
+            "UPDATE alert_outbox SET next_attempt_at = ?3 WHERE id IN (
+                 SELECT id FROM alert_outbox
+                 WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1 ORDER BY id LIMIT ?2)
+             RETURNING id, event, data, attempts, created_at",
         )?;
-        let rows = stmt
-            .query_map(params![now, limit as i64], |r| {
+        let mut rows = stmt
+            .query_map(params![now, limit as i64, now + CLAIM_MS], |r| {
                 Ok(PendingAlert {
                     id: r.get(0)?,
                     event: r.get(1)?,
@@ -84,6 +92,7 @@ impl Store {
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        rows.sort_by_key(|a| a.id);
         Ok(rows)
     }
 

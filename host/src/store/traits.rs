@@ -228,6 +228,8 @@ pub trait BudgetStore: Send + Sync {
 #[async_trait]
 pub trait AlertStore: Send + Sync {
     async fn enqueue_alert(&self, event: String, data: String) -> Result<()>;
+    /// Events due at `now_ms`, oldest first, claimed for `alerts::CLAIM_MS`: no other
+    /// caller (instance) gets them meanwhile.
     async fn due_alerts(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingAlert>>;
     async fn next_alert_due(&self) -> Result<Option<i64>>;
     async fn alert_delivered(&self, id: i64) -> Result<()>;

@@ -957,6 +957,14 @@ async fn suite(backend: Backend, raw: Raw) {
     assert_eq!(due[0].event, "credits.low");
     let data: serde_json::Value = serde_json::from_str(&due[0].data).unwrap();
     assert_eq!(data["app_id"], json!(a.id));
+    assert!(
+        s.alerts
+            .due_alerts(now_ms() + 1, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a claimed event goes to one deliverer"
+    );
 
     // Budgets and the spend they are checked against.
     assert!(s
@@ -1025,7 +1033,40 @@ async fn suite(backend: Backend, raw: Raw) {
         .enqueue_alert("test.event".into(), "{\"n\":1}".into())
         .await
         .unwrap();
-    let due = s.alerts.due_alerts(now_ms() + 1, 10).await.unwrap();
+    // Two deliverers at once never get the same event.
+    for n in 0..20 {
+        s.alerts
+            .enqueue_alert("burst.event".into(), format!("{{\"n\":{n}}}"))
+            .await
+            .unwrap();
+    }
+    let (x, y) = tokio::join!(
+        s.alerts.due_alerts(now_ms() + 1, 15),
+        s.alerts.due_alerts(now_ms() + 1, 15)
+    );
+    let mut ids: Vec<i64> = x.unwrap().iter().chain(&y.unwrap()).map(|a| a.id).collect();
+    let handed_out = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(
+        (handed_out, ids.len()),
+        (21, 21),
+        "each of the 21 due events claimed once: {ids:?}"
+    );
+    for id in ids {
+        s.alerts.alert_delivered(id).await.unwrap();
+    }
+    s.alerts
+        .enqueue_alert("test.event".into(), "{\"n\":1}".into())
+        .await
+        .unwrap();
+    // A claim runs out: the low-balance event, claimed above and never settled, is due
+    // again once its claim has passed (its deliverer died).
+    let due = s
+        .alerts
+        .due_alerts(now_ms() + aihub::store::alerts::CLAIM_MS + 1, 10)
+        .await
+        .unwrap();
     assert_eq!(due.len(), 2);
     assert!(s.alerts.next_alert_due().await.unwrap().is_some());
     s.alerts.alert_delivered(due[0].id).await.unwrap();

@@ -2,7 +2,7 @@
 //! writer in the charge's transaction, `pg::calls`).
 
 use super::PgStores;
-use crate::store::alerts::PendingAlert;
+use crate::store::alerts::{PendingAlert, CLAIM_MS};
 use crate::store::now_ms;
 use crate::store::traits::{AlertStore, Result};
 use async_trait::async_trait;
@@ -21,14 +21,19 @@ impl AlertStore for PgStores {
 
     async fn due_alerts(&self, now_ms: i64, limit: usize) -> Result<Vec<PendingAlert>> {
         let c = self.client().await?;
+        // Claimed in the same statement: the rows another instance is claiming are
+        // skipped, so an event goes to one deliverer.
         let rows = c
             .query(
-                "SELECT id, event, data, attempts, created_at FROM alert_outbox
-                 WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
-                &[&now_ms, &(limit as i64)],
+                "UPDATE alert_outbox SET next_attempt_at = $3 WHERE id IN (
+                     SELECT id FROM alert_outbox
+                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= $1
+                     ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED)
+                 RETURNING id, event, data, attempts, created_at",
+                &[&now_ms, &(limit as i64), &(now_ms + CLAIM_MS)],
             )
             .await?;
-        Ok(rows
+        let mut due: Vec<PendingAlert> = rows
             .iter()
             .map(|r| PendingAlert {
                 id: r.get(0),
@@ -37,7 +42,9 @@ impl AlertStore for PgStores {
                 attempts: r.get(3),
                 created_at: r.get(4),
             })
-            .collect())
+            .collect();
+        due.sort_by_key(|a| a.id);
+        Ok(due)
     }
 
     async fn next_alert_due(&self) -> Result<Option<i64>> {
