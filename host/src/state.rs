@@ -262,12 +262,17 @@ impl AppState {
             .into()
     }
 
-    pub fn new_request_id(&self) -> String {
-        format!(
-            "req-{}-{:x}",
-            self.id_prefix,
-            self.next_id.fetch_add(1, Ordering::Relaxed)
-        )
+    /// `req-<instance prefix>-<hex counter>`, formatted on the stack and copied once.
+    pub fn new_request_id(&self) -> hyper::header::HeaderValue {
+        use std::io::Write;
+        let mut buf = [0u8; 48];
+        let mut w = &mut buf[..];
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let _ = write!(w, "req-{}-{n:x}", self.id_prefix);
+        let len = 48 - w.len();
+        // The prefix is hex: always a valid value.
+        hyper::header::HeaderValue::from_bytes(&buf[..len])
+            .unwrap_or_else(|_| hyper::header::HeaderValue::from_static("req"))
     }
 
     /// Rescans the plugin directory, and rebuilds the routing table if anything changed.

@@ -104,7 +104,14 @@ fn new_id(state: &AppState) -> String {
     let mut bytes = [0u8; 24];
     if getrandom::fill(&mut bytes).is_err() {
         // Unique per process either way: the request-id counter.
-        return format!("resp_{}", state.new_request_id().replace('-', ""));
+        return format!(
+            "resp_{}",
+            state
+                .new_request_id()
+                .to_str()
+                .unwrap_or_default()
+                .replace('-', "")
+        );
     }
     format!("resp_{}", hex::encode(bytes))
 }

@@ -114,6 +114,40 @@ pub struct Metrics {
     pub call_log_written: Gauge,
     /// Heap allocations and bytes so far, under `COUNT_HEAP_ALLOCS=1` only.
     heap: Option<(Gauge, Gauge)>,
+    /// Provider, model and app label values, made once rather than per call.
+    pub labels: Interned,
+}
+
+/// Label values kept as shared strings: a call's labels are clones (a reference count)
+/// of values seen before. Label values are bounded (prefixes, catalog models, app names;
+/// see the module doc); past [`MAX_INTERNED`] new ones are made per call instead.
+#[derive(Default)]
+pub struct Interned {
+    known: arc_swap::ArcSwap<std::collections::HashSet<Arc<str>>>,
+}
+
+pub const MAX_INTERNED: usize = 4096;
+
+impl Interned {
+    pub fn get(&self, value: &str) -> Arc<str> {
+        let known = self.known.load();
+        if let Some(v) = known.get(value) {
+            return v.clone();
+        }
+        let v: Arc<str> = Arc::from(value);
+        if known.len() >= MAX_INTERNED {
+            return v;
+        }
+        drop(known);
+        self.known.rcu(|known| {
+            let mut more = std::collections::HashSet::clone(known);
+            if more.len() < MAX_INTERNED {
+                more.insert(v.clone());
+            }
+            more
+        });
+        v
+    }
 }
 
 impl Default for Metrics {
@@ -337,6 +371,7 @@ impl Metrics {
             call_log_dropped,
             call_log_written,
             heap,
+            labels: Interned::default(),
         }
     }
 
@@ -372,6 +407,19 @@ impl Drop for GaugeGuard {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn label_values_are_made_once_and_bounded() {
+        let i = super::Interned::default();
+        let a = i.get("openai");
+        assert!(std::sync::Arc::ptr_eq(&a, &i.get("openai")));
+        for n in 0..super::MAX_INTERNED + 10 {
+            i.get(&format!("m{n}"));
+        }
+        assert_eq!(i.known.load().len(), super::MAX_INTERNED);
+        assert_eq!(&*i.get("past-the-bound"), "past-the-bound");
+    }
+
     use super::*;
 
     #[test]

@@ -344,12 +344,12 @@ impl CallContext {
     /// Metrics, span attributes and the access-log line.
     fn account(&self, rec: &CallRecord, elapsed: Duration, error: Option<&ApiError>) {
         let m = &self.state.metrics;
-        let provider: Arc<str> = Arc::from(if rec.provider.is_empty() {
+        let provider = m.labels.get(if rec.provider.is_empty() {
             "none"
         } else {
             rec.provider.as_str()
         });
-        let model: Arc<str> = Arc::from(if self.known_model {
+        let model = m.labels.get(if self.known_model {
             rec.model.as_str()
         } else {
             "other"
@@ -371,7 +371,7 @@ impl CallContext {
             })
             .observe(elapsed.as_secs_f64());
         let used = rec.input_tokens > 0 || rec.output_tokens > 0 || rec.cost_micros > 0;
-        let app: Arc<str> = Arc::from(if used { self.app.as_str() } else { "" });
+        let app = m.labels.get(if used { self.app.as_str() } else { "" });
         for (direction, n) in [
             ("input", rec.input_tokens),
             ("output", rec.output_tokens),

@@ -45,10 +45,11 @@ struct Envelope {
 }
 
 /// A client-sent request id is kept when it is short and printable.
-fn client_request_id(req: &Request<Incoming>) -> Option<String> {
-    let v = req.headers().get("x-request-id")?.to_str().ok()?;
-    (!v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .then(|| v.to_string())
+fn client_request_id(req: &Request<Incoming>) -> Option<HeaderValue> {
+    let h = req.headers().get("x-request-id")?;
+    let v = h.as_bytes();
+    // A clone shares the request's buffer: the id is not copied.
+    (!v.is_empty() && v.len() <= 128 && v.iter().all(|b| b.is_ascii_graphic())).then(|| h.clone())
 }
 
 /// Request target and header sizes over our limits (hyper's are set higher).
@@ -89,26 +90,28 @@ async fn handle(
     let inflight = InFlight::new(conn);
     let start = Instant::now();
     let _inflight = crate::observability::metrics::GaugeGuard::new(&state.metrics.inflight);
-    let request_id = client_request_id(&req).unwrap_or_else(|| state.new_request_id());
+    // The id is kept as the header value it is answered in (visible ASCII either way).
+    let id_header = client_request_id(&req).unwrap_or_else(|| state.new_request_id());
+    let request_id = id_header.to_str().unwrap_or_default();
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // A clone of the parsed target shares its bytes.
+    let uri = req.uri().clone();
+    let path = uri.path();
     let http1 = req.version() <= hyper::Version::HTTP_11;
     let outcome = match envelope_error(&req, &env) {
         Some(e) => Err(e),
-        None => router::dispatch(&state, req, &request_id).await,
+        None => router::dispatch(&state, req, request_id).await,
     };
-    let anthropic = router::speaks_anthropic(&path);
+    let anthropic = router::speaks_anthropic(path);
     let (mut resp, error) = match outcome {
         Ok(r) => (r, None),
         Err(e) if anthropic => (Format::AnthropicMessages.error_response(&e), Some(e)),
         Err(e) => (http::error(&e), Some(e)),
     };
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        if anthropic {
-            resp.headers_mut().insert("request-id", v.clone());
-        }
-        resp.headers_mut().insert("x-request-id", v);
+    if anthropic {
+        resp.headers_mut().insert("request-id", id_header.clone());
     }
+    resp.headers_mut().insert("x-request-id", id_header.clone());
     if http1 && resp.status() == hyper::StatusCode::REQUEST_TIMEOUT {
         // The rest of the body is not coming; the connection cannot be reused.
         resp.headers_mut()
