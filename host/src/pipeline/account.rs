@@ -27,7 +27,7 @@ pub fn finish(
             format.error_response(&e)
         }
     };
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&ctx.server_timing()) {
+    if let Some(v) = ctx.server_timing() {
         resp.headers_mut().insert("server-timing", v);
     }
     if let Some(status) = ctx.cache_status {
@@ -43,6 +43,6 @@ pub fn finish(
             }
         }
     }
-    resp.extensions_mut().insert(http::Logged);
+    http::mark_logged(&mut resp);
     resp
 }

@@ -32,9 +32,21 @@ impl std::error::Error for StreamCut {}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Peer(pub std::net::IpAddr);
 
-/// Response extension: the handler already wrote the access-log line.
-#[derive(Clone, Copy, Debug)]
-pub struct Logged;
+/// An internal response header saying the handler already wrote the access-log line;
+/// the server takes it off before the response leaves (a header with a static name and
+/// value costs nothing, where a response extension allocates its map).
+const LOGGED: hyper::header::HeaderName =
+    hyper::header::HeaderName::from_static("x-aihub-internal-logged");
+
+pub fn mark_logged<B>(resp: &mut Response<B>) {
+    resp.headers_mut()
+        .insert(LOGGED, hyper::header::HeaderValue::from_static("1"));
+}
+
+/// Whether the handler logged the call; removes the mark.
+pub fn take_logged<B>(resp: &mut Response<B>) -> bool {
+    resp.headers_mut().remove(LOGGED).is_some()
+}
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
     Full::new(bytes.into())

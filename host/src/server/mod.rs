@@ -117,7 +117,7 @@ async fn handle(
         resp.headers_mut()
             .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if resp.extensions().get::<http::Logged>().is_none() {
+    if !http::take_logged(&mut resp) {
         let status = resp.status().as_u16();
         let latency_us = start.elapsed().as_micros() as u64;
         match &error {

@@ -16,12 +16,10 @@ pub async fn dispatch(
     req: Request<Incoming>,
     request_id: &str,
 ) -> Result<Response<Body>, ApiError> {
-    let full_path = req.uri().path().trim_end_matches('/').to_string();
-    let path = if full_path.is_empty() {
-        "/"
-    } else {
-        full_path.as_str()
-    };
+    // A clone of the parsed target shares its bytes (the request moves on below).
+    let uri = req.uri().clone();
+    let full_path = uri.path().trim_end_matches('/');
+    let path = if full_path.is_empty() { "/" } else { full_path };
     let method = req.method().clone();
     // The seed system's paths are served by the same handlers.
     let consumer = path

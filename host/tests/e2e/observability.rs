@@ -575,6 +575,10 @@ fn server_timing(resp: &reqwest::Response) -> Option<BTreeMap<String, Option<f64
 }
 
 fn check_server_timing(c: &mut Checks, resp: &reqwest::Response, what: &str) {
+    c.check(
+        resp.headers().get("x-aihub-internal-logged").is_none(),
+        || format!("{what}: the internal logged mark reached the client"),
+    );
     let raw = resp
         .headers()
         .get("server-timing")
