@@ -106,10 +106,12 @@ impl Upstream {
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
         headers.reserve(req.headers.len() + 1);
-        for (k, v) in &req.headers {
+        for (k, v) in req.headers {
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-            let value =
-                HeaderValue::from_str(v).map_err(|e| invalid(format!("header {k}: {e}")))?;
+            // The plugin's string becomes the value's buffer (no copy when it is exactly
+            // sized, as the ABI's strings are).
+            let value = HeaderValue::from_maybe_shared(Bytes::from(v))
+                .map_err(|e| invalid(format!("header {k}: {e}")))?;
             headers.append(name, value);
         }
         if let Some(host) = host {
