@@ -5,7 +5,7 @@
 
 use super::attempt::attempt;
 use super::context::CallContext;
-use super::{resolve, Served, TraceHeaders};
+use super::{clip, resolve, Served, TraceHeaders};
 use crate::error::ApiError;
 use crate::inbound::CanonicalCall;
 use crate::resilience::credential_health::Outcome;
@@ -46,14 +46,20 @@ pub async fn run(
                 })
                 .inc();
         }
-        let served = format!("{}/{}", route.prefix, upstream_model);
         ctx.known_model = route.models.iter().any(|m| m.id == upstream_model);
         ctx.span.record("gen_ai.system", route.plugin.as_str());
         if let Some(rec) = ctx.rec() {
-            if rec.model != served {
+            // The record names the model served as `prefix/model`; made only when the
+            // client named it otherwise.
+            let same = rec
+                .model
+                .strip_prefix(route.prefix.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+                == Some(upstream_model.as_str());
+            if !same {
                 rec.requested_model
-                    .get_or_insert_with(|| model.chars().take(200).collect());
-                rec.model = served.clone();
+                    .get_or_insert_with(|| clip(model, 200).to_string());
+                rec.model = format!("{}/{}", route.prefix, upstream_model);
             }
             rec.provider = route.prefix.clone();
         }
@@ -72,7 +78,9 @@ pub async fn run(
         for _ in 0..r.max_attempts {
             let picked = {
                 let _s = tracing::info_span!("credential.select").entered();
-                route.pick_credential(&tried).map(|(i, c)| (i, c.clone()))
+                // Borrowed from the route, which outlives the attempt: no copy of the
+                // key's name and secret per attempt.
+                route.pick_credential(&tried)
             };
             if route.auth.needs_key() && picked.is_none() {
                 // After a failed attempt its own error says more than "no key left".
@@ -105,7 +113,6 @@ pub async fn run(
             let cred = picked.map(|(_, c)| c);
             let call = Call {
                 credential: cred
-                    .as_ref()
                     .map_or(Credential::None, |c| Credential::ApiKey(c.secret.as_str())),
                 format,
                 headers: &client_headers,
@@ -118,7 +125,7 @@ pub async fn run(
             let shape = &call_shape;
             match attempt(state, &route, &call, shape, ctx, deadline, trace, number).await {
                 Ok(served) => {
-                    if let Some(c) = &cred {
+                    if let Some(c) = cred {
                         note(state, &route, c, &Outcome::Success, &upstream_model);
                     }
                     return Ok(served);
@@ -126,7 +133,7 @@ pub async fn run(
                 Err(e) => {
                     ctx.attempt_failed(&e);
                     let outcome = outcome_of(&e);
-                    if let Some(c) = &cred {
+                    if let Some(c) = cred {
                         note(state, &route, c, &outcome, &upstream_model);
                     }
                     if !retryable(&e) {

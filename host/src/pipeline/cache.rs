@@ -60,7 +60,7 @@ pub async fn lookup(
         let served = format!("{}/{upstream_model}", route.prefix);
         if rec.model != served {
             rec.requested_model
-                .get_or_insert_with(|| call.model.chars().take(200).collect());
+                .get_or_insert_with(|| super::clip(&call.model, 200).to_string());
             rec.model = served;
         }
         if let Some(u) = &hit.usage {

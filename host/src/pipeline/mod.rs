@@ -145,7 +145,7 @@ async fn serve(
 ) -> Result<Served, ApiError> {
     let call = read(state, req, endpoint, ctx.format, who).await?;
     if let Some(rec) = ctx.rec() {
-        rec.model = call.model.chars().take(200).collect();
+        rec.model = clip(&call.model, 200).to_string();
         rec.stream = call.stream;
     }
     if endpoint == Endpoint::AudioSpeech {
@@ -204,6 +204,11 @@ fn describe(state: &AppState, ctx: &mut CallContext, call: &CanonicalCall) {
     }
 }
 
+/// `s` cut to at most `chars` characters (a record keeps no more of a client's model).
+pub(crate) fn clip(s: &str, chars: usize) -> &str {
+    s.char_indices().nth(chars).map_or(s, |(i, _)| &s[..i])
+}
+
 fn call_span(endpoint: Endpoint, request_id: &str) -> tracing::Span {
     let op = operation(endpoint);
     tracing::info_span!(
@@ -222,4 +227,14 @@ fn call_span(endpoint: Endpoint, request_id: &str) -> tracing::Span {
         aihub.request_id = request_id,
         aihub.app = tracing::field::Empty,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clip_cuts_at_a_character_boundary() {
+        assert_eq!(super::clip("gpt-4o", 200), "gpt-4o");
+        assert_eq!(super::clip("ééé", 2), "éé");
+        assert_eq!(super::clip("", 3), "");
+    }
 }
