@@ -218,6 +218,12 @@ fn require(path: PathBuf) -> Result<PathBuf, String> {
     }
 }
 
+/// `aihub 0.1.0 (plugin ABI 2, ...)` → `0.1.0`.
+fn short_version(v: &str) -> String {
+    let v = v.strip_prefix("aihub ").unwrap_or(v);
+    v.split(" (").next().unwrap_or(v).to_string()
+}
+
 fn workspace_dir() -> PathBuf {
     let bench = Path::new(env!("CARGO_MANIFEST_DIR"));
     bench.parent().unwrap_or(bench).to_path_buf()
@@ -316,10 +322,11 @@ async fn drive(args: Args) -> Result<bool, String> {
         }
         Ok(Arc::new(s))
     };
+    let aihub_version = aihub::aihub_version(&aihub_bin);
     let mut gateways = vec![Gateway {
         name: "aihub",
-        version: aihub::aihub_version(&aihub_bin),
-        how: "as `make bench` starts it: the release `openai` plugin, provider `mock` → the mock, an app key from `aihub apps create`, call logging on (SQLite), `RUST_LOG=warn`".into(),
+        version: short_version(&aihub_version),
+        how: format!("`{aihub_version}`, started as `make bench` starts it: the release `openai` plugin, provider `mock` → the mock, an app key from `aihub apps create`, call logging on (SQLite), `RUST_LOG=warn`"),
         pid: aihub_proc.pid(),
         plain: aihub_spec(false)?,
         stream: aihub_spec(true)?,
@@ -416,6 +423,11 @@ async fn drive(args: Args) -> Result<bool, String> {
                 continue;
             }
             (None, Some(e)) => {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let e = match peers::log_hint(&running.log) {
+                    Some(hint) => format!("{e}; its log: {hint}"),
+                    None => e,
+                };
                 progress(format!("{name}: streaming failed, not measured: {e}"));
                 gateways.push(Gateway {
                     stream_failed: Some(e),

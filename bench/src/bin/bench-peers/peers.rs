@@ -56,6 +56,18 @@ pub struct Running {
     pub how: String,
     pub plain: Arc<RequestSpec>,
     pub stream: Arc<RequestSpec>,
+    /// Its stdout and stderr.
+    pub log: PathBuf,
+}
+
+/// The last line of a peer's log that names an error, for the report.
+pub fn log_hint(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("Error") || l.contains("error"))?;
+    Some(line.trim().chars().take(200).collect())
 }
 
 fn progress(msg: impl AsRef<str>) {
@@ -314,6 +326,7 @@ pub async fn start_litellm(
         how,
         plain,
         stream,
+        log: tmp.join("litellm.log"),
     })
 }
 
@@ -357,5 +370,6 @@ pub async fn start_portkey(
         how,
         plain,
         stream,
+        log: tmp.join("portkey.log"),
     })
 }
