@@ -7,7 +7,7 @@ DATA_DIR ?= ./data
 PLUGIN_DIR ?= $(DATA_DIR)/plugins
 DEBUG_DIR := target/debug
 
-.PHONY: run build plugins test lint test-fixtures abi1-fixture unit bench bench-quick clean fuzz ui ui-deps ui-check
+.PHONY: run build plugins test lint test-fixtures abi1-fixture unit bench bench-quick bench-peers clean fuzz ui ui-deps ui-check
 
 ## Build host and plugins (release), install the plugins, start the gateway.
 run: plugins
@@ -101,6 +101,14 @@ bench:
 
 bench-quick:
 	$(CARGO) build --release --workspace && $(CARGO) run --release -p aihub-bench --bin bench -- --quick
+
+## aihub against its peers (issue 12): the same mock upstream and load generator run
+## against aihub, LiteLLM proxy and Portkey's open-source gateway (pinned versions,
+## installed from PyPI and npm into target/peers/ on first use; a peer that cannot be
+## installed or started is reported as skipped). Writes bench/results/peers.md. Not part
+## of CI or `make test`; a few minutes (longer the first time, for the installs).
+bench-peers:
+	$(CARGO) build --release --workspace && $(CARGO) run --release -p aihub-bench --bin bench-peers
 
 ## Fuzzing (libFuzzer through libfuzzer-sys; crate in fuzz/): each target for FUZZ_SECONDS,
 ## from the committed seeds in fuzz/corpus/<target>/ (new finds are kept in
