@@ -78,6 +78,19 @@ pub fn clk_tck() -> u64 {
     }
 }
 
+/// CPU ticks spent between two snapshots of (pid, ticks): a process new since `before`
+/// counts from zero; one gone by `after` is not counted (the processes measured live for
+/// the whole run).
+pub fn cpu_delta(before: &[(u32, u64)], after: &[(u32, u64)]) -> u64 {
+    after
+        .iter()
+        .map(|(pid, t1)| {
+            let t0 = before.iter().find(|(p, _)| p == pid).map_or(0, |(_, t)| *t);
+            t1.saturating_sub(t0)
+        })
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -48,17 +48,7 @@ pub fn cpu_snapshot(root: u32) -> Vec<(u32, u64)> {
         .collect()
 }
 
-/// Ticks spent between two snapshots: a process new since `before` counts from zero; one
-/// gone by `after` is not counted (the gateways under test keep their processes).
-pub fn cpu_delta(before: &[(u32, u64)], after: &[(u32, u64)]) -> u64 {
-    after
-        .iter()
-        .map(|(pid, t1)| {
-            let t0 = before.iter().find(|(p, _)| p == pid).map_or(0, |(_, t)| *t);
-            t1.saturating_sub(t0)
-        })
-        .sum()
-}
+pub use aihub_bench::procfs::cpu_delta;
 
 /// Memory of a tree: RSS summed over its processes (pages shared between them, such as
 /// the interpreter and libraries of forked workers, count once per process) and PSS

@@ -693,7 +693,7 @@ async fn scenario(
                     // No process found: unknown, not zero.
                     if !after.is_empty() {
                         p.side_ticks =
-                            Some(p.side_ticks.unwrap_or(0) + side_delta(&before, &after));
+                            Some(p.side_ticks.unwrap_or(0) + procfs::cpu_delta(&before, &after));
                     }
                 }
                 p.run.merge(r);
@@ -724,18 +724,6 @@ fn side_cpu(needle: &str) -> Vec<(u32, u64)> {
         .into_iter()
         .filter_map(|pid| procfs::cpu_ticks(pid).ok().map(|t| (pid, t)))
         .collect()
-}
-
-/// Ticks spent between two snapshots: a process new since `before` counts from zero, one
-/// gone by `after` is not counted (a pooled backend lives for the whole run).
-fn side_delta(before: &[(u32, u64)], after: &[(u32, u64)]) -> u64 {
-    after
-        .iter()
-        .map(|(pid, t1)| {
-            let t0 = before.iter().find(|(p, _)| p == pid).map_or(0, |(_, t)| *t);
-            t1.saturating_sub(t0)
-        })
-        .sum()
 }
 
 /// The Postgres scenario: a throwaway database, aihub on it, then the non-stream load on
