@@ -2,6 +2,7 @@
 //! (the "floor"), a load generator, and the `bench` driver that runs them side by side
 //! with `aihub`. Everything talks over 127.0.0.1 only.
 
+pub mod driver;
 pub mod floor;
 pub mod loadgen;
 pub mod mock;

@@ -206,39 +206,11 @@ pub struct AllocResult {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("bench: cannot start a runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let outcome = rt.block_on(async move {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut int = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-        let mut term = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-        // Dropping `drive` on a signal drops its process guards, which kill the children.
-        tokio::select! {
-            r = drive(args) => r,
-            _ = int.recv() => Err("interrupted".to_string()),
-            _ = term.recv() => Err("terminated".to_string()),
-        }
-    });
-    rt.shutdown_timeout(Duration::from_secs(2));
-    match outcome {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => {
-            eprintln!("bench: INVALID run (errors above); figures written anyway");
-            ExitCode::from(1)
-        }
-        Err(e) => {
-            eprintln!("bench: {e}");
-            ExitCode::from(2)
-        }
-    }
+    aihub_bench::driver::run(
+        "bench",
+        "INVALID run (errors above); figures written anyway",
+        drive(args),
+    )
 }
 
 fn default_bin_dir() -> Result<PathBuf, String> {
