@@ -7,14 +7,13 @@ use crate::error::ApiError;
 use crate::inbound::reshape::{Shape, Writer};
 use crate::inbound::responses;
 use crate::routing::Route;
-use crate::server::http::{self, ChannelBody};
+use crate::server::http::{self, InPlaceBody};
 use crate::state::AppState;
 use crate::upstream::header_view;
 use http_body_util::BodyExt;
 use plugin_api::{Call, ErrorClass, Prepared};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -171,27 +170,19 @@ async fn try_attempt(
                     .instrument(span.clone())
                     .await
                     .map_err(scrub)?;
-                let (tx, rx) = mpsc::channel(16);
                 let stream_ctx = ctx.take_for_stream();
-                let out = stream::Out {
-                    tx,
-                    binary,
-                    writer: writer(),
-                    shape: shape.clone(),
-                };
-                tokio::spawn(
-                    stream::pump(
-                        state.clone(),
-                        route.clone(),
-                        upstream,
-                        first,
-                        out,
-                        stream_ctx,
-                        deadline,
-                    )
-                    .instrument(span),
-                );
-                let body = BodyExt::boxed(ChannelBody::new(rx));
+                let (writer, shape) = (writer(), shape.clone());
+                let (state, route) = (state.clone(), route.clone());
+                let body = BodyExt::boxed(InPlaceBody::new(move |frames| {
+                    let out = stream::Out {
+                        frames,
+                        binary,
+                        writer,
+                        shape,
+                    };
+                    stream::pump(state, route, upstream, first, out, stream_ctx, deadline)
+                        .instrument(span)
+                }));
                 if binary {
                     let mut resp = hyper::Response::new(body);
                     if let Some(ct) = content_type {

@@ -60,6 +60,9 @@ pub struct CallContext {
     pub media: crate::store::rates::MediaUnits,
     /// What admission reserved under spend caps; settled when the call is recorded.
     pub budget: Option<crate::billing::budgets::Reservation>,
+    /// The usage a stream has reported so far: priced if the stream is dropped before it
+    /// accounts (the client went away).
+    seen_usage: Option<Usage>,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -102,6 +105,7 @@ impl CallContext {
             cache_status: None,
             media: Default::default(),
             budget: None,
+            seen_usage: None,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -166,7 +170,14 @@ impl CallContext {
             cache_status: None,
             media: self.media,
             budget: self.budget.take(),
+            seen_usage: self.seen_usage.take(),
         }
+    }
+
+    /// Keeps the usage a stream reported so far, for the record of a stream the client
+    /// leaves (see `Drop`).
+    pub fn seen_usage(&mut self, usage: Option<Usage>) {
+        self.seen_usage = usage;
     }
 
     pub fn first_byte(&mut self) {
@@ -269,18 +280,26 @@ impl CallContext {
     /// header value).
     pub fn server_timing(&self) -> Option<hyper::header::HeaderValue> {
         use std::io::Write;
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        // Milliseconds to three places, from integer microseconds: float formatting to a
+        // precision costs more than the rest of the header.
+        struct Ms(Duration);
+        impl std::fmt::Display for Ms {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let us = self.0.as_micros();
+                write!(f, "{}.{:03}", us / 1000, us % 1000)
+            }
+        }
         let t = &self.timings;
         let mut buf = [0u8; 256];
         let mut w = &mut buf[..];
         write!(
             w,
-            "auth;dur={:.3}, route;dur={:.3}, plugin;dur={:.3}, upstream;dur={:.3}, total;dur={:.3}",
-            ms(t.auth),
-            ms(t.route),
-            ms(t.plugin),
-            ms(t.upstream),
-            ms(self.start.elapsed())
+            "auth;dur={}, route;dur={}, plugin;dur={}, upstream;dur={}, total;dur={}",
+            Ms(t.auth),
+            Ms(t.route),
+            Ms(t.plugin),
+            Ms(t.upstream),
+            Ms(self.start.elapsed())
         )
         .ok()?;
         let len = 256 - w.len();
@@ -484,6 +503,9 @@ impl CallContext {
 impl Drop for CallContext {
     fn drop(&mut self) {
         if self.rec.is_some() {
+            if let Some(u) = self.seen_usage.take() {
+                self.usage(Some(u));
+            }
             self.finish(CallStatus::Cancelled, 499, None);
         }
     }

@@ -6,6 +6,7 @@ use crate::inbound::reshape::{Shape, Writer};
 use crate::inbound::{Format, Render};
 use crate::observability::metrics::GaugeGuard;
 use crate::routing::Route;
+use crate::server::http::Frames;
 use crate::state::AppState;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -14,7 +15,6 @@ use plugin_api::host::Decoder;
 use plugin_api::{ProviderError, StreamOutput, Usage};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
 
 fn cut_stream() -> ApiError {
     ApiError::Provider(ProviderError::upstream(
@@ -223,10 +223,10 @@ impl UpstreamStream {
     }
 }
 
-/// Where a stream's output goes: the client's channel, through the writer that makes the
+/// Where a stream's output goes: the client's body, through the writer that makes the
 /// plugin's chunks into the client's format.
 pub struct Out {
-    pub tx: mpsc::Sender<Result<Bytes, crate::server::http::StreamCut>>,
+    pub frames: Frames,
     /// The body is not an event stream (audio): a failure cuts it instead of ending it
     /// with an error event.
     pub binary: bool,
@@ -237,8 +237,9 @@ pub struct Out {
 
 /// Moves an upstream stream to the client, starting with what `peek` read. Ends with
 /// `[DONE]` only when the plugin saw the upstream finish properly; otherwise with an
-/// error event. A client that goes away drops the upstream body at once, which closes
-/// the upstream connection.
+/// error event. Runs inside the client's body (`InPlaceBody`): a client that goes away
+/// drops it, and with it the upstream body, which closes the upstream connection; the
+/// context then records the call as cancelled, with the usage seen so far.
 pub async fn pump(
     state: Arc<AppState>,
     route: Arc<Route>,
@@ -249,7 +250,7 @@ pub async fn pump(
     deadline: Instant,
 ) {
     let Out {
-        tx,
+        frames,
         binary,
         mut writer,
         shape,
@@ -262,17 +263,11 @@ pub async fn pump(
     let mut done = false;
     let mut usage: Option<Usage> = None;
     let mut next = Some(first);
+    let mut gone = ClientGone(Some(&route.prefix));
     let outcome: Result<(), ApiError> = loop {
         let step = match next.take() {
             Some(step) => step,
-            None => tokio::select! {
-                step = upstream.next(deadline, ctx.started()) => step,
-                _ = tx.closed() => {
-                    tracing::info!(provider = %route.prefix, "client went away; upstream stream cancelled");
-                    ctx.usage(usage);
-                    return; // the context records the call as cancelled
-                }
-            },
+            None => upstream.next(deadline, ctx.started()).await,
         };
         let (events, error) = match step {
             Next::Failed(e) => break Err(e),
@@ -280,6 +275,7 @@ pub async fn pump(
         };
         done |= events.done;
         usage = events.usage.or(usage);
+        ctx.seen_usage(usage);
         if traced {
             note_chunks(&ctx.span, &events.chunks);
         }
@@ -287,20 +283,14 @@ pub async fn pump(
             for raw in upstream.take_raw() {
                 ctx.first_byte();
                 keep(&mut kept, &raw);
-                if tx.send(Ok(raw)).await.is_err() {
-                    ctx.usage(usage);
-                    return;
-                }
+                frames.send(Ok(raw)).await;
             }
         } else if !events.chunks.is_empty() {
             let bytes = writer.chunks(&events.chunks);
             if !bytes.is_empty() {
                 ctx.first_byte();
                 keep(&mut kept, &bytes);
-                if tx.send(Ok(bytes)).await.is_err() {
-                    ctx.usage(usage);
-                    return;
-                }
+                frames.send(Ok(bytes)).await;
             }
         }
         if let Some(e) = error {
@@ -310,6 +300,7 @@ pub async fn pump(
             break if done { Ok(()) } else { Err(cut_stream()) };
         }
     };
+    gone.0 = None;
     let outcome = outcome.map_err(|e| upstream.scrub(e));
     // Closes the upstream connection before the client is told.
     drop(upstream);
@@ -322,7 +313,7 @@ pub async fn pump(
                     crate::inbound::responses::keep(&state, &shape, &route.prefix, false, &r).await;
                 }
                 keep(&mut kept, &end);
-                let _ = tx.send(Ok(end)).await;
+                frames.send(Ok(end)).await;
             }
             if let Some((slot, body)) = kept {
                 let ct = Some("text/event-stream");
@@ -333,15 +324,27 @@ pub async fn pump(
         Err(e) => {
             tracing::warn!(provider = %route.prefix, error = %e, "stream failed after it began");
             if binary {
-                let _ = tx.send(Err(crate::server::http::StreamCut)).await;
+                frames.send(Err(crate::server::http::StreamCut)).await;
             } else if pass_through {
                 // The upstream's bytes may have stopped mid-event: close it first.
-                let _ = tx.send(Ok(Bytes::from_static(b"\n\n"))).await;
-                let _ = tx.send(Ok(ctx.format.stream_error(&e))).await;
+                frames.send(Ok(Bytes::from_static(b"\n\n"))).await;
+                frames.send(Ok(ctx.format.stream_error(&e))).await;
             } else {
-                let _ = tx.send(Ok(writer.fail(&e))).await;
+                frames.send(Ok(writer.fail(&e))).await;
             }
             ctx.fail(&e);
+        }
+    }
+}
+
+/// Logs, when the pump is dropped before the upstream stream ended, that the client went
+/// away (the provider it names is cleared once the stream has ended).
+struct ClientGone<'a>(Option<&'a str>);
+
+impl Drop for ClientGone<'_> {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0 {
+            tracing::info!(provider, "client went away; upstream stream cancelled");
         }
     }
 }

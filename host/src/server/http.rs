@@ -5,8 +5,11 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame};
 use http_body_util::{combinators::BoxBody, BodyExt, Full};
 use hyper::Response;
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tokio::sync::mpsc;
 
@@ -115,6 +118,106 @@ impl HttpBody for ChannelBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
         self.rx.poll_recv(cx).map(|b| b.map(|b| b.map(Frame::data)))
+    }
+}
+
+/// A streamed body whose producer runs in place: polling the body polls the future that
+/// makes its frames, so a chunk goes from the upstream read to the client write on the
+/// connection's own task, with no channel and no second task to wake. When the client goes
+/// away hyper drops the body, and the producer (with the upstream body it reads) with it.
+pub struct InPlaceBody {
+    frames: Frames,
+    /// In a `Mutex` only to be `Sync` (as `Body` must be); reached with `get_mut`, never
+    /// locked.
+    producer: Option<Mutex<Pin<Box<dyn Future<Output = ()> + Send>>>>,
+}
+
+impl InPlaceBody {
+    /// `make` gets the [`Frames`] its future sends to.
+    pub fn new<F>(make: impl FnOnce(Frames) -> F) -> Self
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let frames = Frames::default();
+        let producer = Box::pin(make(frames.clone()));
+        InPlaceBody {
+            frames,
+            producer: Some(Mutex::new(producer)),
+        }
+    }
+}
+
+impl HttpBody for InPlaceBody {
+    type Data = Bytes;
+    type Error = StreamCut;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
+        loop {
+            if let Some(frame) = self.frames.pop() {
+                return Poll::Ready(Some(frame.map(Frame::data)));
+            }
+            let Some(producer) = self.producer.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let producer = producer
+                .get_mut()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match producer.as_mut().poll(cx) {
+                Poll::Ready(()) => self.producer = None,
+                // Waiting on the upstream (its waker is registered), with nothing queued.
+                Poll::Pending if self.frames.is_empty() => return Poll::Pending,
+                Poll::Pending => {}
+            }
+        }
+    }
+}
+
+/// Where an [`InPlaceBody`]'s producer puts its frames. Only the connection's task touches
+/// it (the producer is polled from `poll_frame`), so the lock is never contended.
+#[derive(Clone, Default)]
+pub struct Frames(Arc<Mutex<VecDeque<Result<Bytes, StreamCut>>>>);
+
+impl Frames {
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Result<Bytes, StreamCut>>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn pop(&self) -> Option<Result<Bytes, StreamCut>> {
+        self.queue().pop_front()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.queue().is_empty()
+    }
+
+    /// Queues a frame, then yields once so the body hands it to the client before the
+    /// producer reads on: at most one frame waits here, and a client that does not read
+    /// stops the upstream being read (backpressure, as a full channel gave).
+    pub async fn send(&self, frame: Result<Bytes, StreamCut>) {
+        self.queue().push_back(frame);
+        YieldOnce(false).await
+    }
+}
+
+/// Pending once, without a wake-up: the body polls its producer again as soon as it has
+/// passed the queued frame on.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            Poll::Pending
+        }
     }
 }
 
