@@ -1,13 +1,18 @@
 //! The account phase: whatever happened, the call is recorded once (status, tokens, cost,
 //! timings, every attempt's error) and the response gets its `Server-Timing`. A stream
-//! accounts for itself when it ends (its context moved into the stream's task).
+//! accounts for itself when it ends (its context moved into the stream's body).
 
 use super::context::CallContext;
 use super::Served;
 use crate::error::ApiError;
 use crate::inbound::{Format, Render};
 use crate::server::http::{self, Body};
+use hyper::header::HeaderName;
 use hyper::Response;
+
+// Names made at compile time: a `&str` name is parsed and checked on every insert.
+const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
+const CACHE_STATUS: HeaderName = HeaderName::from_static("x-aihub-cache");
 
 /// The response for the outcome, with the call accounted for.
 pub fn finish(
@@ -28,11 +33,11 @@ pub fn finish(
         }
     };
     if let Some(v) = ctx.server_timing() {
-        resp.headers_mut().insert("server-timing", v);
+        resp.headers_mut().insert(SERVER_TIMING, v);
     }
     if let Some(status) = ctx.cache_status {
         resp.headers_mut().insert(
-            "x-aihub-cache",
+            CACHE_STATUS,
             hyper::header::HeaderValue::from_static(status),
         );
     }

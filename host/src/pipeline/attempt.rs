@@ -33,7 +33,7 @@ pub async fn attempt(
     number: u32,
 ) -> Result<Served, ApiError> {
     let key: Vec<&str> = call.credential.secrets();
-    try_attempt(state, route, call, shape, ctx, deadline, trace, number)
+    try_attempt(state, route, call, &key, shape, ctx, deadline, trace, number)
         .await
         .map_err(|e| e.scrubbed(&key))
 }
@@ -43,6 +43,7 @@ async fn try_attempt(
     state: &Arc<AppState>,
     route: &Arc<Route>,
     call: &Call<'_>,
+    key: &[&str],
     shape: &Arc<Shape>,
     ctx: &mut CallContext,
     deadline: Instant,
@@ -83,6 +84,7 @@ async fn try_attempt(
                     let ct = Some("text/event-stream");
                     super::cache::fill(state, slot, bytes.clone(), ct, true, usage);
                 }
+                ctx.ttft = Some(route.metrics(&state.metrics).time_to_first_token.clone());
                 let mut g = ctx.take_for_stream();
                 g.usage(usage);
                 g.first_byte();
@@ -103,7 +105,7 @@ async fn try_attempt(
             // Whatever credential the plugin put in the request (operator-set static
             // headers included) is scrubbed from what the upstream says back; the call's
             // own credential is scrubbed by `attempt` already.
-            let sent = crate::redact::sent_secrets(&request.headers, &call.credential.secrets());
+            let sent = crate::redact::sent_secrets(&request.headers, key);
             let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
             let scrub = |e: ApiError| e.scrubbed(&sent);
             let span = tracing::info_span!(
@@ -137,13 +139,8 @@ async fn try_attempt(
                 .instrument(span.clone())
                 .await;
             ctx.timings.upstream += t.elapsed();
-            state
-                .metrics
-                .upstream_duration
-                .get_or_create(&crate::observability::metrics::ProviderLabels {
-                    provider: route.prefix.clone(),
-                })
-                .observe(t.elapsed().as_secs_f64());
+            let handles = route.metrics(&state.metrics);
+            handles.upstream_duration.observe(t.elapsed().as_secs_f64());
             let resp = sent_result.map_err(scrub)?;
             let status = resp.status().as_u16();
             span.record("http.response.status_code", i64::from(status));
@@ -162,7 +159,7 @@ async fn try_attempt(
                     upstream.forward_eagerly();
                 }
                 // An error mid-stream is scrubbed of the keys this attempt sent, too.
-                upstream.keep_secrets(sent.iter().copied().chain(call.credential.secrets()));
+                upstream.keep_secrets(sent.iter().copied().chain(key.iter().copied()));
                 // Nothing has reached the client yet: a stream that fails before its first
                 // output is an attempt that failed, and may be retried on the next key.
                 let first = upstream
@@ -170,6 +167,7 @@ async fn try_attempt(
                     .instrument(span.clone())
                     .await
                     .map_err(scrub)?;
+                ctx.ttft = Some(handles.time_to_first_token.clone());
                 let stream_ctx = ctx.take_for_stream();
                 let (writer, shape) = (writer(), shape.clone());
                 let (state, route) = (state.clone(), route.clone());

@@ -63,6 +63,8 @@ pub struct CallContext {
     /// The usage a stream has reported so far: priced if the stream is dropped before it
     /// accounts (the client went away).
     seen_usage: Option<Usage>,
+    /// The provider's time-to-first-token histogram, for a stream (set by the attempt).
+    pub ttft: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -106,6 +108,7 @@ impl CallContext {
             media: Default::default(),
             budget: None,
             seen_usage: None,
+            ttft: None,
             rec: Some(CallRecord {
                 request_id: request_id.to_string(),
                 app_id: Some(principal.app_id),
@@ -171,6 +174,7 @@ impl CallContext {
             media: self.media,
             budget: self.budget.take(),
             seen_usage: self.seen_usage.take(),
+            ttft: self.ttft.take(),
         }
     }
 
@@ -184,7 +188,9 @@ impl CallContext {
         if self.ttfb.is_none() {
             let t = self.start.elapsed();
             self.ttfb = Some(t);
-            if self.streaming {
+            if let (true, Some(h)) = (self.streaming, &self.ttft) {
+                h.observe(t.as_secs_f64());
+            } else if self.streaming {
                 if let Some(rec) = &self.rec {
                     self.state
                         .metrics

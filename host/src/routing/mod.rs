@@ -5,6 +5,7 @@
 
 use crate::billing::ChargeRate;
 use crate::config::{AliasEntry, ProviderEntry, UpstreamConfig};
+use crate::observability::metrics::{Metrics, ProviderLabels};
 use crate::plugin_host::Registry;
 use crate::resilience::balance::Rotation;
 use crate::resilience::credential_health::{CredHealth, HealthKey, HealthPolicy, HealthRegistry};
@@ -13,6 +14,7 @@ use crate::store::providers::{LiveCredential, ProviderRow};
 use crate::store::rates::{usd_per_mtok_to_micros, Rate};
 use plugin_api::host::{Adapter, PluginLibrary};
 use plugin_api::{AuthScheme, Format, ModelSpec, ProviderConfig};
+use prometheus_client::metrics::histogram::Histogram;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -66,7 +68,16 @@ pub struct Route {
     pub adapter: Adapter,
     pub timeouts: Timeouts,
     rotation: Rotation,
+    /// This provider's metric handles, looked up once rather than per call.
+    metric_handles: std::sync::OnceLock<RouteMetrics>,
     _library: Arc<PluginLibrary>,
+}
+
+/// The per-provider metrics every call observes.
+#[derive(Debug)]
+pub struct RouteMetrics {
+    pub upstream_duration: Histogram,
+    pub time_to_first_token: Histogram,
 }
 
 /// Per-provider upstream timeouts.
@@ -78,6 +89,19 @@ pub struct Timeouts {
 }
 
 impl Route {
+    /// The provider's metric handles (a histogram handle is shared with its family).
+    pub fn metrics(&self, m: &Metrics) -> &RouteMetrics {
+        self.metric_handles.get_or_init(|| {
+            let labels = ProviderLabels {
+                provider: self.prefix.clone(),
+            };
+            RouteMetrics {
+                upstream_duration: m.upstream_duration.get_or_create(&labels).clone(),
+                time_to_first_token: m.time_to_first_token.get_or_create(&labels).clone(),
+            }
+        })
+    }
+
     /// Whether a call in `format` can go to this provider untranslated. The canonical
     /// OpenAI format always can: every plugin takes it.
     pub fn accepts_natively(&self, format: Format) -> bool {
@@ -504,6 +528,7 @@ impl RoutingTable {
                     adapter,
                     timeouts,
                     rotation: Rotation::new(&weights),
+                    metric_handles: std::sync::OnceLock::new(),
                     _library: lib.clone(),
                 };
                 self.routes.insert(decl.prefix, Arc::new(route));

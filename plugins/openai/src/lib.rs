@@ -41,7 +41,7 @@ pub struct OpenAi {
 #[derive(Deserialize)]
 struct ReplyProbe {
     #[serde(default)]
-    usage: Option<Value>,
+    usage: Option<usage::UsageProbe>,
     #[serde(default)]
     error: Option<Value>,
     #[serde(default)]
@@ -305,7 +305,7 @@ impl Plugin for OpenAi {
         // The body already is what the client asked for: the host sends the upstream's
         // bytes on, uncopied.
         Ok(Reply::pass_through(
-            probe.usage.as_ref().and_then(usage::from_value),
+            probe.usage.as_ref().and_then(usage::UsageProbe::usage),
         ))
     }
 
