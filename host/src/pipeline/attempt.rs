@@ -33,9 +33,11 @@ pub async fn attempt(
     number: u32,
 ) -> Result<Served, ApiError> {
     let key: Vec<&str> = call.credential.secrets();
-    try_attempt(state, route, call, &key, shape, ctx, deadline, trace, number)
-        .await
-        .map_err(|e| e.scrubbed(&key))
+    try_attempt(
+        state, route, call, &key, shape, ctx, deadline, trace, number,
+    )
+    .await
+    .map_err(|e| e.scrubbed(&key))
 }
 
 #[allow(clippy::too_many_arguments)]

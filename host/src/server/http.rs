@@ -242,3 +242,88 @@ pub fn sse_error(err: &ApiError) -> Bytes {
     buf.extend_from_slice(b"\n\n");
     Bytes::from(buf)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::task::Waker;
+
+    fn poll(body: &mut InPlaceBody) -> Poll<Option<Result<Frame<Bytes>, StreamCut>>> {
+        let mut cx = Context::from_waker(Waker::noop());
+        Pin::new(body).poll_frame(&mut cx)
+    }
+
+    fn data(p: Poll<Option<Result<Frame<Bytes>, StreamCut>>>) -> Option<Bytes> {
+        match p {
+            Poll::Ready(Some(Ok(f))) => f.into_data().ok(),
+            other => panic!(
+                "expected a data frame, got {:?}",
+                other.map(|o| o.is_some())
+            ),
+        }
+    }
+
+    #[test]
+    fn frames_leave_one_at_a_time_in_order_then_the_body_ends() {
+        let queued = Arc::new(Mutex::new(Vec::new()));
+        let seen = queued.clone();
+        let mut body = InPlaceBody::new(move |frames| async move {
+            for s in ["a", "b", "c"] {
+                frames.send(Ok(Bytes::from_static(s.as_bytes()))).await;
+                // The frame sent is handed on before the producer goes on.
+                seen.lock().unwrap().push(frames.is_empty());
+            }
+            frames.send(Err(StreamCut)).await;
+        });
+        assert_eq!(data(poll(&mut body)).unwrap(), "a");
+        assert_eq!(data(poll(&mut body)).unwrap(), "b");
+        assert_eq!(data(poll(&mut body)).unwrap(), "c");
+        assert!(matches!(poll(&mut body), Poll::Ready(Some(Err(StreamCut)))));
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+        assert_eq!(*queued.lock().unwrap(), vec![true, true, true]);
+    }
+
+    #[test]
+    fn a_producer_waiting_on_its_source_leaves_the_body_pending() {
+        let (tx, rx) = tokio::sync::oneshot::channel::<&'static str>();
+        let mut body = InPlaceBody::new(move |frames| async move {
+            frames.send(Ok(Bytes::from_static(b"first"))).await;
+            if let Ok(s) = rx.await {
+                frames.send(Ok(Bytes::from_static(s.as_bytes()))).await;
+            }
+        });
+        assert_eq!(data(poll(&mut body)).unwrap(), "first");
+        assert!(poll(&mut body).is_pending());
+        assert!(poll(&mut body).is_pending());
+        tx.send("second").unwrap();
+        assert_eq!(data(poll(&mut body)).unwrap(), "second");
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
+    }
+
+    #[test]
+    fn dropping_the_body_drops_the_producer() {
+        struct Flag(Arc<AtomicBool>);
+        impl Drop for Flag {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = Flag(dropped.clone());
+        let mut body = InPlaceBody::new(move |frames| async move {
+            let _flag = flag;
+            frames.send(Ok(Bytes::from_static(b"x"))).await;
+            std::future::pending::<()>().await;
+        });
+        assert_eq!(data(poll(&mut body)).unwrap(), "x");
+        assert!(poll(&mut body).is_pending());
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(body);
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the client went away: the producer stops"
+        );
+    }
+}
