@@ -26,5 +26,6 @@ pub mod server;
 pub mod shared;
 pub mod state;
 pub mod store;
+pub mod timeout;
 pub mod traffic;
 pub mod upstream;

@@ -127,7 +127,7 @@ impl Upstream {
     /// Reads a whole (bounded) body within `within`.
     pub async fn read_body(&self, body: Incoming, within: Duration) -> Result<Bytes, ApiError> {
         let limited = Limited::new(body, self.max_response_bytes);
-        match tokio::time::timeout(within, limited.collect()).await {
+        match crate::timeout::within(within, limited.collect()).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) => Err(ApiError::UpstreamConnect(format!(
                 "reading the reply failed: {e}"

@@ -127,7 +127,7 @@ pub async fn read_body_of(
             None => first.unwrap_or_default(),
         })
     };
-    match tokio::time::timeout(within, read).await {
+    match crate::timeout::within(within, read).await {
         Ok(Err(ApiError::BodyTooLarge { limit })) => Err(too_large(body, None, h2, limit).await),
         Ok(r) => r,
         Err(_) => Err(ApiError::BodyTimeout(within.as_millis() as u64)),
