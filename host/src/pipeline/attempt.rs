@@ -86,8 +86,7 @@ async fn try_attempt(
                     let ct = Some("text/event-stream");
                     super::cache::fill(state, slot, bytes.clone(), ct, true, usage);
                 }
-                ctx.ttft = Some(route.metrics(&state.metrics).time_to_first_token.clone());
-                let mut g = ctx.take_for_stream();
+                let mut g = ctx.take_for_stream(&route.metrics(&state.metrics).time_to_first_token);
                 g.usage(usage);
                 g.first_byte();
                 match error {
@@ -169,8 +168,7 @@ async fn try_attempt(
                     .instrument(span.clone())
                     .await
                     .map_err(scrub)?;
-                ctx.ttft = Some(handles.time_to_first_token.clone());
-                let stream_ctx = ctx.take_for_stream();
+                let stream_ctx = ctx.take_for_stream(&handles.time_to_first_token);
                 let (writer, shape) = (writer(), shape.clone());
                 let (state, route) = (state.clone(), route.clone());
                 let body = BodyExt::boxed(InPlaceBody::new(move |frames| {

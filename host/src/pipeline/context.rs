@@ -15,6 +15,7 @@ use crate::store::calls::{CallRecord, CallStatus};
 use crate::store::now_ms;
 use crate::store::rates::Tokens;
 use plugin_api::{Endpoint, Usage};
+use prometheus_client::metrics::histogram::Histogram;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,8 +64,8 @@ pub struct CallContext {
     /// The usage a stream has reported so far: priced if the stream is dropped before it
     /// accounts (the client went away).
     seen_usage: Option<Usage>,
-    /// The provider's time-to-first-token histogram, for a stream (set by the attempt).
-    pub ttft: Option<prometheus_client::metrics::histogram::Histogram>,
+    /// The provider's time-to-first-token histogram: a stream's context has one.
+    ttft: Option<Histogram>,
 }
 
 pub fn endpoint_name(e: Endpoint) -> &'static str {
@@ -149,8 +150,9 @@ impl CallContext {
         self.rec.as_mut()
     }
 
-    /// Moves the accounting duty into a stream's task, leaving an inert context.
-    pub fn take_for_stream(&mut self) -> CallContext {
+    /// Moves the accounting duty into a stream's body, leaving an inert context; `ttft` is
+    /// the provider's time-to-first-token histogram, which the stream's first byte feeds.
+    pub fn take_for_stream(&mut self, ttft: &Histogram) -> CallContext {
         self.streaming = true;
         CallContext {
             state: self.state.clone(),
@@ -174,7 +176,7 @@ impl CallContext {
             media: self.media,
             budget: self.budget.take(),
             seen_usage: self.seen_usage.take(),
-            ttft: self.ttft.take(),
+            ttft: Some(ttft.clone()),
         }
     }
 
@@ -188,18 +190,8 @@ impl CallContext {
         if self.ttfb.is_none() {
             let t = self.start.elapsed();
             self.ttfb = Some(t);
-            if let (true, Some(h)) = (self.streaming, &self.ttft) {
+            if let Some(h) = &self.ttft {
                 h.observe(t.as_secs_f64());
-            } else if self.streaming {
-                if let Some(rec) = &self.rec {
-                    self.state
-                        .metrics
-                        .time_to_first_token
-                        .get_or_create(&ProviderLabels {
-                            provider: rec.provider.clone(),
-                        })
-                        .observe(t.as_secs_f64());
-                }
             }
         }
     }
