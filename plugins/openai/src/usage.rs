@@ -2,6 +2,7 @@
 
 use plugin_api::serde_json::Value;
 use plugin_api::Usage;
+use serde::Deserialize;
 
 /// Token counts of a `usage` object, or `None` when it holds none.
 ///
@@ -11,44 +12,14 @@ use plugin_api::Usage;
 /// or, on DeepSeek, `prompt_cache_hit_tokens`; OpenAI counts them inside `prompt_tokens`,
 /// as [`Usage`] expects.
 pub(crate) fn from_value(usage: &Value) -> Option<Usage> {
-    let obj = usage.as_object()?;
-    let num = |v: Option<&Value>| v.and_then(Value::as_u64);
-    let field = |names: &[&str]| names.iter().find_map(|n| num(obj.get(*n)));
-    let nested = |outer: &[&str], inner: &str| {
-        outer
-            .iter()
-            .find_map(|o| num(obj.get(*o).and_then(|d| d.get(inner))))
-    };
-
-    let output = field(&["completion_tokens", "output_tokens"]);
-    let total = field(&["total_tokens"]);
-    let input = field(&["prompt_tokens", "input_tokens"])
-        .or_else(|| total.map(|t| t.saturating_sub(output.unwrap_or(0))));
-    if input.is_none() && output.is_none() {
-        return None;
-    }
-    Some(Usage {
-        input_tokens: input.unwrap_or(0),
-        output_tokens: output.unwrap_or(0),
-        cached_input_tokens: nested(
-            &["prompt_tokens_details", "input_tokens_details"],
-            "cached_tokens",
-        )
-        .or_else(|| field(&["prompt_cache_hit_tokens"]))
-        .unwrap_or(0),
-        cache_write_tokens: 0,
-        reasoning_tokens: nested(
-            &["completion_tokens_details", "output_tokens_details"],
-            "reasoning_tokens",
-        )
-        .unwrap_or(0),
-    })
+    // One reading for both sources: the probe's visitors take a `Value` as they take bytes.
+    UsageProbe::deserialize(usage).ok()?.usage()
 }
 
-/// A reply's `usage` read straight from its bytes, without building a `Value` tree (the
-/// whole-reply path runs on every call): the fields [`from_value`] reads, with its
-/// leniency — a value that is not a non-negative integer counts as absent, anything but
-/// an object holds no usage, and of a repeated key the last one counts.
+/// A `usage` object's counts as [`from_value`] describes them, readable straight from a
+/// reply's bytes without building a `Value` tree (the whole-reply path runs on every
+/// call). Lenient: a value that is not a non-negative integer counts as absent, anything
+/// but an object holds no usage, and of a repeated key the last one counts.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct UsageProbe {
     object: bool,
@@ -71,7 +42,7 @@ struct Details {
 }
 
 impl UsageProbe {
-    /// What [`from_value`] gives for the same object.
+    /// The counts, by the precedence [`from_value`] describes.
     pub(crate) fn usage(&self) -> Option<Usage> {
         if !self.object {
             return None;
@@ -288,7 +259,7 @@ mod tests {
     use super::*;
     use plugin_api::serde_json::json;
 
-    /// The probe reads what `from_value` reads, from the bytes.
+    /// Read from bytes and from a `Value`, a usage object gives the same counts.
     #[test]
     fn the_probe_agrees_with_from_value() {
         let cases = [
