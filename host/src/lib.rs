@@ -16,6 +16,7 @@ pub mod console;
 pub mod error;
 pub mod feed;
 pub mod inbound;
+pub mod memory;
 pub mod observability;
 pub mod pipeline;
 pub mod plugin_host;

@@ -1,4 +1,4 @@
-//! The call log. Requests hand records to a bounded channel and never wait for the disk;
+//! The call log. Requests hand records to a bounded queue and never wait for the disk;
 //! one writer thread commits them in batches (by size or every ~25 ms) and updates the
 //! hourly usage rollup in the same transaction, so the rollup always equals the log.
 //!
@@ -14,8 +14,8 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{params, params_from_iter, OptionalExtension, Row};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, SendError, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -24,6 +24,10 @@ use std::time::Duration;
 const BATCH_MAX: usize = 2048;
 /// How long the writer lets records gather before a write.
 const BATCH_WINDOW: Duration = Duration::from_millis(25);
+/// No record for this long: the traffic has paused (see `IdleTrim`).
+const QUIET: Duration = Duration::from_millis(100);
+/// A batch buffer grown past this by a burst is let go when the writer goes idle.
+const IDLE_BATCH_CAPACITY: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -122,7 +126,13 @@ enum Msg {
 
 /// The sending side, shared by all requests.
 pub struct CallLog {
-    tx: SyncSender<Msg>,
+    /// An unbounded channel whose bound is `queued` against `capacity`: its memory follows
+    /// the backlog (a preallocated ring of `capacity` slots stays resident once the
+    /// traffic has gone round it).
+    tx: Sender<Msg>,
+    /// Records sent and not yet taken by the writer.
+    queued: Arc<AtomicUsize>,
+    capacity: usize,
     depth: Arc<AtomicI64>,
     dropped: AtomicU64,
     written: Arc<AtomicU64>,
@@ -146,13 +156,15 @@ impl CallLog {
         credits: Option<Arc<Credits>>,
     ) -> CallLog {
         let sink: Box<dyn CallSink> = Box::new(sink);
-        let (tx, rx) = sync_channel(capacity.max(1));
+        let (tx, rx) = channel();
+        let queued = Arc::new(AtomicUsize::new(0));
         let depth = Arc::new(AtomicI64::new(0));
         let written = Arc::new(AtomicU64::new(0));
         let health = Arc::new(StoreHealth::default());
         let stopping = Arc::new(AtomicBool::new(false));
         let w = Writer {
             store: sink,
+            queued: queued.clone(),
             depth: depth.clone(),
             written: written.clone(),
             credits: credits.clone(),
@@ -168,6 +180,8 @@ impl CallLog {
         }
         CallLog {
             tx,
+            queued,
+            capacity: capacity.max(1),
             depth,
             dropped: AtomicU64::new(0),
             written,
@@ -186,17 +200,25 @@ impl CallLog {
     /// Never blocks: a full queue drops the record and counts it.
     pub fn record(&self, mut rec: CallRecord) {
         rec.bound();
-        match self.tx.try_send(Msg::Record(Box::new(rec))) {
+        let refuse = |rec: &CallRecord| {
+            // The charge is lost with the record; the hold must not be.
+            settle_holds(self.credits.as_deref(), std::slice::from_ref(rec), false);
+            self.count_dropped();
+        };
+        if self.queued.fetch_add(1, Ordering::Relaxed) >= self.capacity {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return refuse(&rec);
+        }
+        match self.tx.send(Msg::Record(Box::new(rec))) {
             Ok(()) => {
                 self.depth.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Full(Msg::Record(r)))
-            | Err(TrySendError::Disconnected(Msg::Record(r))) => {
-                // The charge is lost with the record; the hold must not be.
-                settle_holds(self.credits.as_deref(), std::slice::from_ref(&*r), false);
-                self.count_dropped();
+            Err(SendError(msg)) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                if let Msg::Record(r) = msg {
+                    refuse(&r);
+                }
             }
-            Err(_) => self.count_dropped(),
         }
     }
 
@@ -273,6 +295,7 @@ const REFUSED_TRIES: u32 = 4;
 /// The writer thread's state.
 struct Writer {
     store: Box<dyn CallSink>,
+    queued: Arc<AtomicUsize>,
     depth: Arc<AtomicI64>,
     written: Arc<AtomicU64>,
     credits: Option<Arc<Credits>>,
@@ -282,15 +305,32 @@ struct Writer {
 
 impl Writer {
     fn run(self, rx: Receiver<Msg>) {
-        let mut batch: Vec<CallRecord> = Vec::with_capacity(BATCH_MAX);
+        let mut batch: Vec<CallRecord> = Vec::new();
+        let mut idle = crate::memory::IdleTrim::default();
+        let take = |batch: &mut Vec<CallRecord>, r: Box<CallRecord>| {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            batch.push(*r);
+        };
         let mut stopping = false;
         while !stopping {
             // Block only while idle. Once a record arrives, sleep through the batch window
             // and then drain: a sender never has to wake a waiting receiver, which on a busy
             // server would cost a futex wake and a context switch per request.
-            match rx.recv() {
-                Ok(Msg::Record(r)) => batch.push(*r),
-                Ok(Msg::Shutdown) | Err(_) => stopping = true,
+            let first = match rx.recv_timeout(QUIET) {
+                Err(RecvTimeoutError::Timeout) => {
+                    // The traffic has paused: what a burst made the process take goes
+                    // back now, not at its next burst.
+                    if batch.capacity() > IDLE_BATCH_CAPACITY {
+                        batch = Vec::new();
+                    }
+                    idle.now_idle();
+                    rx.recv().ok()
+                }
+                other => other.ok(),
+            };
+            match first {
+                Some(Msg::Record(r)) => take(&mut batch, r),
+                Some(Msg::Shutdown) | None => stopping = true,
             }
             loop {
                 if !stopping {
@@ -298,7 +338,7 @@ impl Writer {
                 }
                 loop {
                     match rx.try_recv() {
-                        Ok(Msg::Record(r)) => batch.push(*r),
+                        Ok(Msg::Record(r)) => take(&mut batch, r),
                         Ok(Msg::Shutdown) => stopping = true,
                         Err(TryRecvError::Disconnected) => {
                             stopping = true;
@@ -314,6 +354,7 @@ impl Writer {
                     break;
                 }
                 let n = batch.len();
+                idle.busy(n);
                 let ok = self.write(&batch);
                 self.depth.fetch_sub(n as i64, Ordering::Relaxed);
                 settle_holds(self.credits.as_deref(), &batch, ok);
