@@ -26,7 +26,7 @@ const MAX_UNKNOWN: usize = 10_000;
 pub struct Principal {
     pub app_id: i64,
     pub key_id: i64,
-    pub app_name: String,
+    pub app_name: std::sync::Arc<str>,
 }
 
 struct Entry {

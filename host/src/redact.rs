@@ -52,9 +52,12 @@ pub fn scrub_patterns(text: &str) -> String {
 /// `x-api-key`, operator-set token headers), to scrub from what comes back; those already
 /// in `known` (the call's own credential, as a rule) are left out, so the usual request
 /// copies nothing.
-pub fn sent_secrets(headers: &[(String, String)], known: &[&str]) -> Vec<String> {
+pub fn sent_secrets<'a>(
+    headers: impl IntoIterator<Item = (&'a str, &'a str)>,
+    known: &[&str],
+) -> Vec<String> {
     headers
-        .iter()
+        .into_iter()
         .filter(|(name, _)| {
             secret_name(name.as_bytes())
                 || name.eq_ignore_ascii_case("proxy-authorization")
@@ -327,8 +330,8 @@ mod tests {
 
     #[test]
     fn secrets_are_read_from_the_request_headers() {
-        let h = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let headers = [
+        let h = |k, v| (k, v);
+        let headers: [(&str, &str); 5] = [
             h("Authorization", "Bearer sk-abcdefgh123"),
             h("x-api-key", "anthropic-key-1"),
             h("X-Gateway-Auth", "static-gateway-token"),
@@ -339,12 +342,12 @@ mod tests {
             ),
         ];
         assert_eq!(
-            sent_secrets(&headers, &[]),
+            sent_secrets(headers, &[]),
             ["sk-abcdefgh123", "anthropic-key-1", "static-gateway-token"]
         );
         // The call's own key is known already: only the others are copied.
         assert_eq!(
-            sent_secrets(&headers, &["sk-abcdefgh123"]),
+            sent_secrets(headers, &["sk-abcdefgh123"]),
             ["anthropic-key-1", "static-gateway-token"]
         );
         assert!(secret_name(b"X-API-KEY") && secret_name(b"Authorization"));

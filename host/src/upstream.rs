@@ -13,7 +13,7 @@ use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use plugin_api::HttpRequest;
+use plugin_api::host::OutboundRequest;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -88,30 +88,35 @@ impl Upstream {
         })
     }
 
-    /// Sends `req`; returns when the response head has arrived, or fails after
-    /// `first_byte`.
+    /// Sends the plugin's request (and the host's `extra` headers, trace context); returns
+    /// when the response head has arrived, or fails after `first_byte`.
     pub async fn send(
         &self,
-        req: HttpRequest,
+        mut req: OutboundRequest,
+        extra: &[(String, String)],
         first_byte: Duration,
     ) -> Result<hyper::Response<Incoming>, ApiError> {
         let invalid = |e: String| {
             ApiError::Internal(format!("plugin built an invalid upstream request: {e}"))
         };
-        let (uri, host) = self.targets.get(&req.url).map_err(invalid)?;
+        let (uri, host) = self.targets.get(req.url()).map_err(invalid)?;
         let method =
-            Method::from_bytes(req.method.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-        let mut request = hyper::Request::new(Full::new(Bytes::from(req.body)));
+            Method::from_bytes(req.method().as_bytes()).map_err(|e| invalid(e.to_string()))?;
+        let mut request = hyper::Request::new(Full::new(req.take_body()));
         *request.method_mut() = method;
         *request.uri_mut() = uri;
         let headers = request.headers_mut();
-        headers.reserve(req.headers.len() + 1);
-        for (k, v) in req.headers {
+        headers.reserve(req.headers().len() + extra.len() + 1);
+        let extra = extra.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        for (k, v) in req.headers().chain(extra) {
+            // A standard name is a constant; a value is copied once, out of the plugin's
+            // buffer (the usual content type not even that).
             let name = HeaderName::from_bytes(k.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-            // The plugin's string becomes the value's buffer (no copy when it is exactly
-            // sized, as the ABI's strings are).
-            let value = HeaderValue::from_maybe_shared(Bytes::from(v))
-                .map_err(|e| invalid(format!("header {k}: {e}")))?;
+            let value = if v == "application/json" {
+                HeaderValue::from_static("application/json")
+            } else {
+                HeaderValue::from_str(v).map_err(|e| invalid(format!("header {k}: {e}")))?
+            };
             headers.append(name, value);
         }
         if let Some(host) = host {
@@ -148,9 +153,12 @@ pub fn headers_of(resp: &hyper::Response<Incoming>) -> Headers {
         .collect()
 }
 
+/// The header pairs a call hands a plugin, on the stack for the usual few.
+pub type HeaderPairs<'a> = smallvec::SmallVec<[(&'a str, &'a str); 16]>;
+
 /// The plugin's view of response headers, borrowed (values that are not text are left
 /// out, as in [`headers_of`]).
-pub fn header_view(headers: &hyper::HeaderMap) -> Vec<(&str, &str)> {
+pub fn header_view(headers: &hyper::HeaderMap) -> HeaderPairs<'_> {
     headers
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v)))

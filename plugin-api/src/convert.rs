@@ -11,8 +11,13 @@ use abi_stable::std_types::{ROption, RSlice, RStr, RString, RVec, Tuple2};
 /// is rebuilt (as ABI tuples); strings and the body are borrowed.
 pub(crate) struct CallView<'a> {
     call: &'a Call<'a>,
-    headers: Vec<Tuple2<RStr<'a>, RStr<'a>>>,
+    headers: FfiPairs<'a>,
 }
+
+/// Header pairs rebuilt for one crossing of the boundary, on the stack for the usual few.
+pub(crate) type Pairs<'a> = smallvec::SmallVec<[(&'a str, &'a str); 16]>;
+/// The same, as ABI tuples.
+pub(crate) type FfiPairs<'a> = smallvec::SmallVec<[Tuple2<RStr<'a>, RStr<'a>>; 16]>;
 
 impl<'a> CallView<'a> {
     pub(crate) fn new(call: &'a Call<'a>) -> Self {
@@ -121,7 +126,7 @@ fn credential_from_ffi<'a>(c: FfiCredential<'a>) -> Result<Credential<'a>, Provi
 
 /// The client headers of a call, as the safe SDK wants them; the caller keeps the list
 /// alive for the [`Call`] borrowing it.
-pub(crate) fn headers_from_ffi<'a>(c: &'a FfiCallRef<'_>) -> Vec<(&'a str, &'a str)> {
+pub(crate) fn headers_from_ffi<'a>(c: &'a FfiCallRef<'_>) -> Pairs<'a> {
     c.headers()
         .as_slice()
         .iter()
@@ -198,19 +203,23 @@ pub(crate) fn usage_from_ffi(u: FfiUsage) -> Usage {
     }
 }
 
+pub(crate) fn request_to_ffi(r: HttpRequest) -> FfiHttpRequest {
+    FfiHttpRequest {
+        method: r.method.into(),
+        url: r.url.into(),
+        headers: r
+            .headers
+            .into_iter()
+            .map(|(k, v)| Tuple2(k.into(), v.into()))
+            .collect(),
+        body: r.body.into(),
+    }
+}
+
 pub(crate) fn prepared_to_ffi(p: Prepared) -> FfiPrepared {
     match p {
         Prepared::Upstream(r) => FfiPrepared {
-            request: FfiHttpRequest {
-                method: r.method.into(),
-                url: r.url.into(),
-                headers: r
-                    .headers
-                    .into_iter()
-                    .map(|(k, v)| Tuple2(k.into(), v.into()))
-                    .collect(),
-                body: r.body.into(),
-            },
+            request: request_to_ffi(r),
             local: ROption::RNone,
         },
         Prepared::Local(l) => FfiPrepared {
@@ -229,24 +238,24 @@ pub(crate) fn prepared_to_ffi(p: Prepared) -> FfiPrepared {
     }
 }
 
-pub(crate) fn prepared_from_ffi(p: FfiPrepared) -> Prepared {
-    match p.local {
-        ROption::RSome(l) => Prepared::Local(LocalReply {
-            status: l.status,
-            content_type: l.content_type.into_string(),
-            body: l.body.into_vec(),
-        }),
-        ROption::RNone => Prepared::Upstream(HttpRequest {
-            method: p.request.method.into_string(),
-            url: p.request.url.into_string(),
-            headers: p
-                .request
-                .headers
-                .into_iter()
-                .map(|Tuple2(k, v)| (k.into_string(), v.into_string()))
-                .collect(),
-            body: p.request.body.into_vec(),
-        }),
+pub(crate) fn local_from_ffi(l: FfiLocalReply) -> LocalReply {
+    LocalReply {
+        status: l.status,
+        content_type: l.content_type.into_string(),
+        body: l.body.into_vec(),
+    }
+}
+
+pub(crate) fn request_from_ffi(r: FfiHttpRequest) -> HttpRequest {
+    HttpRequest {
+        method: r.method.into_string(),
+        url: r.url.into_string(),
+        headers: r
+            .headers
+            .into_iter()
+            .map(|Tuple2(k, v)| (k.into_string(), v.into_string()))
+            .collect(),
+        body: r.body.into_vec(),
     }
 }
 

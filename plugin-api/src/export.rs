@@ -57,7 +57,7 @@ impl<P: Plugin> AdapterFfi for AdapterGlue<P> {
         guarded(|| {
             let call_headers = headers_from_ffi(&call);
             let call = call_from_ffi(&call, &call_headers)?;
-            let headers: Vec<(&str, &str)> = response
+            let headers: Pairs<'_> = response
                 .headers
                 .iter()
                 .map(|t| (t.0.as_str(), t.1.as_str()))

@@ -5,10 +5,12 @@
 
 use crate::abi::*;
 use crate::convert::*;
-use crate::types::{Call, Manifest, Prepared, ProviderConfig, ProviderError, Response, Usage};
+use crate::types::{
+    Call, LocalReply, Manifest, Prepared, ProviderConfig, ProviderError, Response, Usage,
+};
 use crate::{StreamOutput, ABI_VERSION};
 use abi_stable::library::{lib_header_from_path, LibHeader, LibraryError, RootModule};
-use abi_stable::std_types::{RSlice, RStr, Tuple2};
+use abi_stable::std_types::{ROption, RSlice, RStr, Tuple2};
 use bytes::Bytes;
 use std::fmt;
 use std::path::Path;
@@ -178,14 +180,96 @@ pub struct ParsedReply {
     pub pass_through: bool,
 }
 
+/// A prepared call as the host gets it back, still in the plugin's buffers: the host
+/// reads the request head from them and sends the body on without a copy.
+#[derive(Debug)]
+pub enum Outbound {
+    Upstream(OutboundRequest),
+    Local(LocalReply),
+}
+
+/// An upstream request in the plugin's buffers.
+pub struct OutboundRequest(FfiHttpRequest);
+
+impl fmt::Debug for OutboundRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Header values may hold the credential: names only.
+        f.debug_struct("OutboundRequest")
+            .field("method", &self.method())
+            .field("url", &self.url())
+            .field(
+                "headers",
+                &self.headers().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("body_len", &self.0.body.len())
+            .finish()
+    }
+}
+
+/// A request the host builds itself (webhooks) goes out the same way.
+impl From<crate::types::HttpRequest> for OutboundRequest {
+    fn from(r: crate::types::HttpRequest) -> Self {
+        OutboundRequest(request_to_ffi(r))
+    }
+}
+
+impl OutboundRequest {
+    pub fn method(&self) -> &str {
+        self.0.method.as_str()
+    }
+
+    pub fn url(&self) -> &str {
+        self.0.url.as_str()
+    }
+
+    pub fn headers(&self) -> impl ExactSizeIterator<Item = (&str, &str)> + Clone + '_ {
+        self.0
+            .headers
+            .iter()
+            .map(|Tuple2(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// The body, owned where the plugin allocated it (freed by its allocator); the
+    /// request keeps an empty one.
+    pub fn take_body(&mut self) -> Bytes {
+        let body = std::mem::take(&mut self.0.body);
+        if body.is_empty() {
+            Bytes::new()
+        } else {
+            Bytes::from_owner(body)
+        }
+    }
+}
+
+impl Outbound {
+    /// The same call in owned, plain types (copied out of the plugin's buffers).
+    pub fn into_prepared(self) -> Prepared {
+        match self {
+            Outbound::Local(l) => Prepared::Local(l),
+            Outbound::Upstream(r) => Prepared::Upstream(request_from_ffi(r.0)),
+        }
+    }
+}
+
 impl Adapter {
+    /// The call prepared, in owned plain types. The host's request path uses
+    /// [`Adapter::prepare_shared`], which copies nothing.
     pub fn prepare(&self, call: &Call<'_>) -> Result<Prepared, ProviderError> {
+        self.prepare_shared(call).map(Outbound::into_prepared)
+    }
+
+    /// The call prepared, left in the plugin's buffers.
+    pub fn prepare_shared(&self, call: &Call<'_>) -> Result<Outbound, ProviderError> {
         let view = CallView::new(call);
-        self.inner
+        let p = self
+            .inner
             .prepare(view.as_ffi())
             .into_result()
-            .map(prepared_from_ffi)
-            .map_err(error_from_ffi)
+            .map_err(error_from_ffi)?;
+        Ok(match p.local {
+            ROption::RSome(l) => Outbound::Local(local_from_ffi(l)),
+            ROption::RNone => Outbound::Upstream(OutboundRequest(p.request)),
+        })
     }
 
     pub fn parse(
@@ -193,7 +277,7 @@ impl Adapter {
         call: &Call<'_>,
         response: &Response<'_>,
     ) -> Result<ParsedReply, ProviderError> {
-        let headers: Vec<Tuple2<RStr<'_>, RStr<'_>>> = response
+        let headers: FfiPairs<'_> = response
             .headers
             .iter()
             .map(|(k, v)| Tuple2(RStr::from_str(k), RStr::from_str(v)))
@@ -256,5 +340,40 @@ impl Decoder {
     /// errors from this decoder.
     pub fn pass_through(&self) -> bool {
         self.inner.pass_through()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::HttpRequest;
+
+    #[test]
+    fn an_outbound_request_reads_in_place_and_gives_its_body_once() {
+        let req = HttpRequest::post("https://api.example.com/v1/chat/completions")
+            .header("content-type", "application/json")
+            .header("authorization", "Bearer sk-secret-value");
+        let mut out = OutboundRequest::from(HttpRequest {
+            body: b"{\"model\":\"m\"}".to_vec(),
+            ..req.clone()
+        });
+        assert_eq!(out.method(), "POST");
+        assert_eq!(out.url(), req.url);
+        let headers: Vec<_> = out.headers().collect();
+        assert_eq!(
+            headers,
+            [
+                ("content-type", "application/json"),
+                ("authorization", "Bearer sk-secret-value")
+            ]
+        );
+        let debug = format!("{out:?}");
+        assert!(debug.contains("authorization") && !debug.contains("sk-secret"));
+        assert_eq!(&out.take_body()[..], b"{\"model\":\"m\"}");
+        assert!(out.take_body().is_empty());
+        assert_eq!(
+            Outbound::Upstream(out).into_prepared(),
+            Prepared::Upstream(req)
+        );
     }
 }

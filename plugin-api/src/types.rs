@@ -236,15 +236,21 @@ impl fmt::Debug for Credential<'_> {
 impl<'a> Credential<'a> {
     /// Every secret in the credential, for scrubbing upstream text.
     pub fn secrets(&self) -> Vec<&'a str> {
-        match *self {
-            Credential::None => vec![],
-            Credential::ApiKey(k) | Credential::ServiceAccount(k) => vec![k],
+        self.each_secret().collect()
+    }
+
+    /// The same secrets, without collecting them.
+    pub fn each_secret(&self) -> impl Iterator<Item = &'a str> {
+        let (first, second) = match *self {
+            Credential::None => (None, None),
+            Credential::ApiKey(k) | Credential::ServiceAccount(k) => (Some(k), None),
             Credential::AccessKey {
                 secret,
                 session_token,
                 ..
-            } => std::iter::once(secret).chain(session_token).collect(),
-        }
+            } => (Some(secret), session_token),
+        };
+        first.into_iter().chain(second)
     }
 }
 

@@ -177,7 +177,7 @@ async fn deliver(state: &AppState, alert: &PendingAlert) -> Result<(), String> {
     ];
     req.body = body;
     let send = async {
-        let resp = state.upstream.send(req, DELIVERY_TIMEOUT).await;
+        let resp = state.upstream.send(req.into(), &[], DELIVERY_TIMEOUT).await;
         match resp {
             Ok(r) if r.status().is_success() => Ok(()),
             Ok(r) => Err(format!("the receiver answered {}", r.status())),

@@ -28,8 +28,8 @@ pub async fn read_call(
 ) -> Result<CanonicalCall, ApiError> {
     let (parts, body) = req.into_parts();
     let body = read_body_of(&parts.headers, parts.version, body, max_body_bytes).await?;
-    let head: Head = parse_json_head(&body)?;
-    let model = model_value(head.model.as_ref())?;
+    let mut head: Head = parse_json_head(&body)?;
+    let model = model_value(head.model.take())?;
     let stream = head.stream.unwrap_or(false);
     let chat = formats::anthropic::to_chat(&body).map(|c| Bytes::from(c.body));
     Ok(CanonicalCall {
@@ -91,8 +91,8 @@ pub async fn count_tokens(
 ) -> Result<Response<Body>, ApiError> {
     let (parts, body) = req.into_parts();
     let body = read_body_of(&parts.headers, parts.version, body, max_body_bytes).await?;
-    let head: Head = parse_json_head(&body)?;
-    model_value(head.model.as_ref())?;
+    let mut head: Head = parse_json_head(&body)?;
+    model_value(head.model.take())?;
     let n = formats::anthropic::count_tokens(&body).map_err(super::invalid)?;
     Ok(http::json(200, &serde_json::json!({"input_tokens": n})))
 }

@@ -23,8 +23,8 @@ pub async fn read_call(
 ) -> Result<CanonicalCall, ApiError> {
     let (parts, body) = req.into_parts();
     let body = read_body_of(&parts.headers, parts.version, body, max_body_bytes).await?;
-    let head: Head = parse_json_head(&body)?;
-    let model = model_value(head.model.as_ref())?;
+    let mut head: Head = parse_json_head(&body)?;
+    let model = model_value(head.model.take())?;
     let chat = formats::completions::to_chat(&body).map_err(super::invalid)?;
     Ok(CanonicalCall {
         format: Format::OpenAiCompletions,

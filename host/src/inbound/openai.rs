@@ -186,8 +186,8 @@ pub async fn read_call(
             shape: super::reshape::Shape::chat(),
         });
     }
-    let head = parse_head(&body)?;
-    let model = model_of(&head)?;
+    let mut head = parse_head(&body)?;
+    let model = model_of(&mut head)?;
     match endpoint {
         Endpoint::Chat if head.messages.is_none() => {
             return Err(ApiError::MissingField("messages"))
@@ -241,7 +241,7 @@ fn upload_model(headers: &hyper::HeaderMap, body: &[u8]) -> Result<String, ApiEr
         field: "model",
         message: "must be text such as \"openai/whisper-1\"".into(),
     })?;
-    model_value(Some(&serde_json::Value::String(model.trim().to_string())))
+    model_value(Some(serde_json::Value::String(model.trim().to_string())))
 }
 
 pub fn parse_head(body: &[u8]) -> Result<Head, ApiError> {
@@ -289,13 +289,13 @@ fn without_position(e: &serde_json::Error) -> String {
     }
 }
 
-/// The `model` field, which must be a non-empty string.
-pub fn model_of(head: &Head) -> Result<String, ApiError> {
-    model_value(head.model.as_ref())
+/// The `model` field, which must be a non-empty string (taken out of `head`).
+pub fn model_of(head: &mut Head) -> Result<String, ApiError> {
+    model_value(head.model.take())
 }
 
 /// A `model` value, which must be a non-empty string of bounded length.
-pub fn model_value(model: Option<&serde_json::Value>) -> Result<String, ApiError> {
+pub fn model_value(model: Option<serde_json::Value>) -> Result<String, ApiError> {
     match model {
         None | Some(serde_json::Value::Null) => Err(ApiError::MissingField("model")),
         Some(serde_json::Value::String(s)) if s.len() > MAX_MODEL_NAME => {
@@ -307,7 +307,7 @@ pub fn model_value(model: Option<&serde_json::Value>) -> Result<String, ApiError
                 ),
             })
         }
-        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+        Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(s),
         Some(_) => Err(ApiError::InvalidField {
             field: "model",
             message: "must be a non-empty string such as \"echo/echo-1\"".into(),
@@ -333,18 +333,18 @@ mod tests {
             parse_head(b"[1]"),
             Err(ApiError::InvalidField { .. })
         ));
-        let h = parse_head(
+        let mut h = parse_head(
             br#"{"model":"a/b","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#,
         )
         .unwrap();
         assert_eq!(h.stream, Some(true));
-        assert_eq!(model_of(&h).unwrap(), "a/b");
-        let h = parse_head(br#"{"model":""}"#).unwrap();
-        assert!(model_of(&h).is_err());
+        assert_eq!(model_of(&mut h).unwrap(), "a/b");
+        let mut h = parse_head(br#"{"model":""}"#).unwrap();
+        assert!(model_of(&mut h).is_err());
         let long = format!(r#"{{"model":"echo/{}"}}"#, "x".repeat(MAX_MODEL_NAME));
-        let h = parse_head(long.as_bytes()).unwrap();
+        let mut h = parse_head(long.as_bytes()).unwrap();
         assert!(matches!(
-            model_of(&h),
+            model_of(&mut h),
             Err(ApiError::InvalidField { field: "model", .. })
         ));
     }

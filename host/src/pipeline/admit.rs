@@ -11,6 +11,7 @@ use crate::inbound::CanonicalCall;
 use crate::routing::Route;
 use crate::state::AppState;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// Admits `call` for the context's app, or refuses it. `first` is the target the call
@@ -19,7 +20,7 @@ pub async fn admit(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, String)>,
+    first: Option<&(Arc<Route>, Cow<'_, str>)>,
 ) -> Result<(), ApiError> {
     // Read from the body at most once, and only if a limit or a hold needs it.
     let mut tokens = None;
@@ -40,7 +41,7 @@ async fn limits(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, String)>,
+    first: Option<&(Arc<Route>, Cow<'_, str>)>,
     tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
     if state.limits.load().is_empty() {
@@ -107,7 +108,7 @@ async fn budget(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, String)>,
+    first: Option<&(Arc<Route>, Cow<'_, str>)>,
     tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
     let budgets = &state.budgets;
@@ -167,7 +168,7 @@ async fn hold(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, String)>,
+    first: Option<&(Arc<Route>, Cow<'_, str>)>,
     tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
     let Some((route, model)) = first else {

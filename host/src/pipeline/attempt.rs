@@ -11,7 +11,8 @@ use crate::server::http::{self, InPlaceBody};
 use crate::state::AppState;
 use crate::upstream::header_view;
 use http_body_util::BodyExt;
-use plugin_api::{Call, ErrorClass, Prepared};
+use plugin_api::host::Outbound;
+use plugin_api::{Call, ErrorClass};
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -32,7 +33,7 @@ pub async fn attempt(
     trace: &TraceHeaders,
     number: u32,
 ) -> Result<Served, ApiError> {
-    let key: Vec<&str> = call.credential.secrets();
+    let key: smallvec::SmallVec<[&str; 2]> = call.credential.each_secret().collect();
     try_attempt(
         state, route, call, &key, shape, ctx, deadline, trace, number,
     )
@@ -66,11 +67,14 @@ async fn try_attempt(
     let t = Instant::now();
     let prepared = {
         let _s = tracing::info_span!("plugin.prepare").entered();
-        route.adapter.prepare(call).map_err(ApiError::Provider)
+        route
+            .adapter
+            .prepare_shared(call)
+            .map_err(ApiError::Provider)
     };
     ctx.timings.plugin += t.elapsed();
     match prepared? {
-        Prepared::Local(local) => {
+        Outbound::Local(local) => {
             let headers = [("content-type", local.content_type.as_str())];
             let raw = bytes::Bytes::from(local.body);
             if call.stream && (200..300).contains(&local.status) {
@@ -102,18 +106,18 @@ async fn try_attempt(
             };
             parse(state, route, call, shape, &resp, &raw, ctx).await
         }
-        Prepared::Upstream(mut request) => {
+        Outbound::Upstream(request) => {
             // Whatever credential the plugin put in the request (operator-set static
             // headers included) is scrubbed from what the upstream says back; the call's
             // own credential is scrubbed by `attempt` already.
-            let sent = crate::redact::sent_secrets(&request.headers, key);
+            let sent = crate::redact::sent_secrets(request.headers(), key);
             let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
             let scrub = |e: ApiError| e.scrubbed(&sent);
             let span = tracing::info_span!(
                 "upstream",
-                otel.name = request.method.as_str(),
+                otel.name = request.method(),
                 otel.kind = "client",
-                http.request.method = request.method.as_str(),
+                http.request.method = request.method(),
                 server.address = tracing::field::Empty,
                 url.path = tracing::field::Empty,
                 http.response.status_code = tracing::field::Empty,
@@ -121,22 +125,24 @@ async fn try_attempt(
             );
             // Parsed only for a span something records.
             if !span.is_disabled() {
-                let (host, path) = split_url(&request.url);
+                let (host, path) = split_url(request.url());
                 span.record("server.address", host.as_str());
                 span.record("url.path", path.as_str());
             }
+            // The trace context: the host's headers, sent after the plugin's.
+            let mut extra = Vec::new();
             if state.telemetry_enabled {
-                crate::observability::telemetry::inject(&span.context(), &mut request.headers);
+                crate::observability::telemetry::inject(&span.context(), &mut extra);
             } else if let Some(tp) = &trace.traceparent {
-                request.headers.push(("traceparent".into(), tp.clone()));
+                extra.push(("traceparent".into(), tp.clone()));
                 if let Some(ts) = &trace.tracestate {
-                    request.headers.push(("tracestate".into(), ts.clone()));
+                    extra.push(("tracestate".into(), ts.clone()));
                 }
             }
             let t = Instant::now();
             let sent_result = state
                 .upstream
-                .send(request, route.timeouts.first_byte.min(left()))
+                .send(request, &extra, route.timeouts.first_byte.min(left()))
                 .instrument(span.clone())
                 .await;
             ctx.timings.upstream += t.elapsed();

@@ -11,7 +11,7 @@ use crate::inbound::CanonicalCall;
 use crate::resilience::credential_health::Outcome;
 use crate::resilience::report::note;
 use crate::resilience::retry::{backoff, outcome_of, retryable};
-use crate::routing::Route;
+use crate::routing::{Route, Targets};
 use crate::state::AppState;
 use plugin_api::{Call, Credential, Format};
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub async fn run(
     state: &Arc<AppState>,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    targets: Vec<(Arc<Route>, String)>,
+    targets: Targets<'_>,
     trace: &TraceHeaders,
 ) -> Result<Served, ApiError> {
     let (endpoint, model, stream, include_usage) =
@@ -55,7 +55,7 @@ pub async fn run(
                 .model
                 .strip_prefix(route.prefix.as_str())
                 .and_then(|r| r.strip_prefix('/'))
-                == Some(upstream_model.as_str());
+                == Some(&*upstream_model);
             if !same {
                 rec.requested_model
                     .get_or_insert_with(|| clip(model, 200).to_string());
@@ -74,7 +74,7 @@ pub async fn run(
             }
         };
         let deadline = deadline.min(ctx.started() + route.timeouts.total);
-        let mut tried: Vec<usize> = Vec::new();
+        let mut tried: smallvec::SmallVec<[usize; 8]> = Default::default();
         for _ in 0..r.max_attempts {
             let picked = {
                 let _s = tracing::info_span!("credential.select").entered();

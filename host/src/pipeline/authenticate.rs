@@ -24,7 +24,7 @@ pub async fn authenticate(
         .await
     {
         Ok(p) => {
-            span.record("aihub.app", p.app_name.as_str());
+            span.record("aihub.app", &*p.app_name);
             Ok(p)
         }
         Err(e) => {

@@ -13,6 +13,7 @@ use crate::server::http;
 use crate::state::AppState;
 use bytes::Bytes;
 use plugin_api::Usage;
+use std::borrow::Cow;
 use std::sync::Arc;
 
 /// A cached answer for `call`, if one may be served; else, when the call is cacheable,
@@ -21,7 +22,7 @@ pub async fn lookup(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, String)>,
+    first: Option<&(Arc<Route>, Cow<'_, str>)>,
 ) -> Result<Option<Served>, ApiError> {
     let Some((route, upstream_model)) = first else {
         return Ok(None);

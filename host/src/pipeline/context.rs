@@ -33,7 +33,7 @@ pub struct CallContext {
     start: Instant,
     rec: Option<CallRecord>,
     ttfb: Option<Duration>,
-    pub(super) app: String,
+    pub(super) app: std::sync::Arc<str>,
     /// The served model is in its provider's catalog (a bounded metric label).
     pub known_model: bool,
     /// The response head went out as a 200 stream before the outcome was known.
@@ -131,7 +131,7 @@ impl CallContext {
                 ttfb_ms: None,
                 attempts: 0,
                 created_at: now_ms(),
-                credentials_tried: Vec::new(),
+                credentials_tried: Default::default(),
                 requested_model: None,
                 format: "openai_chat",
                 cache_hit: false,
@@ -396,7 +396,7 @@ impl CallContext {
             })
             .observe(elapsed.as_secs_f64());
         let used = rec.input_tokens > 0 || rec.output_tokens > 0 || rec.cost_micros > 0;
-        let app = m.labels.get(if used { self.app.as_str() } else { "" });
+        let app = m.labels.get(if used { &self.app } else { "" });
         for (direction, n) in [
             ("input", rec.input_tokens),
             ("output", rec.output_tokens),

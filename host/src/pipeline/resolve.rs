@@ -3,17 +3,16 @@
 
 use super::context::CallContext;
 use crate::error::ApiError;
-use crate::routing::Route;
+use crate::routing::Targets;
 use crate::state::AppState;
-use std::sync::Arc;
 use std::time::Instant;
 
 /// The targets for `model`, or 404 naming the known prefixes.
-pub fn resolve(
+pub fn resolve<'m>(
     state: &AppState,
     ctx: &mut CallContext,
-    model: &str,
-) -> Result<Vec<(Arc<Route>, String)>, ApiError> {
+    model: &'m str,
+) -> Result<Targets<'m>, ApiError> {
     let route_start = Instant::now();
     let targets = {
         let _s = tracing::info_span!("route").entered();

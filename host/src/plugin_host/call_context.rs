@@ -13,7 +13,7 @@ const WITHHELD: [&str; 4] = [
 
 /// The client's request headers for [`plugin_api::Call::headers`]: names lower-case (as
 /// hyper keeps them), values that are not text skipped, credentials removed.
-pub fn client_headers(headers: &HeaderMap) -> Vec<(&str, &str)> {
+pub fn client_headers(headers: &HeaderMap) -> crate::upstream::HeaderPairs<'_> {
     headers
         .iter()
         .filter(|(name, _)| !WITHHELD.contains(&name.as_str()))
@@ -46,8 +46,8 @@ mod tests {
         }
         let got = client_headers(&h);
         assert_eq!(
-            got,
-            vec![("anthropic-version", "2023-06-01"), ("x-request-id", "r1")]
+            got.as_slice(),
+            [("anthropic-version", "2023-06-01"), ("x-request-id", "r1")]
         );
         assert!(now_unix_ms() > 1_600_000_000_000);
     }

@@ -8,7 +8,8 @@ use crate::resilience::report::note;
 use crate::routing::{Route, RouteCredential};
 use crate::state::AppState;
 use crate::upstream::headers_of;
-use plugin_api::{Call, Credential, Endpoint, ErrorClass, ModelKind, Prepared};
+use plugin_api::host::Outbound;
+use plugin_api::{Call, Credential, Endpoint, ErrorClass, ModelKind};
 use serde_json::json;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -116,15 +117,16 @@ async fn try_probe(
         include_usage: false,
         ..Call::new(Endpoint::Chat, model, body.as_bytes())
     };
-    let (status, headers, bytes) = match route.adapter.prepare(&call).map_err(ApiError::Provider)? {
-        Prepared::Local(l) => (
+    let prepared = route.adapter.prepare_shared(&call);
+    let (status, headers, bytes) = match prepared.map_err(ApiError::Provider)? {
+        Outbound::Local(l) => (
             l.status,
             vec![("content-type".to_string(), l.content_type)],
             bytes::Bytes::from(l.body),
         ),
-        Prepared::Upstream(request) => {
+        Outbound::Upstream(request) => {
             let known = call.credential.secrets();
-            let extra = crate::redact::sent_secrets(&request.headers, &known);
+            let extra = crate::redact::sent_secrets(request.headers(), &known);
             let sent: Vec<&str> = known
                 .iter()
                 .copied()
@@ -133,7 +135,7 @@ async fn try_probe(
             let scrub = |e: ApiError| e.scrubbed(&sent);
             let resp = state
                 .upstream
-                .send(request, route.timeouts.first_byte.min(within))
+                .send(request, &[], route.timeouts.first_byte.min(within))
                 .await
                 .map_err(scrub)?;
             let status = resp.status().as_u16();

@@ -15,6 +15,7 @@ use crate::store::rates::{usd_per_mtok_to_micros, Rate};
 use plugin_api::host::{Adapter, PluginLibrary};
 use plugin_api::{AuthScheme, Format, ModelSpec, ProviderConfig};
 use prometheus_client::metrics::histogram::Histogram;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -197,6 +198,10 @@ struct Decl {
     total_timeout_ms: Option<u64>,
 }
 
+/// A call's targets in order: `(route, upstream model)`, the model borrowed from the
+/// client's name where it is part of it; inline for the usual one or two.
+pub type Targets<'m> = smallvec::SmallVec<[(Arc<Route>, Cow<'m, str>); 2]>;
+
 impl RoutingTable {
     pub fn get(&self, prefix: &str) -> Option<&Arc<Route>> {
         self.routes.get(prefix)
@@ -205,30 +210,33 @@ impl RoutingTable {
     /// What to try for `model`, in order: `(route, upstream model)` pairs. An alias wins;
     /// then `prefix/model`; then, for a model without a known prefix, every provider whose
     /// catalog lists it (rotating which goes first).
-    pub fn resolve(&self, model: &str) -> Vec<(Arc<Route>, String)> {
+    pub fn resolve<'m>(&self, model: &'m str) -> Targets<'m> {
         if let Some(alias) = self.aliases.get(model) {
             return alias
                 .order()
                 .into_iter()
                 .filter_map(|t| {
                     let (prefix, rest) = t.split_once('/')?;
-                    Some((self.routes.get(prefix)?.clone(), rest.to_string()))
+                    Some((
+                        self.routes.get(prefix)?.clone(),
+                        Cow::Owned(rest.to_string()),
+                    ))
                 })
                 .collect();
         }
         if let Some((prefix, rest)) = model.split_once('/') {
             if let (Some(route), false) = (self.routes.get(prefix), rest.is_empty()) {
-                return vec![(route.clone(), rest.to_string())];
+                return smallvec::smallvec![(route.clone(), Cow::Borrowed(rest))];
             }
         }
         let Some(prefixes) = self.catalog.get(model) else {
-            return Vec::new();
+            return Targets::new();
         };
         let start = self.catalog_next.fetch_add(1, Ordering::Relaxed) as usize;
         (0..prefixes.len())
             .filter_map(|k| {
                 let p = &prefixes[(start + k) % prefixes.len()];
-                Some((self.routes.get(p)?.clone(), model.to_string()))
+                Some((self.routes.get(p)?.clone(), Cow::Borrowed(model)))
             })
             .collect()
     }

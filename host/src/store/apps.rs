@@ -34,7 +34,8 @@ pub struct AppKey {
 pub struct KeyOwner {
     pub key_id: i64,
     pub app_id: i64,
-    pub app_name: String,
+    /// Shared by the auth cache and every call of the app (no copy per call).
+    pub app_name: std::sync::Arc<str>,
     pub app_enabled: bool,
     pub revoked: bool,
 }
@@ -219,7 +220,7 @@ impl Store {
                     Ok(KeyOwner {
                         key_id: r.get(0)?,
                         app_id: r.get(1)?,
-                        app_name: r.get(2)?,
+                        app_name: r.get::<_, String>(2)?.into(),
                         app_enabled: r.get(3)?,
                         revoked: r.get(4)?,
                     })

@@ -184,7 +184,7 @@ async fn suite(backend: Backend, raw: Raw) {
     assert_eq!(s.apps.get_app(a.id).await.unwrap().active_keys, 2);
     let owner = s.apps.key_owner(hash_key(&plain)).await.unwrap().unwrap();
     assert_eq!(
-        (owner.key_id, owner.app_id, owner.app_name.as_str()),
+        (owner.key_id, owner.app_id, &*owner.app_name),
         (key.id, a.id, "alpha")
     );
     assert!(owner.app_enabled && !owner.revoked);

@@ -180,7 +180,7 @@ impl AppStore for PgStores {
             .map(|r| KeyOwner {
                 key_id: r.get(0),
                 app_id: r.get(1),
-                app_name: r.get(2),
+                app_name: r.get::<_, String>(2).into(),
                 app_enabled: r.get(3),
                 revoked: r.get(4),
             }))

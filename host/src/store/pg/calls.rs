@@ -126,7 +126,7 @@ impl PgDb {
             created.push(r.created_at);
             tried.push(
                 (!r.credentials_tried.is_empty())
-                    .then(|| serde_json::json!(r.credentials_tried).to_string()),
+                    .then(|| serde_json::json!(r.credentials_tried.as_slice()).to_string()),
             );
             requested.push(r.requested_model.as_deref());
             format.push(r.format);
