@@ -31,7 +31,7 @@ impl IdleTrim {
 }
 
 /// Returns free memory in every arena to the OS (no-op off glibc).
-pub fn trim() {
+fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks and madvises the allocator's own free lists, under
     // its arena locks; it has no preconditions.

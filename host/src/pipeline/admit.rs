@@ -8,11 +8,9 @@
 use super::context::CallContext;
 use crate::error::ApiError;
 use crate::inbound::CanonicalCall;
-use crate::routing::Route;
+use crate::routing::Target;
 use crate::state::AppState;
 use serde::Deserialize;
-use std::borrow::Cow;
-use std::sync::Arc;
 
 /// Admits `call` for the context's app, or refuses it. `first` is the target the call
 /// will be served by first (for per-model limits and the price of the hold).
@@ -20,7 +18,7 @@ pub async fn admit(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, Cow<'_, str>)>,
+    first: Option<&Target<'_>>,
 ) -> Result<(), ApiError> {
     // Read from the body at most once, and only if a limit or a hold needs it.
     let mut tokens = None;
@@ -41,7 +39,7 @@ async fn limits(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, Cow<'_, str>)>,
+    first: Option<&Target<'_>>,
     tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
     if state.limits.load().is_empty() {
@@ -108,7 +106,7 @@ async fn budget(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, Cow<'_, str>)>,
+    first: Option<&Target<'_>>,
     tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
     let budgets = &state.budgets;
@@ -168,7 +166,7 @@ async fn hold(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, Cow<'_, str>)>,
+    first: Option<&Target<'_>>,
     tokens: &mut Option<(u64, Option<u64>)>,
 ) -> Result<(), ApiError> {
     let Some((route, model)) = first else {

@@ -8,13 +8,11 @@ use super::Served;
 use crate::cache::{Ask, Cached, Slot};
 use crate::error::ApiError;
 use crate::inbound::CanonicalCall;
-use crate::routing::Route;
+use crate::routing::Target;
 use crate::server::http;
 use crate::state::AppState;
 use bytes::Bytes;
 use plugin_api::Usage;
-use std::borrow::Cow;
-use std::sync::Arc;
 
 /// A cached answer for `call`, if one may be served; else, when the call is cacheable,
 /// a slot for its answer in `ctx`.
@@ -22,7 +20,7 @@ pub async fn lookup(
     state: &AppState,
     ctx: &mut CallContext,
     call: &CanonicalCall,
-    first: Option<&(Arc<Route>, Cow<'_, str>)>,
+    first: Option<&Target<'_>>,
 ) -> Result<Option<Served>, ApiError> {
     let Some((route, upstream_model)) = first else {
         return Ok(None);

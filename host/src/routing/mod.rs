@@ -198,9 +198,11 @@ struct Decl {
     total_timeout_ms: Option<u64>,
 }
 
-/// A call's targets in order: `(route, upstream model)`, the model borrowed from the
-/// client's name where it is part of it; inline for the usual one or two.
-pub type Targets<'m> = smallvec::SmallVec<[(Arc<Route>, Cow<'m, str>); 2]>;
+/// One target of a call: `(route, upstream model)`, the model borrowed from the client's
+/// name where it is part of it.
+pub type Target<'m> = (Arc<Route>, Cow<'m, str>);
+/// A call's targets in order, inline for the usual one or two.
+pub type Targets<'m> = smallvec::SmallVec<[Target<'m>; 2]>;
 
 impl RoutingTable {
     pub fn get(&self, prefix: &str) -> Option<&Arc<Route>> {
